@@ -1,0 +1,57 @@
+# par: build, test, install.  Variable names follow LuaRocks' so that
+# `luarocks make` and `make install` agree.
+
+LUA        ?= lua5.4
+PREFIX     ?= /usr/local
+LUA_INCDIR ?= /usr/include/lua5.4
+LIBFLAG    ?= -shared
+LIBDIR     ?= $(PREFIX)/lib/lua/5.4
+LUADIR     ?= $(PREFIX)/share/lua/5.4
+BINDIR     ?= $(PREFIX)/bin
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+WARN        = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS  = -std=c99 -D_GNU_SOURCE -fPIC -pthread $(WARN) -I$(LUA_INCDIR) $(CFLAGS)
+SAN         = -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+BUSTED      = busted --lua=$(LUA)
+
+SRCS = $(wildcard src/*.c)
+OBJS = $(SRCS:.c=.o)
+LUAS = $(wildcard lua/par/*.lua)
+
+.PHONY: all deps test demo bench install clean asan
+
+all: par/core.so
+
+par/core.so: $(OBJS)
+	@mkdir -p par
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(OBJS) $(LDFLAGS) -pthread
+
+src/%.o: src/%.c src/*.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Install what the build and the tests need on Debian, when it is missing.
+deps:
+	@sh .ci/deps.sh
+
+test: deps all
+	$(BUSTED)
+
+demo: deps all
+	$(LUA) examples/export_table.lua
+
+bench: deps all
+	sh bench/run.sh
+
+asan:
+	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" $(BUSTED)
+	$(MAKE) clean
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par
+	install -m 755 par/core.so $(DESTDIR)$(LIBDIR)/par/core.so
+	install -m 644 $(LUAS) $(DESTDIR)$(LUADIR)/par/
+
+clean:
+	rm -rf par src/*.o

@@ -1,0 +1,245 @@
+--- par: run work in parallel.
+-- par.run runs a list of commands on a pool of threads; par.map maps a Lua
+-- function over items on forked worker processes.
+local core = require "par.core"
+local util = require "par.util"
+local joblog = require "par.joblog"
+local progress = require "par.progress"
+
+local M = {}
+
+M.VERSION = core.VERSION
+
+local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local format = string.format
+local argerror, typename = util.argerror, util.typename
+
+--- The CPUs this process may use (affinity-aware, at least 1).
+M.cpus = core.cpus
+
+--- Quote a string for a POSIX shell, so that `sh -c` sees it as one word.
+function M.quote(s)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then argerror(1, "quote", "string expected, got " .. typename(s)) end
+  if s:find("\0", 1, true) then argerror(1, "quote", "string contains a NUL byte") end
+  if s ~= "" and not s:find("[^%w@%%+=:,./_-]") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- The partitions { {lo, hi}, ... } covering first..last in blocks of size;
+-- the last block may be short, and first > last gives no block.
+function M.ranges(first, last, size)
+  for i, v in ipairs({ first, last, size }) do
+    if math.type(v) ~= "integer" then
+      argerror(i, "ranges", type(v) == "number" and "number has no integer representation"
+        or "integer expected, got " .. typename(v))
+    end
+  end
+  if size < 1 then argerror(3, "ranges", "block size must be >= 1, got " .. size) end
+  local out = {}
+  if first > last then return out end
+  if last - first < 0 then argerror(2, "ranges", "range too large") end
+  local lo = first
+  while true do
+    if last - lo < size then   -- no overflow: lo <= last here
+      out[#out + 1] = { lo, last }
+      return out
+    end
+    out[#out + 1] = { lo, lo + size - 1 }
+    lo = lo + size
+  end
+end
+
+-- {======================================================================
+-- par.run: checks
+
+local function check_string(v)
+  if type(v) ~= "string" then return nil, "string expected, got " .. typename(v) end
+  if v:find("\0", 1, true) then return nil, "string contains a NUL byte" end
+  return v
+end
+
+local function check_argv(t, what)
+  if type(t) ~= "table" then return nil, what .. " must be a string or an argv table" end
+  if #t == 0 or not util.is_sequence(t) then return nil, what .. " must be a non-empty sequence of strings" end
+  for k, a in ipairs(t) do
+    if type(a) ~= "string" then
+      return nil, format("%s: element %d is a %s, not a string", what, k, typename(a))
+    end
+    if a:find("\0", 1, true) then return nil, format("%s: element %d contains a NUL byte", what, k) end
+  end
+  return t
+end
+
+local function check_env(v)
+  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  for k, val in pairs(v) do
+    if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+      return nil, "bad variable name " .. format("%q", tostring(k))
+    end
+    if val ~= false and type(val) ~= "string" or (val and val:find("\0", 1, true)) then
+      return nil, format("variable '%s' must be a string without NUL bytes, or false", k)
+    end
+  end
+  return v
+end
+
+local function check_shell(v)
+  if type(v) == "string" then
+    return check_string(v) and { v, "-c" } or nil, "string without NUL bytes expected"
+  end
+  return check_argv(v, "shell")
+end
+
+local RUN_OPTS = {
+  jobs = util.positive_integer,
+  capture = util.boolean,
+  stdin = check_string,
+  env = check_env,
+  cwd = check_string,
+  shell = check_shell,
+  timeout = util.positive_number,
+  kill_after = util.nonneg_number,
+  retries = util.nonneg_integer,
+  retry_delay = util.nonneg_number,
+  halt = util.oneof("never", "soon", "now"),
+  on_done = util.func,
+  progress = function(v)
+    if v == "always" or type(v) == "boolean" then return v end
+    return nil, "boolean or 'always' expected, got " .. typename(v)
+  end,
+  joblog = check_string,
+  resume = function(v)
+    if v == "failed" or type(v) == "boolean" then return v end
+    return nil, "boolean or 'failed' expected, got " .. typename(v)
+  end,
+  max_output = util.nonneg_integer,
+  output = util.oneof("group", "ungroup"),
+  delay = util.nonneg_number,
+}
+
+-- par.run(cmds [, n] [, opts]): returns the checked options and the argument
+-- number they came from.
+local function run_args(cmds, a2, a3)
+  if type(cmds) ~= "table" then argerror(1, "run", "table expected, got " .. typename(cmds), 4) end
+  if not util.is_sequence(cmds) then argerror(1, "run", "sequence expected (keys 1..n only)", 4) end
+  local opts, argn = {}, 2
+  if type(a2) == "table" then
+    if a3 ~= nil then argerror(3, "run", "no argument expected after an options table", 4) end
+    opts = util.check_opts(a2, RUN_OPTS, 2, "run", 5)
+  elseif a2 ~= nil then
+    local n, why = util.check_count(a2, 1)
+    if not n then argerror(2, "run", "number of jobs: " .. why, 4) end
+    if a3 ~= nil then
+      if type(a3) ~= "table" then argerror(3, "run", "table expected, got " .. typename(a3), 4) end
+      opts = util.check_opts(a3, RUN_OPTS, 3, "run", 5)
+      if opts.jobs and opts.jobs ~= n then argerror(3, "run", "option 'jobs' contradicts argument #2", 4) end
+      argn = 3
+    end
+    opts.jobs = n
+  end
+  if opts.resume and not opts.joblog then argerror(argn, "run", "option 'resume' needs option 'joblog'", 4) end
+  if opts.output and opts.capture then
+    argerror(argn, "run", "option 'output' needs capture = false", 4)
+  end
+  for i, c in ipairs(cmds) do
+    if type(c) == "string" then
+      if c == "" then argerror(1, "run", format("command #%d is an empty string", i), 4) end
+      if c:find("\0", 1, true) then argerror(1, "run", format("command #%d contains a NUL byte", i), 4) end
+    else
+      local ok, why = check_argv(c, "command #" .. i)
+      if not ok then argerror(1, "run", why, 4) end
+    end
+  end
+  return opts, argn
+end
+
+-- }======================================================================
+
+-- The argv vectors the core runs: string commands go through the shell.
+local function argvs(cmds, shell, todo)
+  local out = {}
+  for k, i in ipairs(todo) do
+    local c = cmds[i]
+    if type(c) == "string" then
+      local v = table.move(shell, 1, #shell, 1, {})
+      v[#v + 1] = c
+      out[k] = v
+    else
+      out[k] = c
+    end
+  end
+  return out
+end
+
+local function skipped(cmd, ok)
+  return { cmd = cmd, ok = ok, status = "skipped" }
+end
+
+-- Write a grouped command's output in one piece each.
+local function write_group(res)
+  if res.stdout ~= "" then io.stdout:write(res.stdout); io.stdout:flush() end
+  if res.stderr ~= "" then io.stderr:write(res.stderr); io.stderr:flush() end
+  res.stdout, res.stderr = nil, nil
+end
+
+--- Run a list of commands, n at a time, on a pool of threads.
+-- @return results (in input order), nfailed
+function M.run(cmds, a2, a3)
+  local opts = run_args(cmds, a2, a3)
+  local results, total = {}, #cmds
+  local todo = {}
+  local done = opts.resume and joblog.read(opts.joblog, opts.resume == "failed") or {}
+  local log <close> = opts.joblog and joblog.open(opts.joblog) or nil
+  for i = 1, total do
+    local ok = done[i]
+    if ok ~= nil then
+      results[i] = skipped(cmds[i], ok)
+    else
+      todo[#todo + 1] = i
+    end
+  end
+  local group = opts.output == "group"
+  local capture = opts.capture
+  if capture == nil then capture = opts.output == nil end
+  local bar = progress.new(#todo, opts.progress)
+  local r <close> = core.runner(argvs(cmds, opts.shell or { "/bin/sh", "-c" }, todo), {
+    jobs = math.min(opts.jobs or core.cpus(), math.max(#todo, 1)),
+    capture = capture or group,
+    stdin = opts.stdin, env = opts.env, cwd = opts.cwd,
+    timeout = opts.timeout, kill_after = opts.kill_after,
+    retries = opts.retries, retry_delay = opts.retry_delay,
+    halt = opts.halt, max_output = opts.max_output, delay = opts.delay,
+  })
+  local on_done = opts.on_done
+  local failed = 0
+  while true do
+    local k, res = r:next(bar and bar.interval)
+    if k == nil then
+      if bar then bar:finish(r, failed) end
+      if res == "interrupted" then error("interrupted", 2) end
+      break
+    elseif k then
+      local i = todo[k]
+      res.cmd = cmds[i]
+      results[i] = res
+      if not res.ok then failed = failed + 1 end
+      if group then write_group(res) end
+      if log and res.status ~= "skipped" then log:write(i, res) end
+      if bar then bar:draw(r, failed) end
+      if on_done then on_done(res, i) end
+    elseif bar then
+      bar:draw(r, failed)
+    end
+  end
+  local nfailed = 0
+  for i = 1, total do
+    if not results[i] then results[i] = skipped(cmds[i], false) end
+    if not results[i].ok then nfailed = nfailed + 1 end
+  end
+  return results, nfailed
+end
+
+M.map = require("par.map").map
+
+return M

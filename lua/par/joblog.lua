@@ -1,0 +1,92 @@
+--- The joblog of GNU parallel (`--joblog`): one tab-separated line per
+-- finished command, written and flushed as each ends, so that a batch killed
+-- halfway leaves a correct log; and the reader behind `resume`.
+local M = {}
+
+local format = string.format
+local HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+
+local Log = {}
+Log.__index = Log
+
+--- The Command column: argv commands quoted for the shell, on one line.
+local function command_text(cmd)
+  if type(cmd) == "table" then
+    local quote = require("par").quote
+    local words = {}
+    for i, a in ipairs(cmd) do words[i] = quote(a) end
+    cmd = table.concat(words, " ")
+  end
+  return (cmd:gsub("[\n\t\r]", { ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }))
+end
+
+--- Exitval and Signal as GNU parallel writes them: a timed-out job has
+-- Exitval -1 and the signal that stopped it; a job that could not start -1, 0.
+local function exit_fields(res)
+  if res.status == "signal" then return 0, res.signal end
+  if res.status == "timeout" then return -1, res.signal or 15 end
+  if res.status == "error" then return -1, 0 end
+  return res.code or -1, 0
+end
+
+function M.open(path)
+  local f, err = io.open(path, "a+")
+  if not f then error("par.run: cannot open joblog: " .. err, 3) end
+  if f:seek("end") == 0 then
+    f:write(HEADER, "\n")
+    f:flush()
+  end
+  return setmetatable({ file = f, host = ":" }, Log)
+end
+
+function Log:write(seq, res)
+  local exitval, sig = exit_fields(res)
+  self.file:write(format("%d\t%s\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t%s\n",
+    seq, res.host or self.host, res.started or 0, res.elapsed or 0, 0,
+    res.stdout and #res.stdout or 0, exitval, sig, command_text(res.cmd)))
+  self.file:flush()
+end
+
+function Log:close()
+  if self.file then
+    self.file:close()
+    self.file = nil
+  end
+end
+Log.__close = Log.close
+Log.__gc = Log.close
+
+--- Read a joblog for resuming.  Returns a table seq -> ok for the commands
+-- not to run again: every logged one, or with rerun_failed only those that
+-- ended with exit 0 and no signal.  The log is read, not trusted: lines that
+-- do not parse (a truncated last line, garbage) are skipped with a warning.
+function M.read(path, rerun_failed, warn)
+  warn = warn or function(msg) io.stderr:write("par: ", msg, "\n") end
+  local done = {}
+  local f = io.open(path, "r")
+  if not f then return done end
+  local lineno, bad = 0, 0
+  local data = f:read("a")
+  f:close()
+  for line, nl in data:gmatch("([^\n]*)(\n?)") do
+    lineno = lineno + 1
+    if line == "" and nl == "" then break end
+    if lineno > 1 or line ~= HEADER then
+      local seq, exitval, sig = line:match(
+        "^(%d+)\t[^\t]*\t%d+%.?%d*\t *%d+%.?%d*\t%d+\t%d+\t(%-?%d+)\t(%d+)\t")
+      seq = seq and math.tointeger(tonumber(seq))
+      if not seq or nl == "" then
+        bad = bad + 1
+        if bad <= 3 then warn(format("joblog %s: line %d ignored (%s)", path, lineno,
+          nl == "" and "no end of line" or "not a joblog line")) end
+      else
+        local ok = tonumber(exitval) == 0 and tonumber(sig) == 0
+        if ok or not rerun_failed then done[seq] = done[seq] or ok end
+      end
+    end
+  end
+  if bad > 3 then warn(format("joblog %s: %d lines ignored in all", path, bad)) end
+  return done
+end
+
+return M

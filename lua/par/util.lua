@@ -1,0 +1,99 @@
+--- Argument checking shared by par's Lua layer.
+-- Messages follow Lua's own: "bad argument #2 to 'run' (number expected, got nil)".
+local M = {}
+
+local type, error, format = type, error, string.format
+local math_type = math.type
+
+--- Raise "bad argument #i to 'fname' (msg)", blaming the caller of the API
+-- function (level 3: skip argerror and the API function itself).
+function M.argerror(i, fname, msg, level)
+  error(format("bad argument #%d to '%s' (%s)", i, fname, msg), level or 3)
+end
+
+--- Name of a value's type as Lua's messages give it.
+function M.typename(v)
+  local mt = getmetatable(v)
+  if type(mt) == "table" and type(mt.__name) == "string" then return mt.__name end
+  return type(v)
+end
+
+--- True when t is a table whose keys are exactly 1..#t.
+function M.is_sequence(t)
+  local n = #t
+  local count = 0
+  for k in pairs(t) do
+    if math_type(k) ~= "integer" or k < 1 or k > n then return false end
+    count = count + 1
+  end
+  return count == n
+end
+
+--- Integer >= min, or nil with a reason.
+function M.check_count(v, min)
+  if math_type(v) ~= "integer" then
+    if type(v) == "number" then return nil, "number has no integer representation" end
+    return nil, "integer expected, got " .. M.typename(v)
+  end
+  if v < min then return nil, format("must be >= %d, got %d", min, v) end
+  return v
+end
+
+--- Check an options table against a spec { name = checker }, where a checker
+-- returns the normalised value or nil, reason.  Raises on an unknown option
+-- (naming it) or a bad value.  Returns a new table of the checked options.
+function M.check_opts(opts, spec, argn, fname, level)
+  level = level or 4
+  local out = {}
+  for k, v in pairs(opts) do
+    local check = type(k) == "string" and spec[k]
+    if not check then
+      M.argerror(argn, fname, format("unknown option '%s'", tostring(k)), level)
+    end
+    local val, why = check(v)
+    if val == nil then
+      M.argerror(argn, fname, format("option '%s': %s", k, why), level)
+    end
+    out[k] = val
+  end
+  return out
+end
+
+--- Checkers for check_opts.
+function M.boolean(v)
+  if type(v) ~= "boolean" then return nil, "boolean expected, got " .. M.typename(v) end
+  return v
+end
+
+function M.positive_integer(v) return M.check_count(v, 1) end
+function M.nonneg_integer(v) return M.check_count(v, 0) end
+
+function M.positive_number(v)
+  if type(v) ~= "number" then return nil, "number expected, got " .. M.typename(v) end
+  if not (v > 0) or v == math.huge then return nil, "must be a finite number > 0" end
+  return v
+end
+
+function M.nonneg_number(v)
+  if type(v) ~= "number" then return nil, "number expected, got " .. M.typename(v) end
+  if not (v >= 0) or v == math.huge then return nil, "must be a finite number >= 0" end
+  return v
+end
+
+function M.func(v)
+  if type(v) ~= "function" then return nil, "function expected, got " .. M.typename(v) end
+  return v
+end
+
+function M.oneof(...)
+  local names = { ... }
+  local set = {}
+  for _, n in ipairs(names) do set[n] = true end
+  return function(v)
+    if set[v] then return v end
+    return nil, "expected one of " .. table.concat(names, ", ") .. ", got "
+      .. (type(v) == "string" and ("'" .. v .. "'") or M.typename(v))
+  end
+end
+
+return M

@@ -1,0 +1,58 @@
+/*
+** par.c: luaopen_par_core.
+*/
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "par.h"
+
+/* The CPUs this process may run on: its affinity mask, which taskset and
+** cgroup cpusets narrow, rather than the CPUs the machine has. */
+static int par_cpus (lua_State *L) {
+  cpu_set_t set;
+  long n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    n = CPU_COUNT(&set);
+  if (n < 1)
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n < 1 ? 1 : n);
+  return 1;
+}
+
+static void setversion (lua_State *L) {
+  lua_pushliteral(L, PAR_VERSION);
+  lua_setfield(L, -2, "VERSION");
+}
+
+/* core.isatty(fd): for the progress display, drawn only on a terminal. */
+static int par_isatty (lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.monotime(): seconds on the monotonic clock, for the progress display. */
+static int par_monotime (lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+int luaopen_par_core (lua_State *L);
+
+int luaopen_par_core (lua_State *L) {
+  luaL_checkversion(L);
+  lua_newtable(L);
+  setversion(L);
+  lua_pushcfunction(L, par_cpus);
+  lua_setfield(L, -2, "cpus");
+  lua_pushcfunction(L, par_monotime);
+  lua_setfield(L, -2, "monotime");
+  lua_pushcfunction(L, par_isatty);
+  lua_setfield(L, -2, "isatty");
+  run_open(L);
+  map_open(L);
+  codec_open(L);
+  return 1;          /* no lua_setglobal: require's result is the API */
+}

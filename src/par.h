@@ -1,0 +1,18 @@
+/*
+** par.h: what the Lua-facing files of par.core share.
+** Worker-thread files (run.c, spawn.c, buf.c) include no Lua header.
+*/
+#ifndef PAR_H
+#define PAR_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#define PAR_VERSION "0.1.0"
+
+/* Each adds its functions to the module table at the top of the stack. */
+void run_open (lua_State *L);       /* run.c: runner  */
+void map_open (lua_State *L);       /* map.c: pool    */
+void codec_open (lua_State *L);     /* codec.c: encode, decode */
+
+#endif

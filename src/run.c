@@ -1,0 +1,214 @@
+/*
+** run.c: the thread pool behind par.run.  Each worker claims the next job
+** as soon as its last one ends, runs it (spawn.c) and posts it on the
+** completion queue; the caller's thread, the only one that touches Lua,
+** turns finished jobs into results.  Plain C, no Lua.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "run.h"
+
+#define STACKSIZE (256 * 1024)      /* a worker needs little: one read buffer */
+
+static void lock (Run *r) { pthread_mutex_lock(&r->mu); }
+static void unlock (Run *r) { pthread_mutex_unlock(&r->mu); }
+
+static void wakeup (int fd) {
+  ssize_t n;
+  do n = write(fd, "", 1); while (n < 0 && errno == EINTR);
+  /* EAGAIN is fine: the pipe is full, so a wake-up is already pending */
+}
+
+int run_init (Run *r) {
+  int e;
+  r->wake[0] = r->wake[1] = r->stop[0] = r->stop[1] = r->devnull = -1;
+  if ((e = pthread_mutex_init(&r->mu, NULL)) != 0) return e;
+  r->mu_ok = 1;
+  if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+      pipe2(r->stop, O_CLOEXEC | O_NONBLOCK) != 0)
+    return errno;
+  if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+    return errno;
+  return 0;
+}
+
+/* Sleep until monotonic time 't'; 0 if a stop came first. */
+static int pause_until (Run *r, double t) {
+  for (;;) {
+    double now = now_mono();
+    struct pollfd p = {r->stop[0], POLLIN, 0};
+    if (__atomic_load_n(&r->killing, __ATOMIC_ACQUIRE)) return 0;
+    if (now >= t) return 1;
+    poll(&p, 1, (int)((t - now) * 1000.0) + 1);
+  }
+}
+
+static Job *claim (Run *r) {
+  Job *j = NULL;
+  double at = 0;
+  lock(r);
+  if (!r->stopping && r->claimed < r->njobs) {
+    j = &r->jobs[r->claimed++];
+    if (r->spec.delay > 0) {
+      double now = now_mono();
+      at = r->next_start > now ? r->next_start : now;
+      r->next_start = at + r->spec.delay;
+    }
+  }
+  unlock(r);
+  if (j != NULL && at > 0 && !pause_until(r, at))
+    j->status = ST_NONE;            /* stopped before its turn: skipped */
+  else if (j != NULL)
+    j->status = ST_EXIT;            /* will run */
+  return j;
+}
+
+static int job_ok (const Job *j) {
+  return j->status == ST_EXIT && j->code == 0;
+}
+
+static void attempts (Run *r, Job *j) {
+  for (;;) {
+    j->attempts++;
+    spawn_job(r, j);
+    if (job_ok(j) || j->attempts > r->spec.retries ||
+        __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
+      return;
+    if (r->spec.retry_delay > 0 && !pause_until(r, now_mono() + r->spec.retry_delay))
+      return;
+  }
+}
+
+static void post (Run *r, Job *j) {
+  lock(r);
+  j->next = NULL;
+  if (r->done_tail) r->done_tail->next = j;
+  else r->done_head = j;
+  r->done_tail = j;
+  r->finished++;
+  unlock(r);
+  wakeup(r->wake[1]);
+}
+
+static void *worker (void *arg) {
+  Run *r = (Run *)arg;
+  Job *j;
+  while ((j = claim(r)) != NULL) {
+    if (j->status != ST_NONE) {
+      attempts(r, j);
+      if (!job_ok(j) && r->spec.halt != HALT_NEVER)
+        run_stop(r, r->spec.halt == HALT_NOW);
+    }
+    post(r, j);
+  }
+  lock(r);
+  r->idle++;
+  unlock(r);
+  wakeup(r->wake[1]);
+  return NULL;
+}
+
+/* Workers start with every signal blocked, so that SIGINT, SIGTERM and
+** SIGCHLD go to the caller's thread, and SIGPIPE from a command that closed
+** its stdin becomes EPIPE. */
+int run_start (Run *r, int n) {
+  pthread_attr_t attr;
+  sigset_t all, old;
+  int e = 0;
+  if ((size_t)n > r->njobs) n = (int)r->njobs;
+  if (n == 0) return 0;
+  if ((r->threads = calloc((size_t)n, sizeof *r->threads)) == NULL) return ENOMEM;
+  if ((e = pthread_attr_init(&attr)) != 0) return e;
+  pthread_attr_setstacksize(&attr, STACKSIZE);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  while (r->nthreads < n) {
+    if ((e = pthread_create(&r->threads[r->nthreads], &attr, worker, r)) != 0)
+      break;
+    r->nthreads++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  return r->nthreads > 0 ? 0 : e;   /* fewer workers still finish the run */
+}
+
+Job *run_pop (Run *r) {
+  Job *j;
+  lock(r);
+  j = r->done_head;
+  if (j != NULL) {
+    r->done_head = j->next;
+    if (r->done_head == NULL) r->done_tail = NULL;
+  }
+  unlock(r);
+  return j;
+}
+
+int run_over (Run *r) {
+  int over;
+  lock(r);
+  over = r->idle == r->nthreads && r->done_head == NULL;
+  unlock(r);
+  return over;
+}
+
+void run_counts (Run *r, size_t *claimed, size_t *finished) {
+  lock(r);
+  *claimed = r->claimed;
+  *finished = r->finished;
+  unlock(r);
+}
+
+void run_stop (Run *r, int kill) {
+  int wake = 0;
+  lock(r);
+  __atomic_store_n(&r->stopping, 1, __ATOMIC_RELEASE);
+  if (kill > r->killing) {
+    wake = r->killing == 0;
+    __atomic_store_n(&r->killing, kill, __ATOMIC_RELEASE);
+  }
+  unlock(r);
+  if (wake) wakeup(r->stop[1]);     /* never read: stays readable for all */
+}
+
+static void closeall (Run *r) {
+  int *fds[] = {&r->wake[0], &r->wake[1], &r->stop[0], &r->stop[1], &r->devnull};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+    if (*fds[i] >= 0) close(*fds[i]);
+    *fds[i] = -1;
+  }
+}
+
+void run_free (Run *r) {
+  if (r->nthreads > 0) {
+    run_stop(r, 1);
+    for (int i = 0; i < r->nthreads; i++)
+      pthread_join(r->threads[i], NULL);
+    r->nthreads = 0;
+  }
+  for (size_t i = 0; r->jobs != NULL && i < r->njobs; i++) {
+    Job *j = &r->jobs[i];
+    for (char **a = j->argv; a != NULL && *a != NULL; a++) free(*a);
+    free(j->argv);
+    buf_free(&j->out);
+    buf_free(&j->errout);
+  }
+  free(r->jobs);
+  free(r->threads);
+  free(r->spec.cwd);
+  free(r->spec.input);
+  for (char **e = r->spec.envp; e != NULL && *e != NULL; e++) free(*e);
+  free(r->spec.envp);
+  closeall(r);
+  if (r->mu_ok) pthread_mutex_destroy(&r->mu);
+  r->mu_ok = 0;
+  r->jobs = NULL;
+  r->threads = NULL;
+  r->spec.envp = NULL;
+  r->spec.cwd = r->spec.input = NULL;
+}

@@ -1,0 +1,302 @@
+/*
+** spawn.c: run one command: posix_spawn it in its own process group, feed
+** its stdin, drain its stdout and stderr, enforce its deadline, reap it.
+** Runs on worker threads: plain C, no Lua.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "run.h"
+
+extern char **environ;
+
+#define READSZ 65536            /* one read(); lives on the worker's stack */
+#define ESCAPE_GRACE 0.5        /* see spawn_wait: grandchildren outside the group */
+
+typedef struct Child {
+  pid_t pid;
+  int pidfd;                    /* -1: no pidfd, poll with waitid(WNOHANG) */
+  int in, out, err;             /* our ends of its pipes; -1 once closed */
+  size_t inoff;                 /* bytes of the input written */
+  int reaped;
+  siginfo_t info;
+} Child;
+
+double now_mono (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double now_real (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void closefd (int *fd) {
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+/* Keep our descriptors off 0-2: if the host closed its stdin, a pipe could
+** come back as fd 0, and dup2(0, 0) in the child would keep it CLOEXEC. */
+static int fd_high (int *fd) {
+  int n;
+  if (*fd > 2) return 0;
+  n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+  if (n < 0) return errno;
+  close(*fd);
+  *fd = n;
+  return 0;
+}
+
+static int mkpipe (int p[2]) {
+  int e;
+  if (pipe2(p, O_CLOEXEC) != 0) return errno;
+  if ((e = fd_high(&p[0])) == 0 && (e = fd_high(&p[1])) == 0) return 0;
+  closefd(&p[0]);
+  closefd(&p[1]);
+  return e;
+}
+
+/* Workers block every signal, and the host may ignore SIGPIPE.  Children
+** must inherit neither, or they ignore our timeout SIGTERM and pipelines
+** misbehave.  Each child leads its own process group, so that a timeout
+** can stop a whole `sh -c` pipeline with kill(-pid). */
+static int spawn_attrs (posix_spawnattr_t *a) {
+  sigset_t none, all;
+  int e;
+  sigemptyset(&none);
+  sigfillset(&all);
+  if ((e = posix_spawnattr_init(a)) != 0) return e;
+  e = posix_spawnattr_setflags(a, POSIX_SPAWN_SETPGROUP |
+                                  POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  if (e == 0) e = posix_spawnattr_setpgroup(a, 0);
+  if (e == 0) e = posix_spawnattr_setsigmask(a, &none);
+  if (e == 0) e = posix_spawnattr_setsigdefault(a, &all);
+  if (e != 0) posix_spawnattr_destroy(a);
+  return e;
+}
+
+static int spawn_actions (Run *r, posix_spawn_file_actions_t *fa,
+                          int in, int out, int err) {
+  int e;
+  if ((e = posix_spawn_file_actions_init(fa)) != 0) return e;
+  e = posix_spawn_file_actions_adddup2(fa, in, 0);
+  if (e == 0 && out >= 0) e = posix_spawn_file_actions_adddup2(fa, out, 1);
+  if (e == 0 && err >= 0) e = posix_spawn_file_actions_adddup2(fa, err, 2);
+  if (e == 0 && r->spec.cwd != NULL)
+    e = posix_spawn_file_actions_addchdir_np(fa, r->spec.cwd);
+  if (e != 0) posix_spawn_file_actions_destroy(fa);
+  return e;
+}
+
+/* posix_spawn reports a failed chdir with the same errno as a missing
+** program; tell the two apart so that the message names the right one. */
+static const char *failed_step (Run *r, int e) {
+  struct stat st;
+  if (r->spec.cwd != NULL && (e == ENOENT || e == ENOTDIR || e == EACCES) &&
+      (stat(r->spec.cwd, &st) != 0 || !S_ISDIR(st.st_mode) ||
+       access(r->spec.cwd, X_OK) != 0))
+    return "chdir";
+  return NULL;
+}
+
+/* Start the child; 0, or an errno value with j->errwhat naming the step. */
+static int spawn_start (Run *r, Job *j, Child *c) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  int e;
+  j->errwhat = "pipe";
+  if ((r->spec.input != NULL && (e = mkpipe(in)) != 0) ||
+      (r->spec.capture && ((e = mkpipe(out)) != 0 || (e = mkpipe(err)) != 0)))
+    goto done;
+  j->errwhat = "posix_spawn";
+  if ((e = spawn_actions(r, &fa, in[0] >= 0 ? in[0] : r->devnull,
+                         out[1], err[1])) != 0)
+    goto done;
+  if ((e = spawn_attrs(&attr)) == 0) {
+    j->errwhat = NULL;
+    e = posix_spawnp(&c->pid, j->argv[0], &fa, &attr, j->argv,
+                     r->spec.envp != NULL ? r->spec.envp : environ);
+    if (e != 0) j->errwhat = failed_step(r, e);
+    posix_spawnattr_destroy(&attr);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+done:
+  closefd(&in[0]);                /* the child's ends: it has its own copies */
+  closefd(&out[1]);
+  closefd(&err[1]);
+  if (e != 0) {
+    closefd(&in[1]);
+    closefd(&out[0]);
+    closefd(&err[0]);
+    return e;
+  }
+  c->in = in[1];
+  c->out = out[0];
+  c->err = err[0];
+  if (c->in >= 0) fcntl(c->in, F_SETFL, O_NONBLOCK);   /* never block on a slow reader */
+  c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);  /* Linux >= 5.3 */
+  return 0;
+}
+
+static void reap (Child *c, int flags) {
+  memset(&c->info, 0, sizeof c->info);
+  if (waitid(P_PID, (id_t)c->pid, &c->info, WEXITED | flags) == 0) {
+    if (c->info.si_pid == c->pid) c->reaped = 1;
+  }
+  else if (errno == ECHILD) {   /* someone else reaped it: the host's SIGCHLD */
+    c->reaped = -1;
+  }
+  if (c->reaped) closefd(&c->pidfd);
+}
+
+/* Read what is there from *fd into b, keeping at most 'max' bytes and
+** dropping the rest, so that memory stays bounded whatever the command
+** prints.  Closes *fd at end of file. */
+static void drain (int *fd, Buf *b, size_t max, int *truncated) {
+  char chunk[READSZ];
+  ssize_t n = read(*fd, chunk, sizeof chunk);
+  if (n > 0) {
+    size_t keep = b->len >= max ? 0 : max - b->len;
+    if ((size_t)n < keep) keep = (size_t)n;
+    if (keep < (size_t)n || buf_add(b, chunk, keep) != 0)
+      *truncated = 1;
+  }
+  else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+    closefd(fd);
+}
+
+static void feed (Run *r, Child *c) {
+  size_t left = r->spec.inputlen - c->inoff;
+  ssize_t n = left > 0 ? write(c->in, r->spec.input + c->inoff, left) : 0;
+  if (n > 0) c->inoff += (size_t)n;
+  if (c->inoff == r->spec.inputlen ||
+      (n < 0 && errno != EINTR && errno != EAGAIN))   /* EPIPE: it stopped reading */
+    closefd(&c->in);
+}
+
+static void signal_group (Child *c, int sig) {
+  kill(-c->pid, sig);               /* the group: `sh -c` and what it started */
+  if (!c->reaped) kill(c->pid, sig);  /* the leader, even if it left the group */
+}
+
+static int ms_until (double t, double now) {
+  double d = (t - now) * 1000.0 + 1.0;
+  return d <= 0 ? 0 : d > 1e6 ? 1000000 : (int)d;
+}
+
+#define EARLIER(a, t) ((t) > 0 && ((a) < 0 || (t) < (a)))
+
+/*
+** Wait for the child to end and its pipes to close.  A deadline (timeout)
+** or a stop from the caller sends SIGTERM to the group, then SIGKILL after
+** kill_after.  A grandchild that left the group (setsid) can hold the pipes
+** open after SIGKILL; once the leader is reaped we give up on them after
+** ESCAPE_GRACE instead of hanging.
+*/
+static void spawn_wait (Run *r, Job *j, Child *c, double start) {
+  double deadline = r->spec.timeout > 0 ? start + r->spec.timeout : 0;
+  double killat = 0, giveup = 0;
+  int termsent = 0, killsent = 0, stopseen = 0;
+  while (!(c->reaped && c->out < 0 && c->err < 0 && c->in < 0)) {
+    struct pollfd p[5];
+    int np = 0, killing, timeout;
+    double now = now_mono(), next = -1;
+    killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
+    if (!termsent && ((deadline > 0 && now >= deadline) || killing > 0)) {
+      if (!killing) j->status = ST_TIMEOUT;
+      signal_group(c, SIGTERM);
+      termsent = 1;
+      killat = now + r->spec.kill_after;
+    }
+    if (termsent && !killsent && (now >= killat || killing > 1)) {
+      signal_group(c, SIGKILL);
+      killsent = 1;
+      giveup = now + ESCAPE_GRACE;
+    }
+    if (killsent && c->reaped && now >= giveup) {
+      closefd(&c->out);             /* escaped grandchildren keep them open */
+      closefd(&c->err);
+      closefd(&c->in);
+      break;
+    }
+    if (!termsent && deadline > 0) next = deadline;
+    if (termsent && !killsent) {
+      next = killat;
+      if (killing > 0 && EARLIER(next, now + 0.05)) next = now + 0.05;  /* watch for a second stop */
+    }
+    if (killsent && c->reaped) next = giveup;
+    if (c->out >= 0) p[np++] = (struct pollfd){c->out, POLLIN, 0};
+    if (c->err >= 0) p[np++] = (struct pollfd){c->err, POLLIN, 0};
+    if (c->in >= 0) p[np++] = (struct pollfd){c->in, POLLOUT, 0};
+    if (!c->reaped && c->pidfd >= 0) p[np++] = (struct pollfd){c->pidfd, POLLIN, 0};
+    if (!stopseen && !termsent) p[np++] = (struct pollfd){r->stop[0], POLLIN, 0};
+    if (!c->reaped && c->pidfd < 0 && EARLIER(next, now + 0.01)) next = now + 0.01;
+    timeout = next < 0 ? -1 : ms_until(next, now);
+    if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) {
+      if (!c->reaped) reap(c, 0);   /* cannot wait any other way */
+      break;
+    }
+    for (int i = 0; i < np; i++) {
+      if (p[i].revents == 0) continue;
+      if (p[i].fd == c->out) drain(&c->out, &j->out, r->spec.max_output, &j->truncated);
+      else if (p[i].fd == c->err) drain(&c->err, &j->errout, r->spec.max_output, &j->truncated);
+      else if (p[i].fd == c->in) feed(r, c);
+      else if (p[i].fd == r->stop[0]) stopseen = 1;
+    }
+    if (!c->reaped) reap(c, WNOHANG);
+  }
+  closefd(&c->out);
+  closefd(&c->err);
+  closefd(&c->in);
+  closefd(&c->pidfd);
+}
+
+static void outcome (Job *j, Child *c) {
+  int timedout = j->status == ST_TIMEOUT;
+  if (c->reaped < 0) {
+    j->status = ST_ERROR;
+    j->err = ECHILD;
+    j->errwhat = "waitid";
+    return;
+  }
+  j->signaled = c->info.si_code != CLD_EXITED;
+  j->code = c->info.si_status;
+  if (!timedout) j->status = j->signaled ? ST_SIGNAL : ST_EXIT;
+}
+
+/* One attempt: its outcome replaces the previous attempt's. */
+void spawn_job (Run *r, Job *j) {
+  Child c = {0, -1, -1, -1, -1, 0, 0, {0}};
+  double start;
+  j->out.len = j->errout.len = 0;
+  j->truncated = j->signaled = j->code = j->err = 0;
+  j->status = ST_NONE;
+  j->errwhat = NULL;
+  j->pid = 0;
+  j->started = now_real();
+  start = now_mono();
+  if ((j->err = spawn_start(r, j, &c)) != 0)
+    j->status = ST_ERROR;
+  else {
+    j->pid = c.pid;
+    spawn_wait(r, j, &c, start);
+    outcome(j, &c);
+  }
+  j->elapsed = now_mono() - start;
+}
