@@ -99,6 +99,9 @@ static int spawn_actions (Run *r, posix_spawn_file_actions_t *fa,
   if (e == 0 && err >= 0) e = posix_spawn_file_actions_adddup2(fa, err, 2);
   if (e == 0 && r->spec.cwd != NULL)
     e = posix_spawn_file_actions_addchdir_np(fa, r->spec.cwd);
+  /* Our own descriptors are CLOEXEC, but the host's need not be: Lua's
+  ** io.open, for one, opens without O_CLOEXEC.  A command gets 0-2 only. */
+  if (e == 0) e = posix_spawn_file_actions_addclosefrom_np(fa, 3);
   if (e != 0) posix_spawn_file_actions_destroy(fa);
   return e;
 }

@@ -29,7 +29,8 @@ end
 --- The partitions { {lo, hi}, ... } covering first..last in blocks of size;
 -- the last block may be short, and first > last gives no block.
 function M.ranges(first, last, size)
-  for i, v in ipairs({ first, last, size }) do
+  for i = 1, 3 do
+    local v = select(i, first, last, size)
     if math.type(v) ~= "integer" then
       argerror(i, "ranges", type(v) == "number" and "number has no integer representation"
         or "integer expected, got " .. typename(v))
@@ -94,7 +95,10 @@ end
 local RUN_OPTS = {
   jobs = util.positive_integer,
   capture = util.boolean,
-  stdin = check_string,
+  stdin = function(v)
+    if type(v) ~= "string" then return nil, "string expected, got " .. typename(v) end
+    return v
+  end,
   env = check_env,
   cwd = check_string,
   shell = check_shell,
