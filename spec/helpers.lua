@@ -38,11 +38,14 @@ function M.fdcount()
   return #lines("exec ls /proc/" .. M.pid() .. "/fd")
 end
 
---- True while process 'pid' exists (a zombie counts).
+--- True while process 'pid' runs.  A zombie does not count here: an
+-- orphan is reaped by init, not by us; M.children catches our own zombies.
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
-  if f then f:close() end
-  return f ~= nil
+  if not f then return false end
+  local state = (f:read("a") or ""):match("%) (%S)")
+  f:close()
+  return state ~= nil and state ~= "Z"
 end
 
 function M.readfile(path)

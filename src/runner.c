@@ -378,7 +378,14 @@ static int runner_counts (lua_State *L) {
   return 2;
 }
 
+/* runner:interrupted(): whether SIGINT or SIGTERM cut the run short. */
+static int runner_interrupted (lua_State *L) {
+  lua_pushboolean(L, checkrunner(L)->interrupted);
+  return 1;
+}
+
 static const luaL_Reg runner_methods[] = {
+  {"interrupted", runner_interrupted},
   {"next", runner_next},
   {"counts", runner_counts},
   {"stop", runner_stop},

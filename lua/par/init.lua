@@ -221,7 +221,7 @@ function M.run(cmds, a2, a3)
     local k, res = r:next(bar and bar.interval)
     if k == nil then
       if bar then bar:finish(r, failed) end
-      if res == "interrupted" then error("interrupted", 2) end
+      if res == "interrupted" then error("interrupted", 0) end
       break
     elseif k then
       local i = todo[k]
@@ -229,7 +229,10 @@ function M.run(cmds, a2, a3)
       results[i] = res
       if not res.ok then failed = failed + 1 end
       if group then write_group(res) end
-      if log and res.status ~= "skipped" then log:write(i, res) end
+      -- a command cut short by an interrupt is not logged, so that a resume reruns it
+      if log and res.status ~= "skipped" and (res.status == "exit" or not r:interrupted()) then
+        log:write(i, res)
+      end
       if bar then bar:draw(r, failed) end
       if on_done then on_done(res, i) end
     elseif bar then

@@ -1,0 +1,337 @@
+local par = require "par"
+local H = require "spec.helpers"
+
+local function statuses(res)
+  local out = {}
+  for i, r in ipairs(res) do out[i] = r.status end
+  return out
+end
+
+local function tmp()
+  local p = os.tmpname()
+  finally(function() os.remove(p) end)
+  return p
+end
+
+describe("par.run job control", function()
+  describe("timeout", function()
+    it("stops a command that traps SIGTERM, and its whole group", function()
+      local pids = tmp()
+      local cmd = "trap '' TERM; echo started; sleep 30 & echo $! > " .. pids .. "; wait; echo never"
+      local res, nfailed = par.run({ cmd, "echo fine" }, { timeout = 0.3, kill_after = 0.2 })
+      assert.are.equal(1, nfailed)
+      local r = res[1]
+      assert.are.equal("timeout", r.status)
+      assert.is_false(r.ok)
+      assert.are.equal(9, r.signal)          -- SIGTERM was ignored: SIGKILL ended it
+      assert.are.equal("started\n", r.stdout)
+      assert.is_false(H.alive(assert(tonumber(H.readfile(pids)))))
+      assert.are.equal("exit", res[2].status)
+    end)
+
+    it("ends a command that obeys SIGTERM with SIGTERM", function()
+      local res = par.run({ "sleep 30" }, { timeout = 0.2 })
+      assert.are.equal("timeout", res[1].status)
+      assert.are.equal(15, res[1].signal)
+    end)
+
+    it("does not hang on a grandchild that left the group holding the pipes", function()
+      local pids = tmp()
+      local res = par.run({ "setsid sleep 30 & echo $! > " .. pids .. "; echo out; wait" },
+        { timeout = 0.2, kill_after = 0.1 })
+      assert.are.equal("timeout", res[1].status)
+      assert.are.equal("out\n", res[1].stdout)
+      os.execute("kill " .. H.readfile(pids))
+    end)
+
+    it("rejects timeouts that are not positive numbers", function()
+      assert.has_error(function() par.run({ "true" }, { timeout = -1 }) end,
+        "bad argument #2 to 'run' (option 'timeout': must be a finite number > 0)")
+      assert.has_error(function() par.run({ "true" }, { timeout = "1" }) end,
+        "bad argument #2 to 'run' (option 'timeout': number expected, got string)")
+      assert.has_error(function() par.run({ "true" }, { kill_after = -1 }) end,
+        "bad argument #2 to 'run' (option 'kill_after': must be a finite number >= 0)")
+    end)
+  end)
+
+  describe("retries", function()
+    it("reruns a failed command until it succeeds", function()
+      local counter = tmp()
+      os.remove(counter)
+      local cmd = ("n=$(cat %s 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s; echo try $n; [ $n -ge 2 ]")
+        :format(counter, counter)
+      local res, nfailed = par.run({ cmd }, { retries = 3 })
+      assert.are.equal(0, nfailed)
+      assert.is_true(res[1].ok)
+      assert.are.equal(2, res[1].attempts)
+      assert.are.equal("try 2\n", res[1].stdout)   -- the output of the last attempt
+      assert.are.equal("2\n", H.readfile(counter))
+    end)
+
+    it("gives up after k more attempts", function()
+      local res = par.run({ "exit 4", "true" }, { retries = 2, retry_delay = 0.01 })
+      assert.are.equal(3, res[1].attempts)
+      assert.are.equal(4, res[1].code)
+      assert.are.equal(1, res[2].attempts)
+    end)
+
+    it("rejects a negative or fractional count", function()
+      assert.has_error(function() par.run({ "true" }, { retries = -1 }) end,
+        "bad argument #2 to 'run' (option 'retries': must be >= 0, got -1)")
+      assert.has_error(function() par.run({ "true" }, { retries = 1.5 }) end,
+        "bad argument #2 to 'run' (option 'retries': number has no integer representation)")
+    end)
+  end)
+
+  describe("halt", function()
+    it("'soon' starts nothing after the first failure", function()
+      local res, nfailed = par.run({ "true", "false", "true", "true" }, { jobs = 1, halt = "soon" })
+      assert.are.same({ "exit", "exit", "skipped", "skipped" }, statuses(res))
+      assert.are.equal(3, nfailed)
+      assert.are.same({ true, false, false, false }, { res[1].ok, res[2].ok, res[3].ok, res[4].ok })
+    end)
+
+    it("'soon' lets running commands finish", function()
+      local res = par.run({ "sleep 0.5; echo done", "false", "true", "true" }, { jobs = 2, halt = "soon" })
+      assert.are.same({ "exit", "exit", "skipped", "skipped" }, statuses(res))
+      assert.are.equal("done\n", res[1].stdout)
+    end)
+
+    it("'now' also stops running commands", function()
+      local res = par.run({ "sleep 30", "sleep 0.2; false", "true" }, { jobs = 2, halt = "now" })
+      assert.are.same({ "signal", "exit", "skipped" }, statuses(res))
+      assert.are.equal(15, res[1].signal)
+      assert.are.equal("true", res[3].cmd)
+    end)
+
+    it("'never' runs everything", function()
+      local res, nfailed = par.run({ "false", "true", "false" }, { jobs = 1, halt = "never" })
+      assert.are.same({ "exit", "exit", "exit" }, statuses(res))
+      assert.are.equal(2, nfailed)
+    end)
+
+    it("rejects other values", function()
+      assert.has_error(function() par.run({ "true" }, { halt = "later" }) end,
+        "bad argument #2 to 'run' (option 'halt': expected one of never, soon, now, got 'later')")
+    end)
+  end)
+
+  describe("on_done", function()
+    it("is called on the caller's thread once per command, in completion order", function()
+      local order = {}
+      local res = par.run({ "sleep 0.4; echo a", "echo b", "sleep 0.2; echo c" }, {
+        jobs = 3, on_done = function(r, i) order[#order + 1] = i .. r.stdout end })
+      assert.are.same({ "2b\n", "3c\n", "1a\n" }, order)
+      assert.are.equal(3, #res)
+    end)
+
+    it("keeps error values that are tables", function()
+      local e = {}
+      local ok, got = pcall(par.run, { "true" }, { on_done = function() error(e) end })
+      assert.is_false(ok)
+      assert.are.equal(e, got)
+    end)
+  end)
+
+  describe("max_output", function()
+    it("keeps the first bytes of 100 MB and drops the rest", function()
+      local res = par.run({ "head -c 104857600 /dev/zero; echo tail >&2" }, { max_output = 1048576 })
+      assert.is_true(res[1].ok)
+      assert.is_true(res[1].truncated)
+      assert.are.equal(1048576, #res[1].stdout)
+      assert.are.equal("tail\n", res[1].stderr)
+    end)
+
+    it("does not mark output under the cap", function()
+      local res = par.run({ "echo small" }, { max_output = 6 })
+      assert.is_nil(res[1].truncated)
+      assert.are.equal("small\n", res[1].stdout)
+    end)
+  end)
+
+  describe("output", function()
+    it("'group' writes each command's output in one block", function()
+      local out = H.lua([[
+        local par = require "par"
+        local cmds = {}
+        for i = 1, 100 do
+          cmds[i] = ("for k in 1 2 3; do echo %d-$k; sleep 0.00$k; done"):format(i)
+        end
+        local res = par.run(cmds, { jobs = 8, capture = false, output = "group" })
+        io.write("stdout field: ", tostring(res[1].stdout), "\n")
+      ]])
+      local lines = {}
+      for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.are.equal("stdout field: nil", table.remove(lines))
+      assert.are.equal(300, #lines)
+      local seen = {}
+      for k = 1, 300, 3 do
+        local id = lines[k]:match("^(%d+)%-1$")
+        assert.is_truthy(id)
+        assert.are.same({ id .. "-1", id .. "-2", id .. "-3" }, { lines[k], lines[k + 1], lines[k + 2] })
+        seen[id] = true
+      end
+      local n = 0
+      for _ in pairs(seen) do n = n + 1 end
+      assert.are.equal(100, n)
+    end)
+
+    it("needs capture = false", function()
+      assert.has_error(function() par.run({ "true" }, { output = "group", capture = true }) end,
+        "bad argument #2 to 'run' (option 'output' needs capture = false)")
+    end)
+  end)
+
+  describe("delay", function()
+    it("spaces command starts", function()
+      local res = par.run({ "true", "true", "true" }, { jobs = 3, delay = 0.2 })
+      local starts = { res[1].started, res[2].started, res[3].started }
+      table.sort(starts)
+      assert.is_true(starts[2] - starts[1] >= 0.19)
+      assert.is_true(starts[3] - starts[2] >= 0.19)
+    end)
+  end)
+
+  describe("progress", function()
+    it("draws done/total, running, failed, elapsed and ETA on stderr with 'always'", function()
+      local out = H.lua([[
+        local res = require("par").run({ "echo a", "false", "echo c" }, { jobs = 1, progress = "always" })
+        io.stdout:write("|", res[1].stdout, res[3].stdout)
+      ]])
+      assert.matches("\r\27%[Kpar: 3/3 done, 0 running, 1 failed, 0:00 elapsed, done\n|a\nc\n$", out)
+    end)
+
+    it("draws nothing when stderr is not a terminal", function()
+      local out = H.lua([[ require("par").run({ "true" }, { progress = true }) io.write("end") ]])
+      assert.are.equal("end", out)
+    end)
+  end)
+end)
+
+describe("joblog and resume", function()
+  local function joblines(path)
+    local out = {}
+    for l in (H.readfile(path) or ""):gmatch("[^\n]+") do out[#out + 1] = l end
+    return out
+  end
+
+  it("appends GNU parallel's format, one line per command", function()
+    local log = tmp()
+    os.remove(log)
+    par.run({ "echo hi", { "sh", "-c", "exit 3" }, "kill -9 $$" }, { jobs = 1, joblog = log })
+    local l = joblines(log)
+    assert.are.equal("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand", l[1])
+    assert.matches("^1\t:\t%d+%.%d%d%d\t +%d+%.%d%d%d\t0\t3\t0\t0\techo hi$", l[2])
+    assert.matches("^2\t:\t.*\t0\t0\t3\t0\tsh %-c 'exit 3'$", l[3])
+    assert.matches("^3\t:\t.*\t0\t0\t0\t9\tkill %-9 %$%$$", l[4])
+    par.run({ "true" }, { joblog = log })
+    assert.are.equal(5, #joblines(log))     -- appended, header not repeated
+  end)
+
+  it("resume skips what the log holds; resume = 'failed' reruns failures", function()
+    local log = tmp()
+    os.remove(log)
+    local cmds = { "true", "exit 1", "true" }
+    par.run({ cmds[1], cmds[2] }, { joblog = log })
+    local res, nfailed = par.run(cmds, { joblog = log, resume = true })
+    assert.are.same({ "skipped", "skipped", "exit" }, statuses(res))
+    assert.are.same({ true, false, true }, { res[1].ok, res[2].ok, res[3].ok })
+    assert.are.equal(1, nfailed)
+    res = par.run(cmds, { joblog = log, resume = "failed" })
+    assert.are.same({ "skipped", "exit", "skipped" }, statuses(res))
+  end)
+
+  it("ignores a corrupt last line and garbage, with a warning", function()
+    local log = tmp()
+    H.writefile(log, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+      .. "1\t:\t1700000000.000\t     0.001\t0\t0\t0\t0\ttrue\n"
+      .. "garbage line\n"
+      .. "2\t:\t1700000000.000\t     0.001\t0\t0\t0\t0\ttr")
+    local out = H.lua(([[
+      local res = require("par").run({ "true", "echo two", "echo three" }, { joblog = %q, resume = true })
+      print(res[1].status, res[2].status, res[3].status)
+    ]]):format(log))
+    assert.are.equal("par: joblog " .. log .. ": line 3 ignored (not a joblog line)\n"
+      .. "par: joblog " .. log .. ": line 4 ignored (no end of line)\n"
+      .. "skipped\texit\texit\n", out)
+  end)
+
+  it("rejects resume without a joblog", function()
+    assert.has_error(function() par.run({ "true" }, { resume = true }) end,
+      "bad argument #2 to 'run' (option 'resume' needs option 'joblog')")
+  end)
+
+  it("writes a log that GNU parallel --resume accepts", function()
+    local log, dir = tmp(), tmp()
+    os.remove(log); os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    local cmds = {}
+    for i = 1, 6 do cmds[i] = "touch " .. dir .. "/" .. i .. (i == 3 and "; exit 1" or "") end
+    par.run({ cmds[1], cmds[2], cmds[3] }, { joblog = log })
+    assert(os.execute("rm -f " .. dir .. "/*"))
+    local list = tmp()
+    H.writefile(list, table.concat(cmds, "\n") .. "\n")
+    assert(os.execute("parallel --will-cite -j2 --resume --joblog " .. log .. " < " .. list))
+    assert.are.same({ "4", "5", "6" }, H.lines("ls " .. dir))
+    os.execute("rm -f " .. dir .. "/*")
+    par.run(cmds, { joblog = log, resume = true })
+    assert.are.same({}, H.lines("ls " .. dir))   -- par now skips all six, as parallel logged 4-6
+  end)
+end)
+
+describe("interrupts", function()
+  local script = [[
+    local par = require "par"
+    local f = io.open("/proc/self/stat"); io.write(f:read("n"), "\n"); io.flush(); f:close()
+    local cmds = { "true", "true" }
+    for i = 3, 6 do cmds[i] = "echo $$ >> %s; exec sleep 30" end
+    local ok, err = pcall(par.run, cmds, { jobs = 2, joblog = %q, kill_after = 0.5 })
+    io.write(tostring(ok), " ", tostring(err), "\n")
+    error(err, 0)
+  ]]
+
+  local function interrupted_run(sig)
+    local pids, log = tmp(), tmp()
+    os.remove(pids); os.remove(log)
+    local path = tmp()
+    H.writefile(path, script:format(pids, log))
+    local p = assert(io.popen(H.env .. "exec lua5.4 " .. path .. " 2>&1"))
+    local pid = assert(tonumber(p:read("l")))
+    local sleeps
+    for _ = 1, 500 do                      -- until both running sleeps wrote their pid
+      sleeps = {}
+      for l in (H.readfile(pids) or ""):gmatch("%d+") do sleeps[#sleeps + 1] = tonumber(l) end
+      if #sleeps == 2 then break end
+      os.execute("sleep 0.01")
+    end
+    assert.are.equal(2, #sleeps)
+    os.execute("kill -" .. sig .. " " .. pid)
+    local out = p:read("a")
+    local ok, how, code = p:close()
+    return out, ok, how, code, sleeps, log
+  end
+
+  for _, sig in ipairs({ "INT", "TERM" }) do
+    it("SIG" .. sig .. " stops the run, kills every command and raises 'interrupted'", function()
+      local out, ok, how, code, sleeps = interrupted_run(sig)
+      assert.matches("\nfalse interrupted\n", "\n" .. out)
+      assert.matches("\nlua5.4: interrupted\n", "\n" .. out)
+      assert.is_nil(ok)
+      assert.are.same({ "exit", 1 }, { how, code })
+      for _, pid in ipairs(sleeps) do assert.is_false(H.alive(pid)) end
+    end)
+  end
+
+  it("leaves a joblog of the finished commands that resume completes", function()
+    local _, _, _, _, _, log = interrupted_run("INT")
+    local lines = {}
+    for l in H.readfile(log):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.equal(3, #lines)
+    local seqs = { lines[2]:match("^%d+"), lines[3]:match("^%d+") }
+    table.sort(seqs)
+    assert.are.same({ "1", "2" }, seqs)
+    local res = par.run({ "true", "true", "echo 3", "echo 4", "echo 5", "echo 6" }, { joblog = log, resume = true })
+    assert.are.same({ "skipped", "skipped", "exit", "exit", "exit", "exit" }, statuses(res))
+  end)
+end)
