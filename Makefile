@@ -14,6 +14,8 @@ WARN        = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-proto
 ALL_CFLAGS  = -std=c99 -D_GNU_SOURCE -fPIC -pthread $(WARN) -I$(LUA_INCDIR) $(CFLAGS)
 SAN         = -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUSTED      = busted --lua=$(LUA)
+# Run from the checkout, with the built module first on the paths.
+HERE        = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' 
 
 SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
@@ -38,10 +40,10 @@ test: deps all
 	$(BUSTED)
 
 demo: deps all
-	$(LUA) examples/export_table.lua
+	$(HERE) $(LUA) examples/export_table.lua
 
 bench: deps all
-	sh bench/run.sh
+	$(HERE) sh bench/run.sh
 
 asan:
 	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
