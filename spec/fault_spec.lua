@@ -1,0 +1,67 @@
+local par = require "par"
+local H = require "spec.helpers"
+
+describe("par.run under load and faults", function()
+  it("runs 20,000 commands on 16 threads and leaves nothing behind", function()
+    collectgarbage(); collectgarbage()
+    local fds = H.fdcount()
+    local cmds = {}
+    for i = 1, 20000 do cmds[i] = { "echo", tostring(i) } end
+    local res, nfailed = par.run(cmds, 16)
+    assert.are.equal(0, nfailed)
+    assert.are.equal(20000, #res)
+    for i = 1, 20000 do
+      if res[i].stdout ~= i .. "\n" then assert.are.equal(i .. "\n", res[i].stdout) end
+    end
+    res = nil
+    collectgarbage(); collectgarbage()
+    assert.are.equal(fds, H.fdcount())
+    assert.are.same({}, H.children())
+  end)
+
+  it("reports descriptor exhaustion as errors and completes the rest", function()
+    local out = H.lua([[
+      local par = require "par"
+      local cmds = {}
+      for i = 1, 200 do cmds[i] = { "sh", "-c", "sleep 0.01; echo " .. i } end
+      local res = par.run(cmds, 8)
+      local errors, oks, other = 0, 0, 0
+      for i, r in ipairs(res) do
+        if r.status == "error" then
+          errors = errors + 1
+          assert(r.error == "cannot run 'sh': pipe: Too many open files", r.error)
+        elseif r.ok and r.stdout == i .. "\n" then oks = oks + 1
+        else other = other + 1 end
+      end
+      local fds = 0
+      for _ in io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("n") .. "/fd"):lines() do fds = fds + 1 end
+      print(errors > 0, oks > 0, other, errors + oks)
+    ]], "ulimit -n 20; ")
+    assert.are.equal("true\ttrue\t0\t200\n", out)
+  end)
+
+  it("copes with a command that closes its stdout early", function()
+    local res = par.run({ "exec 1>&-; sleep 0.1; echo late >&2", "head -c 1000000 /dev/zero | head -c 10" }, 2)
+    assert.is_true(res[1].ok)
+    assert.are.equal("", res[1].stdout)
+    assert.are.equal("late\n", res[1].stderr)
+    assert.are.equal(10, #res[2].stdout)
+  end)
+
+  it("does not hang on a daemonized grandchild holding the pipes past a timeout", function()
+    local pidfile = os.tmpname()
+    finally(function() os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null"); os.remove(pidfile) end)
+    local res = par.run({ "setsid sh -c 'echo $$ > " .. pidfile .. "; exec sleep 30' & sleep 30" },
+      { timeout = 0.2, kill_after = 0.1, stdin = string.rep("x", 10 * 2 ^ 20) })
+    assert.are.equal("timeout", res[1].status)
+    assert.are.same({}, H.children())
+  end)
+
+  it("reports exit codes when the host ignores SIGCHLD", function()
+    local out = H.lua([[
+      local res = require("par").run({ "exit 3", "true", "kill -9 $$" }, 2)
+      print(res[1].code, res[2].code, res[3].signal)
+    ]], "trap '' CHLD; ")
+    assert.are.equal("3\t0\t9\n", out)
+  end)
+end)
