@@ -21,7 +21,7 @@ SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
 LUAS = $(wildcard lua/par/*.lua)
 
-.PHONY: all deps test demo bench install clean asan
+.PHONY: all deps test demo bench install clean asan tsan valgrind lint check
 
 all: par/core.so
 
@@ -45,10 +45,29 @@ demo: deps all
 bench: deps all
 	$(HERE) sh bench/run.sh
 
-asan:
+# lua5.4 itself is not instrumented: preload the sanitizer runtimes.
+asan: deps
 	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" $(BUSTED)
 	$(MAKE) clean
+
+# The thread pool under ThreadSanitizer: the par.run specs.
+tsan: deps
+	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+	TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
+	  $(BUSTED) spec/run_spec.lua spec/jobcontrol_spec.lua
+	$(MAKE) clean
+
+# A representative subset under valgrind: no definite leak, no error.
+VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+  --error-exitcode=1 --child-silent-after-fork=yes --trace-children=no
+valgrind: deps all
+	$(HERE) $(VALGRIND) $(LUA) spec/valgrind.lua
+
+lint:
+	luacheck lua spec examples bench bin
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr -I src src
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par

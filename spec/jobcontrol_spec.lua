@@ -142,6 +142,12 @@ describe("par.run job control", function()
       assert.are.equal("tail\n", res[1].stderr)
     end)
 
+    it("keeps exactly the cap when one read passes it", function()
+      local res = par.run({ "head -c 100000 /dev/zero" }, { max_output = 10 })
+      assert.is_true(res[1].truncated)
+      assert.are.equal(string.rep("\0", 10), res[1].stdout)
+    end)
+
     it("does not mark output under the cap", function()
       local res = par.run({ "echo small" }, { max_output = 6 })
       assert.is_nil(res[1].truncated)

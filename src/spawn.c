@@ -177,7 +177,7 @@ static void drain (int *fd, Buf *b, size_t max, int *truncated) {
   if (n > 0) {
     size_t keep = b->len >= max ? 0 : max - b->len;
     if ((size_t)n < keep) keep = (size_t)n;
-    if (keep < (size_t)n || buf_add(b, chunk, keep) != 0)
+    if (buf_add(b, chunk, keep) != 0 || keep < (size_t)n)
       *truncated = 1;
   }
   else if (n == 0 || (errno != EINTR && errno != EAGAIN))

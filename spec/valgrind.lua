@@ -1,0 +1,48 @@
+-- A representative subset of par for `make valgrind`: a plain script, since
+-- busted under valgrind is slow.  Every check raises on a wrong answer.
+local par = require "par"
+local core = require "par.core"
+
+local function check(cond, what)
+  if not cond then error("valgrind subset: " .. what, 2) end
+end
+
+-- par.run: capture, argv and shell forms, errors, signals, env, stdin, timeout, retries
+local res, nfailed = par.run({
+  "echo out; echo err >&2", { "printf", "%s", "x" }, { "nosuchprog-par" }, "kill -9 $$",
+  "cat", "echo $PAR_V", "sleep 5",
+}, { jobs = 3, stdin = "in", env = { PAR_V = "v" }, timeout = 1, retries = 1 })
+check(res[1].stdout == "out\n" and res[1].stderr == "err\n", "capture")
+check(res[2].stdout == "x", "argv")
+check(res[3].status == "error", "spawn error")
+check(res[4].signal == 9, "signal")
+check(res[5].stdout == "in", "stdin")
+check(res[6].stdout == "v\n", "env")
+check(res[7].status == "timeout", "timeout")
+check(nfailed == 3, "nfailed")
+
+-- halt, max_output, on_done raising (teardown through __close)
+res = par.run({ "false", "true" }, { jobs = 1, halt = "soon" })
+check(res[2].status == "skipped", "halt")
+res = par.run({ "head -c 100000 /dev/zero" }, { max_output = 10 })
+check(#res[1].stdout == 10 and res[1].truncated, "max_output")
+check(not pcall(par.run, { "sleep 5", "true" }, { jobs = 2, on_done = function() error("x") end }),
+  "on_done error")
+
+-- the codec, when built
+if core.encode then
+  local t = { 1, 2.5, "s", true, { nested = { math.mininteger } } }
+  t.self = t
+  local u = core.decode(core.encode(t))
+  check(u.self == u and u[5].nested[1] == math.mininteger, "codec")
+  check(not pcall(core.decode, core.encode(t):sub(1, -2)), "truncated input")
+end
+
+-- par.map, when built
+if par.map then
+  local r = par.map(function(x) return { x * 2 } end, { 1, 2, 3, 4, 5 }, 2)
+  check(r[5][1] == 10 and r.n == 5, "map")
+end
+
+collectgarbage()
+print("valgrind subset: ok")
