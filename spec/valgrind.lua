@@ -14,7 +14,8 @@ local res, nfailed = par.run({
 }, { jobs = 3, stdin = "in", env = { PAR_V = "v" }, timeout = 1, retries = 1 })
 check(res[1].stdout == "out\n" and res[1].stderr == "err\n", "capture")
 check(res[2].stdout == "x", "argv")
-check(res[3].status == "error", "spawn error")
+-- under valgrind, posix_spawn cannot report exec failures: the child exits 127
+check(res[3].status == "error" or res[3].code == 127, "spawn error")
 check(res[4].signal == 9, "signal")
 check(res[5].stdout == "in", "stdin")
 check(res[6].stdout == "v\n", "env")
