@@ -14,6 +14,8 @@ WARN        = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-proto
 ALL_CFLAGS  = -std=c99 -D_GNU_SOURCE -fPIC -pthread $(WARN) -I$(LUA_INCDIR) $(CFLAGS)
 SAN         = -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUSTED      = busted --lua=$(LUA)
+# Under a preloaded sanitizer, start busted in lua5.4 directly (no re-exec).
+SANBUSTED   = $(LUA) $$(command -v busted) --ignore-lua
 # Run from the checkout, with the built module first on the paths.
 HERE        = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' 
 
@@ -21,7 +23,7 @@ SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
 LUAS = $(wildcard lua/par/*.lua)
 
-.PHONY: all deps test demo bench install clean asan tsan valgrind lint check
+.PHONY: all deps test demo bench install clean asan tsan valgrind lint fuzz check
 
 all: par/core.so
 
@@ -48,14 +50,16 @@ bench: deps all
 # lua5.4 itself is not instrumented: preload the sanitizer runtimes.
 asan: deps
 	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" $(BUSTED)
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" $(SANBUSTED)
 	$(MAKE) clean
 
 # The thread pool under ThreadSanitizer: the par.run specs.
 tsan: deps
 	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o spec/support/noenv.so spec/support/noenv.c
 	TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
-	  $(BUSTED) spec/run_spec.lua spec/jobcontrol_spec.lua
+	  $(SANBUSTED) --helper=spec/support/sanitizer.lua --exclude-tags=child_lua \
+	  spec/run_spec.lua spec/jobcontrol_spec.lua spec/fault_spec.lua
 	$(MAKE) clean
 
 # A representative subset under valgrind: no definite leak, no error.
@@ -63,6 +67,15 @@ VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
   --error-exitcode=1 --child-silent-after-fork=yes --trace-children=no
 valgrind: deps all
 	$(HERE) $(VALGRIND) $(LUA) spec/valgrind.lua
+
+# libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus;
+# new inputs go to fuzz/work, crashes to fuzz/crash-* (add them to the corpus).
+FUZZ_SECONDS ?= 60
+fuzz:
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) \
+	  fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
+	mkdir -p fuzz/work
+	fuzz/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/work fuzz/corpus
 
 lint:
 	luacheck lua spec examples bench bin
@@ -75,4 +88,4 @@ install: all
 	install -m 644 $(LUAS) $(DESTDIR)$(LUADIR)/par/
 
 clean:
-	rm -rf par src/*.o
+	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work

@@ -19,7 +19,7 @@ describe("par.run under load and faults", function()
     assert.are.same({}, H.children())
   end)
 
-  it("reports descriptor exhaustion as errors and completes the rest", function()
+  it("reports descriptor exhaustion as errors and completes the rest #child_lua", function()
     local out = H.lua([[
       local par = require "par"
       local cmds = {}
@@ -57,7 +57,7 @@ describe("par.run under load and faults", function()
     assert.are.same({}, H.children())
   end)
 
-  it("reports exit codes when the host ignores SIGCHLD", function()
+  it("reports exit codes when the host ignores SIGCHLD #child_lua", function()
     local out = H.lua([[
       local res = require("par").run({ "exit 3", "true", "kill -9 $$" }, 2)
       print(res[1].code, res[2].code, res[3].signal)

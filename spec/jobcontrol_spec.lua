@@ -156,7 +156,7 @@ describe("par.run job control", function()
   end)
 
   describe("output", function()
-    it("'group' writes each command's output in one block", function()
+    it("'group' writes each command's output in one block #child_lua", function()
       local out = H.lua([[
         local par = require "par"
         local cmds = {}
@@ -199,7 +199,7 @@ describe("par.run job control", function()
   end)
 
   describe("progress", function()
-    it("draws done/total, running, failed, elapsed and ETA on stderr with 'always'", function()
+    it("draws done/total, running, failed, elapsed and ETA on stderr with 'always' #child_lua", function()
       local out = H.lua([[
         local res = require("par").run({ "echo a", "false", "echo c" }, { jobs = 1, progress = "always" })
         io.stdout:write("|", res[1].stdout, res[3].stdout)
@@ -207,7 +207,7 @@ describe("par.run job control", function()
       assert.matches("\r\27%[Kpar: 3/3 done, 0 running, 1 failed, 0:00 elapsed, done\n|a\nc\n$", out)
     end)
 
-    it("draws nothing when stderr is not a terminal", function()
+    it("draws nothing when stderr is not a terminal #child_lua", function()
       local out = H.lua([[ require("par").run({ "true" }, { progress = true }) io.write("end") ]])
       assert.are.equal("end", out)
     end)
@@ -247,7 +247,7 @@ describe("joblog and resume", function()
     assert.are.same({ "skipped", "exit", "skipped" }, statuses(res))
   end)
 
-  it("ignores a corrupt last line and garbage, with a warning", function()
+  it("ignores a corrupt last line and garbage, with a warning #child_lua", function()
     local log = tmp()
     H.writefile(log, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
       .. "1\t:\t1700000000.000\t     0.001\t0\t0\t0\t0\ttrue\n"
@@ -319,7 +319,7 @@ describe("interrupts", function()
   end
 
   for _, sig in ipairs({ "INT", "TERM" }) do
-    it("SIG" .. sig .. " stops the run, kills every command and raises 'interrupted'", function()
+    it("SIG" .. sig .. " stops the run, kills every command and raises 'interrupted' #child_lua", function()
       local out, ok, how, code, sleeps = interrupted_run(sig)
       assert.matches("\nfalse interrupted\n", "\n" .. out)
       assert.matches("\nlua5.4: interrupted\n", "\n" .. out)
@@ -329,7 +329,7 @@ describe("interrupts", function()
     end)
   end
 
-  it("leaves a joblog of the finished commands that resume completes", function()
+  it("leaves a joblog of the finished commands that resume completes #child_lua", function()
     local _, _, _, _, _, log = interrupted_run("INT")
     local lines = {}
     for l in H.readfile(log):gmatch("[^\n]+") do lines[#lines + 1] = l end

@@ -145,7 +145,7 @@ describe("par.run", function()
       assert.are.equal(pid, pgid)
     end)
 
-    it("gives commands the default signal mask and dispositions", function()
+    it("gives commands the default signal mask and dispositions #child_lua", function()
       -- the host ignores INT, TERM and PIPE (as under nohup or a shell's &)
       local out = H.lua([[
         local res = require("par").run({ "grep -E '^Sig(Blk|Ign)' /proc/self/status" }, 1)
@@ -209,7 +209,7 @@ describe("par.run", function()
         res[1].error)
     end)
 
-    it("shares the caller's stdout and stderr with capture = false", function()
+    it("shares the caller's stdout and stderr with capture = false #child_lua", function()
       local out = H.lua([[
         local par = require "par"
         io.stdout:write("before\n"); io.stdout:flush()
@@ -321,7 +321,7 @@ describe("par.ranges", function()
 end)
 
 describe("par.cpus and par.VERSION", function()
-  it("counts the CPUs this process may use", function()
+  it("counts the CPUs this process may use #child_lua", function()
     local n = par.cpus()
     assert.are.equal("integer", math.type(n))
     assert.is_true(n >= 1)
