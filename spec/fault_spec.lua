@@ -13,7 +13,7 @@ describe("par.run under load and faults", function()
     for i = 1, 20000 do
       if res[i].stdout ~= i .. "\n" then assert.are.equal(i .. "\n", res[i].stdout) end
     end
-    res = nil
+    res = nil -- luacheck: ignore 311 (dropped for the collector)
     collectgarbage(); collectgarbage()
     assert.are.equal(fds, H.fdcount())
     assert.are.same({}, H.children())

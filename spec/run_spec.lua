@@ -313,7 +313,8 @@ describe("par.ranges", function()
   end)
 
   it("rejects bad arguments", function()
-    assert.has_error(function() par.ranges(1, 10, 0) end, "bad argument #3 to 'ranges' (block size must be >= 1, got 0)")
+    assert.has_error(function() par.ranges(1, 10, 0) end,
+      "bad argument #3 to 'ranges' (block size must be >= 1, got 0)")
     assert.has_error(function() par.ranges(1.5, 10, 1) end,
       "bad argument #1 to 'ranges' (number has no integer representation)")
     assert.has_error(function() par.ranges(1, nil, 1) end, "bad argument #2 to 'ranges' (integer expected, got nil)")

@@ -70,13 +70,13 @@ function M.nonneg_integer(v) return M.check_count(v, 0) end
 
 function M.positive_number(v)
   if type(v) ~= "number" then return nil, "number expected, got " .. M.typename(v) end
-  if not (v > 0) or v == math.huge then return nil, "must be a finite number > 0" end
+  if not (v > 0) or v == math.huge then return nil, "must be a finite number > 0" end -- luacheck: ignore 581 (NaN)
   return v
 end
 
 function M.nonneg_number(v)
   if type(v) ~= "number" then return nil, "number expected, got " .. M.typename(v) end
-  if not (v >= 0) or v == math.huge then return nil, "must be a finite number >= 0" end
+  if not (v >= 0) or v == math.huge then return nil, "must be a finite number >= 0" end -- luacheck: ignore 581 (NaN)
   return v
 end
 
