@@ -42,7 +42,7 @@ test: deps all
 	$(BUSTED)
 
 demo: deps all
-	$(HERE) $(LUA) examples/export_table.lua
+	$(HERE) $(LUA) bin/par --bar run examples/export.lua
 
 bench: deps all
 	$(HERE) sh bench/run.sh
@@ -83,9 +83,10 @@ lint:
 	  --inline-suppr -I src src
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par
+	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par $(DESTDIR)$(BINDIR)
 	install -m 755 par/core.so $(DESTDIR)$(LIBDIR)/par/core.so
 	install -m 644 $(LUAS) $(DESTDIR)$(LUADIR)/par/
+	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
 	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work

@@ -19,6 +19,7 @@ dependencies = {
 }
 build = {
   type = "make",
+  install = { bin = { par = "bin/par" } },
   build_variables = {
     CFLAGS = "$(CFLAGS)",
     LIBFLAG = "$(LIBFLAG)",
