@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -48,13 +49,60 @@ static int pause_until (Run *r, double t) {
   }
 }
 
+/* A live host with a free slot, the least loaded first; -1 if none.  With
+** every host dropped, *none_left is set.  Called with the lock held. */
+static int pick_host (Run *r, int *none_left) {
+  int best = -1, live = 0;
+  for (int i = 0; i < r->spec.nhosts; i++) {
+    Host *h = &r->spec.hosts[i];
+    if (h->dropped) continue;
+    live++;
+    if (h->running < h->slots && (best < 0 ||
+        h->running * r->spec.hosts[best].slots < r->spec.hosts[best].running * h->slots))
+      best = i;
+  }
+  *none_left = live == 0;
+  return best;
+}
+
+static Job *next_job (Run *r) {
+  Job *j = r->requeued;
+  if (j != NULL) r->requeued = j->next;
+  else if (r->claimed < r->njobs) j = &r->jobs[r->claimed++];
+  return j;
+}
+
+/*
+** The next job and a host slot for it, or NULL when this worker is done:
+** nothing left, a stop, or (with hosts) no free slot because hosts were
+** dropped; the job then goes back for a worker that has one.  With every
+** host dropped the job comes back marked as an error, to be posted.
+*/
 static Job *claim (Run *r) {
   Job *j = NULL;
   double at = 0;
   lock(r);
-  if (!r->stopping && r->claimed < r->njobs) {
-    j = &r->jobs[r->claimed++];
-    if (r->spec.delay > 0) {
+  if (!r->stopping && (j = next_job(r)) != NULL) {
+    j->host = -1;
+    if (r->spec.nhosts > 0) {
+      int none_left, h = pick_host(r, &none_left);
+      if (h >= 0) {
+        j->host = h;
+        r->spec.hosts[h].running++;
+      }
+      else if (none_left) {
+        j->status = ST_ERROR;
+        j->errwhat = "hosts";
+        unlock(r);
+        return j;
+      }
+      else {
+        j->next = r->requeued;
+        r->requeued = j;
+        j = NULL;
+      }
+    }
+    if (j != NULL && r->spec.delay > 0) {
       double now = now_mono();
       at = r->next_start > now ? r->next_start : now;
       r->next_start = at + r->spec.delay;
@@ -72,10 +120,46 @@ static int job_ok (const Job *j) {
   return j->status == ST_EXIT && j->code == 0;
 }
 
+/* ssh exits 255 when it could not reach the host (or the remote command
+** exited 255, which ssh cannot tell apart). */
+static int unreachable (Run *r, const Job *j) {
+  return j->host >= 0 && r->spec.hosts[j->host].argv != NULL &&
+         j->status == ST_EXIT && j->code == 255;
+}
+
+/* Release the job's host slot; count an unreachable host, and drop it
+** after HOST_MAXFAILS in a row.  Returns true to requeue the job. */
+static int host_done (Run *r, Job *j) {
+  Host *h;
+  int requeue = 0, dropped = 0;
+  if (j->host < 0) return 0;
+  h = &r->spec.hosts[j->host];
+  lock(r);
+  h->running--;
+  if (unreachable(r, j) && !__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE)) {
+    requeue = 1;
+    if (++h->fails >= HOST_MAXFAILS && !h->dropped)
+      h->dropped = dropped = 1;
+    j->next = r->requeued;
+    r->requeued = j;
+  }
+  else if (j->status == ST_EXIT)
+    h->fails = 0;
+  unlock(r);
+  if (dropped)
+    dprintf(2, "par: host %s dropped: unreachable %d times in a row (ssh exit 255)\n",
+            h->name, HOST_MAXFAILS);
+  return requeue;
+}
+
 static void attempts (Run *r, Job *j) {
   for (;;) {
     j->attempts++;
     spawn_job(r, j);
+    if (unreachable(r, j)) {
+      j->attempts--;                /* not an attempt: another host will try */
+      return;
+    }
     if (job_ok(j) || j->attempts > r->spec.retries ||
         __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
       return;
@@ -99,10 +183,16 @@ static void *worker (void *arg) {
   Run *r = (Run *)arg;
   Job *j;
   while ((j = claim(r)) != NULL) {
-    if (j->status != ST_NONE) {
+    if (j->status == ST_EXIT) {
       attempts(r, j);
+      if (host_done(r, j)) continue;
       if (!job_ok(j) && r->spec.halt != HALT_NEVER)
         run_stop(r, r->spec.halt == HALT_NOW);
+    }
+    else if (j->host >= 0) {        /* stopped during its delay */
+      lock(r);
+      r->spec.hosts[j->host].running--;
+      unlock(r);
     }
     post(r, j);
   }
@@ -195,9 +285,18 @@ void run_free (Run *r) {
     Job *j = &r->jobs[i];
     for (char **a = j->argv; a != NULL && *a != NULL; a++) free(*a);
     free(j->argv);
+    free(j->remote);
     buf_free(&j->out);
     buf_free(&j->errout);
   }
+  for (int i = 0; r->spec.hosts != NULL && i < r->spec.nhosts; i++) {
+    Host *h = &r->spec.hosts[i];
+    for (char **a = h->argv; a != NULL && *a != NULL; a++) free(*a);
+    free(h->argv);
+    free(h->name);
+  }
+  free(r->spec.hosts);
+  r->spec.hosts = NULL;
   free(r->jobs);
   free(r->threads);
   free(r->spec.cwd);

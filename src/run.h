@@ -14,6 +14,19 @@
 enum { HALT_NEVER, HALT_SOON, HALT_NOW };
 enum { ST_NONE, ST_EXIT, ST_SIGNAL, ST_ERROR, ST_TIMEOUT };
 
+#define HOST_MAXFAILS 3         /* unreachable this many times in a row: dropped */
+
+/* A machine to run jobs on.  Remote hosts run a job as argv + its 'remote'
+** string (ssh ... HOST -- CMD); the local host (argv NULL) runs job argv. */
+typedef struct Host {
+  char **argv;               /* NULL-terminated ssh prefix, or NULL: local */
+  char *name;
+  int slots;                 /* jobs at once */
+  int running;               /* guarded by Run.mu, as are the two below */
+  int fails;                 /* unreachable in a row */
+  int dropped;
+} Host;
+
 /* What every job of a run shares; filled by the caller before run_start. */
 typedef struct RunSpec {
   char **envp;               /* NULL: the caller's environment */
@@ -28,11 +41,15 @@ typedef struct RunSpec {
   double retry_delay;
   double delay;              /* minimum seconds between two starts */
   size_t max_output;         /* bytes kept per stream */
+  Host *hosts;               /* NULL: every job runs here */
+  int nhosts;
 } RunSpec;
 
 typedef struct Job {
   char **argv;               /* NULL-terminated; owned */
+  char *remote;              /* the command as one shell string, for ssh */
   int index;                 /* position in the caller's list, from 1 */
+  int host;                  /* index in spec.hosts of the host that ran it, or -1 */
   /* the outcome, written by the worker that ran the job */
   int status;                /* ST_* */
   int code;                  /* exit code, or signal number */
@@ -63,6 +80,7 @@ typedef struct Run {
   int idle;                  /* workers that have left their loop */
   double next_start;         /* monotonic time the next start may happen */
   Job *done_head, *done_tail;
+  Job *requeued;             /* jobs back from an unreachable host, run first */
   int wake[2];               /* workers -> caller: a job is done */
   int stop[2];               /* caller -> workers: readable once killing */
   int devnull;

@@ -63,20 +63,17 @@ static char *dupstr (lua_State *L, int idx, const char *what, int i) {
   return p;
 }
 
-/* cmds[i] is an argv array of strings (par/init.lua made strings into
-** {shell, "-c", cmd}); copy it, since on_done may edit cmds. */
-static void load_argv (lua_State *L, Job *j, int i) {
-  lua_Integer n = 0;
-  if (lua_rawgeti(L, -1, i) != LUA_TTABLE || (n = luaL_len(L, -1)) < 1)
-    luaL_error(L, "bad command #%d (non-empty argv table expected)", i);
-  if ((j->argv = calloc((size_t)n + 1, sizeof *j->argv)) == NULL)
+/* An argv array of strings, at the top of the stack, into *argv. */
+static void load_argv (lua_State *L, char ***argv, int i) {
+  lua_Integer n = luaL_len(L, -1);
+  if (n < 1) luaL_error(L, "bad command #%d (non-empty argv table expected)", i);
+  if ((*argv = calloc((size_t)n + 1, sizeof **argv)) == NULL)
     luaL_error(L, "not enough memory");
   for (lua_Integer k = 1; k <= n; k++) {
     lua_rawgeti(L, -1, k);
-    j->argv[k - 1] = dupstr(L, -1, "command", i);
+    (*argv)[k - 1] = dupstr(L, -1, "command", i);
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
 }
 
 static void load_jobs (lua_State *L, Run *run, int idx) {
@@ -87,7 +84,13 @@ static void load_jobs (lua_State *L, Run *run, int idx) {
   lua_pushvalue(L, idx);
   for (lua_Integer i = 1; i <= n; i++) {
     run->jobs[i - 1].index = (int)i;
-    load_argv(L, &run->jobs[i - 1], (int)i);
+    run->jobs[i - 1].host = -1;
+    /* cmds[i] is an argv array of strings (par/init.lua made strings into
+    ** {shell, "-c", cmd}); copy it, since on_done may edit cmds. */
+    if (lua_rawgeti(L, -1, i) != LUA_TTABLE)
+      luaL_error(L, "bad command #%d (non-empty argv table expected)", (int)i);
+    load_argv(L, &run->jobs[i - 1].argv, (int)i);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }
@@ -166,6 +169,47 @@ static void load_env (lua_State *L, Run *run, int idx) {
   lua_pop(L, 1);
 }
 
+/* opts.hosts: { {name = "h1", slots = 2, argv = {"ssh", ..., "h1", "--"}},
+** {name = ":", slots = 2} (local) }, and opts.remote: each job's command
+** as one shell string, which ssh hands to the remote shell. */
+static void load_hosts (lua_State *L, Run *run, int idx) {
+  RunSpec *s = &run->spec;
+  lua_Integer n;
+  if (lua_getfield(L, idx, "hosts") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_checktype(L, -1, LUA_TTABLE);
+  n = luaL_len(L, -1);
+  luaL_argcheck(L, n >= 1 && n <= 4096, 2, "option 'hosts' must list 1 to 4096 hosts");
+  if ((s->hosts = calloc((size_t)n, sizeof *s->hosts)) == NULL) luaL_error(L, "not enough memory");
+  s->nhosts = (int)n;
+  for (int i = 1; i <= (int)n; i++) {
+    Host *h = &s->hosts[i - 1];
+    if (lua_rawgeti(L, -1, i) != LUA_TTABLE)
+      luaL_error(L, "bad option 'hosts' (tables expected)");
+    lua_getfield(L, -1, "name");
+    h->name = dupstr(L, -1, "host", i);
+    lua_getfield(L, -2, "slots");
+    h->slots = (int)luaL_checkinteger(L, -1);
+    luaL_argcheck(L, h->slots >= 1, 2, "host slots must be >= 1");
+    lua_pop(L, 2);
+    if (lua_getfield(L, -1, "argv") == LUA_TTABLE) {
+      load_argv(L, &h->argv, i);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "remote") != LUA_TTABLE)
+    luaL_error(L, "bad option 'remote' (table of command lines expected with 'hosts')");
+  for (size_t i = 0; i < run->njobs; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    run->jobs[i].remote = dupstr(L, -1, "command", (int)i + 1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 static void load_spec (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   size_t len = 0;
@@ -183,6 +227,7 @@ static void load_spec (lua_State *L, Run *run, int idx) {
   s->cwd = optstr(L, idx, "cwd", &len);
   s->input = optstr(L, idx, "stdin", &s->inputlen);
   load_env(L, run, idx);
+  load_hosts(L, run, idx);
 }
 
 /* }======================================================= */
@@ -262,12 +307,26 @@ static const char *const statusnames[] = {
   "skipped", "exit", "signal", "error", "timeout"
 };
 
+static void pushnohosts (lua_State *L, Run *run) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "no host left to run on: ");
+  for (int i = 0; i < run->spec.nhosts; i++) {
+    if (i > 0) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, run->spec.hosts[i].name);
+  }
+  luaL_addstring(&b, " unreachable (ssh exit 255)");
+  luaL_pushresult(&b);
+}
+
 static void pusherror (lua_State *L, Run *run, Job *j) {
   const char *msg = strerror(j->err);
   if (j->errwhat == NULL)
     lua_pushfstring(L, "cannot run '%s': %s", j->argv[0], msg);
   else if (strcmp(j->errwhat, "chdir") == 0)
     lua_pushfstring(L, "cannot change to directory '%s': %s", run->spec.cwd, msg);
+  else if (strcmp(j->errwhat, "hosts") == 0)
+    pushnohosts(L, run);
   else if (strcmp(j->errwhat, "waitid") == 0)
     lua_pushfstring(L, "cannot get the exit status of '%s': it was reaped by "
                     "someone else (a SIGCHLD handler calling wait?)", j->argv[0]);
@@ -286,6 +345,7 @@ static void pushresult (lua_State *L, Runner *r, Job *j) {
   else if (j->signaled) setint(L, "signal", j->code);
   else if (j->status != ST_TIMEOUT || j->pid != 0) setint(L, "code", j->code);
   if (j->pid != 0) setint(L, "pid", j->pid);
+  if (j->host >= 0) setstr(L, "host", r->run.spec.hosts[j->host].name);
   setnum(L, "elapsed", j->elapsed);
   setnum(L, "started", j->started);
   setint(L, "attempts", j->attempts);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -117,6 +118,21 @@ static const char *failed_step (Run *r, int e) {
   return NULL;
 }
 
+/* The argv to run: the job's own, or for a remote host the ssh prefix
+** followed by the job's command line (freed by the caller). */
+static char **job_argv (Run *r, Job *j) {
+  const Host *h = j->host >= 0 ? &r->spec.hosts[j->host] : NULL;
+  size_t n = 0;
+  char **argv;
+  if (h == NULL || h->argv == NULL) return j->argv;
+  while (h->argv[n] != NULL) n++;
+  if ((argv = malloc((n + 2) * sizeof *argv)) == NULL) return NULL;
+  memcpy(argv, h->argv, n * sizeof *argv);
+  argv[n] = j->remote;
+  argv[n + 1] = NULL;
+  return argv;
+}
+
 /* Start the child; 0, or an errno value with j->errwhat naming the step. */
 static int spawn_start (Run *r, Job *j, Child *c) {
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -133,9 +149,12 @@ static int spawn_start (Run *r, Job *j, Child *c) {
     goto done;
   if ((e = spawn_attrs(&attr)) == 0) {
     j->errwhat = NULL;
-    e = posix_spawnp(&c->pid, j->argv[0], &fa, &attr, j->argv,
-                     r->spec.envp != NULL ? r->spec.envp : environ);
+    char **argv = job_argv(r, j);
+    if (argv == NULL) e = ENOMEM;
+    else e = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv,
+                          r->spec.envp != NULL ? r->spec.envp : environ);
     if (e != 0) j->errwhat = failed_step(r, e);
+    if (argv != j->argv) free(argv);
     posix_spawnattr_destroy(&attr);
   }
   posix_spawn_file_actions_destroy(&fa);

@@ -44,6 +44,8 @@ local OPTIONS = {
   { nil, "tag", nil, "tag", "off", "prefix each output line with the job's argument and a tab" },
   { nil, "dry-run", nil, "dry_run", "off", "print the commands, run nothing" },
   { nil, "delay", "S", "delay", "0", "wait at least S seconds between two job starts" },
+  { "S", "sshlogin", "HOSTS", "sshlogin", "none", "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here)" },
+  { nil, "sshloginfile", "FILE", "sshloginfile", "none", "read ssh hosts from FILE, one per line (# comments)" },
   { nil, "format", "FMT", "format", "json", "par map: print results as json or lua, one per line" },
   { "v", "verbose", nil, "verbose", "off", "print each command before its output, and why each failed job failed" },
   { nil, "version", nil, "version", nil, "print the version and exit" },
@@ -132,6 +134,12 @@ local VALUE_PARSERS = {
       usage_error(format("--halt: never, soon or now expected, got '%s'", s))
     end
     return s
+  end,
+  sshlogin = function(s)
+    local hosts = {}
+    for h in s:gmatch("[^,%s]+") do hosts[#hosts + 1] = h end
+    if #hosts == 0 then usage_error("--sshlogin: no host given") end
+    return hosts
   end,
   format = function(s)
     if s ~= "json" and s ~= "lua" then usage_error(format("--format: json or lua expected, got '%s'", s)) end
@@ -423,6 +431,8 @@ local RUN_KEYS = {
   on_done = util.func,
   keep_order = util.boolean,
   tag = util.boolean,
+  hosts = table_value,
+  ssh = string_or_table,
 }
 
 local MAP_KEYS = {
@@ -587,6 +597,20 @@ local function printer(o, jobs, skip)
   return p
 end
 
+-- Hosts from an --sshloginfile: one a line, blank lines and # comments skipped.
+local function read_hosts(path)
+  local f, err = io.open(path)
+  if not f then usage_error("--sshloginfile: " .. err) end
+  local hosts = {}
+  for line in f:lines() do
+    line = line:match("^%s*(.-)%s*$")
+    if line ~= "" and not line:find("^#") then hosts[#hosts + 1] = line end
+  end
+  f:close()
+  if #hosts == 0 then usage_error("--sshloginfile: no host in " .. path) end
+  return hosts
+end
+
 -- par.run's options from the config's values and the command line.
 local function run_options(cfg_values, o, njobs)
   local ro = {}
@@ -596,6 +620,11 @@ local function run_options(cfg_values, o, njobs)
   ro.jobs = ro.jobs ~= nil and resolve_jobs(ro.jobs, njobs) or nil
   for _, k in ipairs({ "timeout", "retries", "halt", "joblog", "delay" }) do
     if o[k] ~= nil then ro[k] = o[k] end
+  end
+  local hosts = o.sshlogin or o.sshloginfile and read_hosts(o.sshloginfile)
+  if hosts then
+    ro.hosts = ro.hosts or {}
+    for _, h in ipairs(hosts) do ro.hosts[#ro.hosts + 1] = h end
   end
   if o.resume then ro.resume = true end
   if o.resume_failed then ro.resume = "failed" end
@@ -771,7 +800,7 @@ end
 
 local function config_map(o, plan)
   for _, k in ipairs({ "retries", "halt", "joblog", "resume", "resume_failed", "tag",
-      "dry_run", "delay", "arg_file", "null" }) do
+      "dry_run", "delay", "arg_file", "null", "sshlogin", "sshloginfile" }) do
     if o[k] then usage_error(format("option '--%s' does not apply to 'par map'", (k:gsub("_", "-")))) end
   end
   local cfg = M.load_config(plan.config, MAP_KEYS, plan.config_args)

@@ -92,6 +92,29 @@ local function check_shell(v)
   return check_argv(v, "shell")
 end
 
+local function check_hosts(v)
+  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  if #v == 0 or not util.is_sequence(v) then return nil, "non-empty sequence of host names expected" end
+  for i, h in ipairs(v) do
+    if type(h) ~= "string" or h == "" or h:find("[%s%z]") then
+      return nil, format("host #%d must be a non-empty string without spaces", i)
+    end
+    local n, name = h:match("^(%d+)/(.*)$")
+    if n and (tonumber(n) < 1 or name == "") then return nil, format("host #%d: bad slot count in '%s'", i, h) end
+  end
+  return v
+end
+
+local function check_ssh(v)
+  if type(v) == "string" then
+    local words = {}
+    for w in v:gmatch("%S+") do words[#words + 1] = w end
+    if #words == 0 then return nil, "empty ssh command" end
+    return words
+  end
+  return check_argv(v, "ssh")
+end
+
 local RUN_OPTS = {
   jobs = util.positive_integer,
   capture = util.boolean,
@@ -120,6 +143,8 @@ local RUN_OPTS = {
   max_output = util.nonneg_integer,
   output = util.oneof("group", "ungroup"),
   delay = util.nonneg_number,
+  hosts = check_hosts,
+  ssh = check_ssh,
 }
 
 -- par.run(cmds [, n] [, opts]): returns the checked options and the argument
@@ -176,6 +201,55 @@ local function argvs(cmds, shell, todo)
   return out
 end
 
+-- {======================================================================
+-- Remote hosts: ssh HOST -- LINE, where LINE applies cwd and env remotely.
+
+local function quote_words(words)
+  local out = {}
+  for i, w in ipairs(words) do out[i] = M.quote(w) end
+  return table.concat(out, " ")
+end
+
+local function remote_line(c, opts, shell)
+  local parts = {}
+  if opts.cwd then parts[#parts + 1] = "cd " .. M.quote(opts.cwd) .. " &&" end
+  if opts.env then
+    local names = {}
+    for k in pairs(opts.env) do names[#names + 1] = k end
+    table.sort(names)
+    parts[#parts + 1] = "env"
+    for _, k in ipairs(names) do
+      local v = opts.env[k]
+      parts[#parts + 1] = v == false and "-u " .. M.quote(k) or M.quote(k .. "=" .. v)
+    end
+  end
+  if type(c) == "string" then
+    parts[#parts + 1] = quote_words(shell) .. " " .. M.quote(c)
+  else
+    parts[#parts + 1] = quote_words(c)
+  end
+  return table.concat(parts, " ")
+end
+
+-- The core's host list, and the number of worker threads: one per slot.
+local function host_list(opts, slots)
+  local ssh = opts.ssh or { "ssh" }
+  local out, total = {}, 0
+  for _, spec in ipairs(opts.hosts) do
+    local n, name = spec:match("^(%d+)/(.*)$")
+    local h = { name = name or spec, slots = n and math.tointeger(tonumber(n)) or slots }
+    if h.name ~= ":" then
+      h.argv = table.move(ssh, 1, #ssh, 1, {})
+      table.move({ "-o", "BatchMode=yes", h.name, "--" }, 1, 4, #h.argv + 1, h.argv)
+    end
+    out[#out + 1] = h
+    total = total + h.slots
+  end
+  return out, total
+end
+
+-- }======================================================================
+
 local function skipped(cmd, ok)
   return { cmd = cmd, ok = ok, status = "skipped" }
 end
@@ -207,8 +281,16 @@ function M.run(cmds, a2, a3)
   local capture = opts.capture
   if capture == nil then capture = opts.output == nil end
   local bar = progress.new(#todo, opts.progress)
-  local r <close> = core.runner(argvs(cmds, opts.shell or { "/bin/sh", "-c" }, todo), {
-    jobs = math.min(opts.jobs or core.cpus(), math.max(#todo, 1)),
+  local shell = opts.shell or { "/bin/sh", "-c" }
+  local jobs = opts.jobs or core.cpus()
+  local hosts, remote
+  if opts.hosts then
+    hosts, jobs = host_list(opts, jobs)
+    remote = {}
+    for k, i in ipairs(todo) do remote[k] = remote_line(cmds[i], opts, shell) end
+  end
+  local r <close> = core.runner(argvs(cmds, shell, todo), {
+    jobs = math.min(jobs, math.max(#todo, 1)), hosts = hosts, remote = remote,
     capture = capture or group,
     stdin = opts.stdin, env = opts.env, cwd = opts.cwd,
     timeout = opts.timeout, kill_after = opts.kill_after,
