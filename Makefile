@@ -38,7 +38,11 @@ src/%.o: src/%.c src/*.h
 deps:
 	@sh .ci/deps.sh
 
-test: deps all
+# A C helper some specs load: a host with its own SIGCHLD handler.
+spec/support/sigchld.so: spec/support/sigchld.c
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
+
+test: deps all spec/support/sigchld.so
 	$(BUSTED)
 
 demo: deps all
@@ -49,13 +53,13 @@ bench: deps all
 
 # lua5.4 itself is not instrumented: preload the sanitizer runtimes.
 asan: deps
-	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
+	$(MAKE) clean all spec/support/sigchld.so CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" $(SANBUSTED)
 	$(MAKE) clean
 
 # The thread pool under ThreadSanitizer: the par.run specs.
 tsan: deps
-	$(MAKE) clean all CFLAGS="$(SAN) -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+	$(MAKE) clean all spec/support/sigchld.so CFLAGS="$(SAN) -fsanitize=thread" LDFLAGS="-fsanitize=thread"
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o spec/support/noenv.so spec/support/noenv.c
 	TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
 	  $(SANBUSTED) --helper=spec/support/sanitizer.lua --exclude-tags=child_lua \
@@ -65,7 +69,7 @@ tsan: deps
 # A representative subset under valgrind: no definite leak, no error.
 VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
   --error-exitcode=1 --child-silent-after-fork=yes --trace-children=no
-valgrind: deps all
+valgrind: deps all spec/support/sigchld.so
 	$(HERE) $(VALGRIND) $(LUA) spec/valgrind.lua
 
 # libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus;

@@ -64,4 +64,26 @@ describe("par.run under load and faults", function()
     ]], "trap '' CHLD; ")
     assert.are.equal("3\t0\t9\n", out)
   end)
+
+  it("works beside a host's own SIGCHLD handler that reaps nothing", function()
+    local sigchld = require "spec.support.sigchld"
+    sigchld.install("count")
+    local ok, res = pcall(par.run, { "exit 3", "true" }, 2)
+    local seen = sigchld.restore()
+    assert.is_true(ok)
+    assert.are.same({ 3, 0 }, { res[1].code, res[2].code })
+    assert.is_true(seen >= 2)                -- the host's handler still ran
+  end)
+
+  it("says why when a host's SIGCHLD handler reaps par's children", function()
+    local sigchld = require "spec.support.sigchld"
+    sigchld.install("reap")
+    local ok, res = pcall(par.run, { "sleep 0.2; exit 3" }, 1)
+    sigchld.restore()
+    assert.is_true(ok)
+    local r = res[1]
+    assert.is_true(r.code == 3 or r.error ==
+      "cannot get the exit status of '/bin/sh': it was reaped by someone else (a SIGCHLD handler calling wait?)")
+    assert.are.same({}, H.children())
+  end)
 end)

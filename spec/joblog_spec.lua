@@ -1,0 +1,61 @@
+local joblog = require "par.joblog"
+local H = require "spec.helpers"
+
+describe("par.joblog.read", function()
+  local HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+  local function line(seq, exit, sig, cmd)
+    return ("%d\t:\t1700000000.123\t     0.005\t0\t0\t%d\t%d\t%s\n"):format(seq, exit, sig, cmd or "true")
+  end
+
+  local function read(text, rerun_failed)
+    local path = os.tmpname()
+    H.writefile(path, text)
+    local warnings = {}
+    local done = joblog.read(path, rerun_failed, function(m) warnings[#warnings + 1] = m end)
+    os.remove(path)
+    return done, warnings
+  end
+
+  it("maps each logged seq to whether it succeeded", function()
+    local done, warnings = read(HEADER .. line(1, 0, 0) .. line(2, 1, 0) .. line(3, 0, 9) .. line(5, -1, 15))
+    assert.are.same({ [1] = true, [2] = false, [3] = false, [5] = false }, done)
+    assert.are.same({}, warnings)
+  end)
+
+  it("keeps only successes when failures are to be rerun", function()
+    local done = read(HEADER .. line(1, 0, 0) .. line(2, 1, 0), true)
+    assert.are.same({ [1] = true }, done)
+  end)
+
+  it("counts a seq as done if any of its lines succeeded", function()
+    assert.are.same({ [1] = true }, read(HEADER .. line(1, 1, 0) .. line(1, 0, 0)))
+  end)
+
+  it("returns nothing for a missing log", function()
+    assert.are.same({}, joblog.read("/nonexistent/par.log", false, error))
+  end)
+
+  it("survives 10,000 random corruptions, never raising", function()
+    math.randomseed(42)
+    local good = HEADER
+    for i = 1, 20 do good = good .. line(i, i % 3 == 0 and 1 or 0, 0, "echo " .. i .. " \t x") end
+    local path = os.tmpname()
+    finally(function() os.remove(path) end)
+    for _ = 1, 10000 do
+      local s = good
+      for _ = 1, math.random(1, 4) do
+        local at, kind = math.random(1, #s), math.random(1, 4)
+        if kind == 1 then s = s:sub(1, at - 1) .. string.char(math.random(0, 255)) .. s:sub(at + 1)
+        elseif kind == 2 then s = s:sub(1, at - 1) .. s:sub(at + math.random(1, 40))
+        elseif kind == 3 then s = s:sub(1, at) .. s:sub(math.random(1, #s))
+        else s = s:sub(1, at) end
+      end
+      H.writefile(path, s)
+      local ok, done = pcall(joblog.read, path, math.random() < 0.5, function() end)
+      assert(ok, done)
+      for seq, v in pairs(done) do
+        assert(math.type(seq) == "integer" and type(v) == "boolean")
+      end
+    end
+  end)
+end)
