@@ -1,0 +1,18 @@
+#!/bin/sh
+# bench/run.sh: par's benchmarks (`make bench` runs this).
+# Compiles the floor (bench/floor.c, plain posix_spawn + waitpid), then
+# times par.run against it and its peers; then par.map's benchmark, if any.
+# Run from anywhere; par must be built (make).
+set -eu
+cd "$(dirname "$0")/.."
+: "${LUA:=lua5.4}" "${CC:=cc}"
+LUA_PATH=${LUA_PATH:-'lua/?.lua;lua/?/init.lua;;'}
+LUA_CPATH=${LUA_CPATH:-'./?.so;;'}
+export LUA LUA_PATH LUA_CPATH
+
+"$CC" -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -o bench/floor bench/floor.c
+"$LUA" bench/run_bench.lua
+if [ -f bench/map_bench.lua ]; then
+  echo
+  "$LUA" bench/map_bench.lua
+fi
