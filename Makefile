@@ -45,7 +45,11 @@ spec/support/sigchld.so: spec/support/sigchld.c
 test: deps all spec/support/sigchld.so
 	$(BUSTED)
 
+# The main job: export a 1,000,000-row SQLite table in parallel partitions,
+# from Lua (par.run, with a summary that checks the row counts add up), then
+# with the par command and a config (resumable through its joblog).
 demo: deps all
+	$(HERE) $(LUA) examples/export_table.lua
 	$(HERE) $(LUA) bin/par --bar run examples/export.lua
 
 bench: deps all
