@@ -55,10 +55,12 @@ demo: deps all
 bench: deps all
 	$(HERE) sh bench/run.sh
 
-# lua5.4 itself is not instrumented: preload the sanitizer runtimes.
+# lua5.4 itself is not instrumented: preload the sanitizer runtimes.  The
+# commands the specs spawn inherit them (which ASan tolerates, but curl does not).
 asan: deps
 	$(MAKE) clean all spec/support/sigchld.so CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" $(SANBUSTED)
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  $(SANBUSTED) --exclude-tags=curl   # Debian's curl hangs with the ASan runtime preloaded
 	$(MAKE) clean
 
 # The thread pool under ThreadSanitizer: the par.run specs.

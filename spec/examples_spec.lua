@@ -79,7 +79,7 @@ describe("examples/multithread.lua", function()
   end)
 end)
 
-describe("examples/curl.lua", function()
+describe("examples/curl.lua #curl", function()
   it("runs its offline demo and reports the missing URL", function()
     local out, err, status = run("examples/curl.lua")
     local dir = out[1] and out[1]:match("^demo: 6 file:// URLs in (.-)/urls%.txt, the last one missing$")
