@@ -629,7 +629,7 @@ describe("par command", function()
   end)
 
   describe("examples", function()
-    it("urls.lua fetches file:// URLs with curl", function()
+    it("urls.lua fetches file:// URLs with curl #curl", function()
       local dir = tmpdir()
       H.writefile(dir .. "/a.txt", "A\n")
       H.writefile(dir .. "/urls", ("# list\nfile://%s/a.txt\n\nfile://%s/missing.txt\n"):format(dir, dir))

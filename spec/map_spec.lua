@@ -45,6 +45,11 @@ describe("par.map", function()
       assert.are.same({ [2] = 2, [4] = 4, n = 5 }, r)
     end)
 
+    it("takes items with keys that are not positive integers, as Lua's # does", function()
+      local r = par.map(function(x) return x end, table.pack("a", "b", "c"), 2)
+      assert.are.same({ "a", "b", "c", n = 3 }, r)
+    end)
+
     it("takes the first return value only", function()
       local r = par.map(function(x) return x, "more" end, { 1, 2 }, 2)
       assert.are.same({ 1, 2, n = 2 }, r)
@@ -74,6 +79,31 @@ describe("par.map", function()
         { procs = 2, init = function() _G.par_map_init = (_G.par_map_init or 0) + 1 end })
       for i = 1, 20 do assert.are.equal(1, r[i]) end
       assert.is_nil(_G.par_map_init)
+    end)
+
+    it("gives results that the workers of the next map can read", function()
+      local first = par.map(function(x) return x * 3 end, range(100000), 2)
+      local second = par.map(function(i) return first[i * 1000] end, range(100), 2)
+      for i = 1, 100 do assert.are.equal(i * 3000, second[i]) end
+    end)
+
+    it("survives a collection that fn runs in a worker", function()
+      local r = par.map(function(x)
+        collectgarbage()
+        return x + 1
+      end, range(20000), { procs = 2, chunksize = 5000 })
+      assert.are.equal(20000, r.n)
+      assert.are.equal(2, r[1])
+      assert.are.equal(20001, r[20000])
+    end)
+
+    it("leaves the caller's collector running, or stopped, as it was", function()
+      par.map(function(x) return x end, range(10), 2)
+      assert.is_true(collectgarbage("isrunning"))
+      collectgarbage("stop")
+      finally(function() collectgarbage("restart") end)
+      par.map(function(x) return x end, range(10), 2)
+      assert.is_false(collectgarbage("isrunning"))
     end)
 
     it("calls on_result(value, i) in the caller for every result", function()
@@ -404,6 +434,7 @@ describe("par.map", function()
       local r = par.map(function(x)
         local garbage = {}
         for k = 1, 200 do garbage[k] = { k, tostring(k) } end
+        assert(#garbage == 200)
         return { x, mypid() }
       end, range(3000), { procs = 2, worker_memory = 1024 * 1024 })
       local pids, n = {}, 0
@@ -422,6 +453,7 @@ describe("par.map", function()
       local dirty = par.map(function()
         local garbage = {}
         for k = 1, 100000 do garbage[k] = { k } end        -- about 8 MB of its own
+        assert(#garbage == 100000)
         local s = H.readfile("/proc/self/smaps_rollup")
         return tonumber(s:match("Private_Dirty:%s*(%d+) kB"))
       end, { 1, 2 }, 2)
@@ -473,7 +505,10 @@ describe("par.map", function()
       local out, ok = H.lua([[
         local par = require "par"
         io.write("before\n")                   -- buffered: stdout is a pipe
-        par.map(function(x) print("item " .. x) end, { 1, 2, 3, 4, 5, 6 }, 3)
+        par.map(function(x)
+          print("item " .. x)                  -- print flushes stdout itself
+          io.write("written ", x, "\n")          -- io.write does not
+        end, { 1, 2, 3, 4, 5, 6 }, 3)
         io.write("after\n")
       ]])
       assert.is_true(ok)
@@ -481,7 +516,8 @@ describe("par.map", function()
       for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
       table.sort(lines)
       assert.are.same({ "after", "before", "item 1", "item 2", "item 3", "item 4", "item 5",
-        "item 6" }, lines)
+        "item 6", "written 1", "written 2", "written 3", "written 4", "written 5", "written 6" },
+        lines)
     end)
   end)
 
@@ -563,9 +599,9 @@ describe("par.map", function()
       { function() par.map(id, nil) end, "bad argument #2 to 'map' (table expected, got nil)" },
       { function() par.map(id, "abc") end, "bad argument #2 to 'map' (table expected, got string)" },
       { function() par.map(id, { 1, nil, 3 }) end,
-        "bad argument #2 to 'map' (sequence expected, got a table with keys other than 1..#items)" },
-      { function() par.map(id, { 1, x = 2 }) end,
-        "bad argument #2 to 'map' (sequence expected, got a table with keys other than 1..#items)" },
+        "bad argument #2 to 'map' (sequence expected, got a table with holes or keys beyond #items)" },
+      { function() par.map(id, { 1, 2, [4] = 4 }) end,
+        "bad argument #2 to 'map' (sequence expected, got a table with holes or keys beyond #items)" },
       { function() par.map(id, { 1 }, 0) end, "bad argument #3 to 'map' (must be >= 1, got 0)" },
       { function() par.map(id, { 1 }, 1.5) end,
         "bad argument #3 to 'map' (number has no integer representation)" },
@@ -606,6 +642,8 @@ describe("par.map", function()
       assert.has_error(function() core.map(id, { 1 }, { procs = 0 }) end,
         "bad argument #3 to 'map' (option 'procs': integer >= 1 expected)")
       assert.has_error(function() core.map(id, { 1 }, { errors = "x" }) end)
+      assert.has_error(function() core.map(id, { 1, 2, [4] = 4 }, {}) end,
+        "bad argument #2 to 'map' (sequence expected)")
       assert.has_error(function() core.map("f", { 1 }, {}) end)
     end)
   end)
