@@ -548,6 +548,35 @@ describe("par.map", function()
     end)
   end)
 
+  describe("a caller killed with SIGKILL", function()
+    it("takes its workers with it", function()
+      local dir = os.tmpname()
+      finally(function() os.execute("rm -f " .. dir .. "*") end)
+      H.writefile(dir .. ".lua", ([[
+        local f = io.open("%s.pid", "w") f:write(io.open("/proc/self/stat"):read("n")) f:close()
+        require("par").map(function()
+          local w = io.open("%s.workers", "a")
+          w:write(io.open("/proc/self/stat"):read("n"), "\n")
+          w:close()
+          while true do end
+        end, { 1, 2 }, 2)
+      ]]):format(dir, dir))
+      local child = io.popen(H.env .. "exec lua5.4 " .. dir .. ".lua > /dev/null 2>&1")
+      local pid, workers
+      assert.is_true(wait_for(function()
+        local s = H.readfile(dir .. ".workers")
+        pid = tonumber(H.readfile(dir .. ".pid") or "")
+        workers = s and { s:match("(%d+)\n(%d+)\n") }
+        return workers ~= nil and #workers == 2
+      end))
+      os.execute("kill -9 " .. pid)
+      child:close()
+      for _, w in ipairs(workers) do
+        assert.is_true(wait_for(function() return not H.alive(tonumber(w)) end))
+      end
+    end)
+  end)
+
   describe("fn_spec given as a string", function()
     local dir = os.tmpname()
     local oldpath = package.path

@@ -1,0 +1,307 @@
+--- map_bench.lua: par.map against the serial loop and Python's Pool.map.
+--
+--   lua5.4 bench/map_bench.lua        (from the top of the repo, par built;
+--                                      sh bench/run.sh runs it too)
+--
+-- Every case is timed in rounds that alternate between the serial loop and
+-- par.map, so that a change in the machine's load hits both alike; the
+-- table shows medians.  Python's figures come from bench/map_peers.py, whose
+-- pool is started and warmed before its clock starts (its best case; par.map
+-- forks on every call and that is in its figures).  Prints one markdown
+-- table, then the targets with their verdicts.  Environment (defaults in
+-- brackets): PAR_BENCH_ROUNDS [5], PAR_BENCH_HEAP_MB [1024],
+-- PAR_BENCH_PYTHON [python3] ("" skips the Python rows).
+--
+-- Child mode, for the rows with a big heap:
+--   lua5.4 bench/map_bench.lua --heap MB
+-- builds MB MiB of Lua tables, then times the start-up and memory cases
+-- from that process and prints "name seconds [extra]" lines.
+local par = require "par"
+local now = require("par.core").monotime
+
+local PROCS = 2
+
+local function env_int(name, default)
+  local v = os.getenv(name)
+  return v and math.tointeger(tonumber(v)) or default
+end
+
+local ROUNDS = env_int("PAR_BENCH_ROUNDS", 5)
+local HEAP = arg[1] == "--heap"
+local HEAP_MB = env_int("PAR_BENCH_HEAP_MB", 1024)
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
+end
+
+local function range(n)
+  local t = {}
+  for i = 1, n do t[i] = i end
+  return t
+end
+
+-- The loop par.map replaces: results in a fresh table, as par.map's are.
+local function serial(fn, items)
+  local r = {}
+  for i = 1, #items do r[i] = fn(items[i], i) end
+  return r
+end
+
+-- A full collection first, except in a process holding a big heap: there,
+-- after a fork, it would fault on every page and take seconds.
+local function timed(f, ...)
+  if not HEAP then collectgarbage() end
+  local t = now()
+  f(...)
+  return now() - t
+end
+
+--- Median seconds of each runner over ROUNDS alternating rounds.
+local function race(runners, rounds)
+  local times = {}
+  for _, r in ipairs(runners) do times[r.name] = {} end
+  for _ = 1, rounds or ROUNDS do
+    for _, r in ipairs(runners) do
+      local t = times[r.name]
+      t[#t + 1] = timed(r.run)
+    end
+  end
+  local out = {}
+  for _, r in ipairs(runners) do out[r.name] = median(times[r.name]) end
+  return out
+end
+
+-- {======================================================================
+-- The work
+
+-- About 1 ms of arithmetic, calibrated on this machine.
+local function calibrate()
+  local n = 10000
+  while true do
+    local t = now()
+    local s = 0
+    for k = 1, n do s = s + k % 7 end
+    local dt = now() - t
+    if dt > 0.02 then return math.floor(n * 0.001 / dt) end
+    n = n * 2
+  end
+end
+
+local function cpu_fn(work)
+  return function(x)
+    local s = 0
+    for k = 1, work do s = s + (k + x) % 7 end
+    return s
+  end
+end
+
+local function tiny(x) return x * 2 end
+
+-- 10240 bytes, one fresh string per item (Python: (b"%08d" % x) * 1280).
+local function fresh10k(x) return string.format("%08d", x):rep(1280) end
+
+-- About 10 KB of garbage: 100 small tables and the table holding them.
+local function garbage10k(x)
+  local g = {}
+  for k = 1, 100 do g[k] = { k, x } end
+  return x, #g      -- par.map keeps the first value only
+end
+
+-- Private_Dirty of this process, in KiB.
+local function private_dirty()
+  local f = io.open("/proc/self/smaps_rollup")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("Private_Dirty:%s*(%d+) kB"))
+end
+
+local function pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local p = f:read("n")
+  f:close()
+  return math.tointeger(p)
+end
+
+--- Sum over workers of the most each dirtied: every 250th item reports its
+-- worker's Private_Dirty (a separate, untimed run).
+local function workers_dirty(items)
+  local r = par.map(function(x, i)
+    garbage10k(x)
+    if i % 250 == 0 then return { pid(), private_dirty() } end
+  end, items, PROCS)
+  local most = {}
+  for i = 1, r.n do
+    local v = r[i]
+    if v then most[v[1]] = math.max(most[v[1]] or 0, v[2]) end
+  end
+  local sum, n = 0, 0
+  for _, kb in pairs(most) do
+    sum = sum + kb
+    n = n + 1
+  end
+  return sum / 1024, n
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Child mode: a process holding a big heap
+
+-- Many small tables of numbers and short strings, like a program's data,
+-- until the collector counts 'mb' MiB (as bench/run_bench.lua builds).
+local function build_heap(mb)
+  local heap, i = {}, 0
+  while collectgarbage("count") < mb * 1024 do
+    for _ = 1, 10000 do
+      i = i + 1
+      heap[i] = { i, i * 0.5, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7, i + 8,
+        i + 9, i + 10, i + 11, i + 12, "k" .. (i % 4096), "v" }
+    end
+  end
+  return heap
+end
+
+local function heap_cases(mb)
+  local heap = mb > 0 and build_heap(mb) or {}
+  collectgarbage()
+  local two = { 1, 2 }
+  local startup = {}
+  for k = 1, ROUNDS do
+    startup[k] = timed(par.map, function(x) return x end, two, PROCS)
+  end
+  local items = range(10000)
+  local mem = {}
+  for k = 1, ROUNDS do mem[k] = timed(par.map, garbage10k, items, PROCS) end
+  local dirty, nworkers = workers_dirty(items)
+  print(("startup %.6f"):format(median(startup)))
+  print(("memory %.6f %.1f %d %.0f"):format(median(mem), dirty, nworkers,
+    collectgarbage("count") / 1024))
+  return heap
+end
+
+if arg[1] == "--heap" then
+  heap_cases(tonumber(arg[2]))
+  os.exit(0)
+end
+
+-- }======================================================================
+
+local function heap_run(mb)
+  local cmd = ("%s bench/map_bench.lua --heap %d"):format(os.getenv("LUA") or "lua5.4", mb)
+  local p = assert(io.popen(cmd))
+  local out = {}
+  for line in p:lines() do
+    local name, rest = line:match("^(%S+) (.*)$")
+    local f = {}
+    for x in rest:gmatch("%S+") do f[#f + 1] = tonumber(x) end
+    out[name] = f
+  end
+  assert(p:close(), "map_bench --heap failed")
+  return out
+end
+
+local function python(case, n)
+  local py = os.getenv("PAR_BENCH_PYTHON") or "python3"
+  if py == "" then return {} end
+  local p = io.popen(("%s bench/map_peers.py %s %d %d 2>/dev/null"):format(py, case, n, ROUNDS))
+  local out = {}
+  for line in p:lines() do
+    local name, secs = line:match("^(.-) (%S+)$")
+    out[#out + 1] = { name = name, secs = tonumber(secs) }
+  end
+  p:close()
+  return out
+end
+
+local function best_pool(rows)
+  local best
+  for _, r in ipairs(rows) do
+    if r.name:find("Pool", 1, true) and (not best or r.secs < best.secs) then best = r end
+  end
+  return best
+end
+
+local rows, verdicts = {}, {}
+local function row(case, what, secs, note)
+  rows[#rows + 1] = ("| %s | %s | %.3f | %s |"):format(case, what, secs, note or "")
+end
+local function verdict(ok, text)
+  verdicts[#verdicts + 1] = ("- [%s] %s"):format(ok and "met" or "NOT MET", text)
+end
+
+-- (a) CPU-bound
+local work = calibrate()
+local cpu = cpu_fn(work)
+local items = range(2000)
+local a = race({
+  { name = "serial", run = function() serial(cpu, items) end },
+  { name = "par", run = function() par.map(cpu, items, PROCS) end },
+})
+row("a: 2,000 items of ~1 ms", "serial loop", a.serial)
+row("a: 2,000 items of ~1 ms", "par.map, 2 workers", a.par, ("%.2fx faster"):format(a.serial / a.par))
+verdict(a.serial / a.par >= 1.8, ("a: par.map %.2fx faster than serial (target >= 1.8x)")
+  :format(a.serial / a.par))
+
+-- (b) tiny items
+items = range(1000000)
+local b = race({
+  { name = "serial", run = function() serial(tiny, items) end },
+  { name = "par", run = function() par.map(tiny, items, PROCS) end },
+})
+row("b: 1,000,000 items x*2", "serial loop", b.serial)
+row("b: 1,000,000 items x*2", "par.map, 2 workers", b.par, ("%.2fx serial"):format(b.par / b.serial))
+local pyb = python("tiny", 1000000)
+for _, r in ipairs(pyb) do row("b: 1,000,000 items x*2", r.name, r.secs) end
+local pb = best_pool(pyb)
+verdict(b.par <= 2 * b.serial, ("b: par.map %.2fx the serial loop (target <= 2x)"):format(b.par / b.serial))
+if pb then
+  verdict(b.par < pb.secs, ("b: par.map %.3f s vs %s %.3f s"):format(b.par, pb.name, pb.secs))
+end
+
+-- (c) large results
+items = range(10000)
+local c = race({
+  { name = "serial", run = function() serial(fresh10k, items) end },
+  { name = "par", run = function() par.map(fresh10k, items, PROCS) end },
+})
+row("c: 10,000 fresh 10 KB strings", "serial loop", c.serial)
+row("c: 10,000 fresh 10 KB strings", "par.map, 2 workers", c.par, ("%.2fx serial"):format(c.par / c.serial))
+local pyc = python("strings", 10000)
+for _, r in ipairs(pyc) do row("c: 10,000 fresh 10 KB strings", r.name, r.secs) end
+local pc = best_pool(pyc)
+verdict(c.par <= 1.9 * c.serial, ("c: par.map %.2fx the serial loop (target <= 1.9x)")
+  :format(c.par / c.serial))
+if pc then
+  verdict(c.par < pc.secs, ("c: par.map %.3f s vs Python's best pool (%s) %.3f s")
+    :format(c.par, pc.name, pc.secs))
+end
+
+-- (d), (e): from an empty process and from one holding HEAP_MB MiB
+items = nil
+collectgarbage()
+local empty, big = heap_run(0), heap_run(HEAP_MB)
+local heapname = ("%d MiB"):format(big.memory[4])
+row("d: start-up, 2 items", "from an empty process", empty.startup[1])
+row("d: start-up, 2 items", "from a process holding " .. heapname, big.startup[1])
+verdict(big.startup[1] <= 0.060, ("d: %.1f ms from %s of tables (target <= 60 ms)")
+  :format(big.startup[1] * 1000, heapname))
+row("e: 10,000 items of 10 KB garbage", "from an empty process", empty.memory[1],
+  ("workers dirtied %.0f MB"):format(empty.memory[2]))
+row("e: 10,000 items of 10 KB garbage", "from a process holding " .. heapname, big.memory[1],
+  ("workers dirtied %.0f MB (%d workers)"):format(big.memory[2], big.memory[3]))
+verdict(big.memory[2] < 200, ("e: workers dirtied %.0f MB in all (target < 200 MB)")
+  :format(big.memory[2]))
+verdict(big.memory[1] < 2 * empty.memory[1], ("e: %.2fx the time from an empty process "
+  .. "(target < 2x)"):format(big.memory[1] / empty.memory[1]))
+
+print(("par.map benchmark: %d workers, %d rounds (medians), 1 ms of work = %d iterations")
+  :format(PROCS, ROUNDS, work))
+print()
+print("| case | runner | seconds | note |")
+print("|---|---|---:|---|")
+for _, r in ipairs(rows) do print(r) end
+print()
+for _, v in ipairs(verdicts) do print(v) end

@@ -1,0 +1,107 @@
+--- par.map: map a Lua function over items on forked worker processes.
+--
+-- Workers are forks of the caller: fn, items and init reach them without
+-- serialisation; only results travel back (through par's codec, so
+-- metatables are not sent).  See par.core's map.c for the machinery.
+local core = require "par.core"
+local util = require "par.util"
+
+local M = {}
+
+local type, pcall, require, tostring, concat = type, pcall, require, tostring, table.concat
+local format = string.format
+local argerror, typename = util.argerror, util.typename
+
+--- The module named by the longest prefix of 'parts' that require finds,
+-- and the index of the first part after its name; or nil, why.  A module
+-- that exists but fails to load gives its own error.
+local function find_module(spec, parts)
+  local tried = {}
+  for k = #parts, 1, -1 do
+    local name = concat(parts, ".", 1, k)
+    local ok, mod = pcall(require, name)
+    if ok then return mod, k + 1 end
+    if type(mod) ~= "string" or not mod:find("module '" .. name .. "' not found", 1, true) then
+      return nil, format("cannot resolve '%s': loading module '%s' failed: %s", spec, name,
+        tostring(mod))
+    end
+    tried[#tried + 1] = "'" .. name .. "'"
+  end
+  return nil, format("cannot resolve '%s': no module %s", spec, concat(tried, " or "))
+end
+
+--- "module.name.func": the longest prefix that require finds is the module,
+-- the rest a path of fields to the function.  The function, or nil, why.
+local function resolve(spec)
+  local parts = {}
+  for part in (spec .. "."):gmatch("([^.]*)%.") do
+    if part == "" then return nil, format("cannot resolve '%s': empty name", spec) end
+    parts[#parts + 1] = part
+  end
+  local v, first = find_module(spec, parts)
+  if v == nil then return nil, first end
+  for k = first, #parts do
+    if type(v) ~= "table" then
+      return nil, format("cannot resolve '%s': '%s' is a %s, not a table", spec,
+        concat(parts, ".", 1, k - 1), typename(v))
+    end
+    v = v[parts[k]]
+  end
+  if type(v) ~= "function" then
+    return nil, format("cannot resolve '%s': it is a %s, not a function", spec, typename(v))
+  end
+  return v
+end
+
+local function check_fn(fn_spec)
+  if type(fn_spec) == "function" then return fn_spec end
+  if type(fn_spec) == "string" then return resolve(fn_spec) end
+  return nil, "function or string expected, got " .. typename(fn_spec)
+end
+
+--- #items, or nil, why.
+local function check_items(items)
+  if type(items) ~= "table" then return nil, "table expected, got " .. typename(items) end
+  local n = core.seqlen(items)
+  if not n then return nil, "sequence expected, got a table with holes or keys beyond #items" end
+  return n
+end
+
+local option_checks = {
+  procs = util.positive_integer,
+  chunksize = util.positive_integer,
+  init = util.func,
+  on_result = util.func,
+  errors = util.oneof("raise", "collect"),
+  worker_memory = util.positive_integer,
+  timeout = util.positive_number,
+}
+
+--- results = par.map(fn_spec, items [, n | opts])
+-- With opts.errors == "collect": results, errs (errs[i] for each failed i;
+-- an empty table when none failed).  results.n == #items always.
+-- On a system failure (fork, socketpair...): nil, message, errno.
+function M.map(fn_spec, items, n_or_opts)
+  local fn, why = check_fn(fn_spec)
+  if not fn then argerror(1, "map", why) end
+  local n, bad = check_items(items)
+  if not n then argerror(2, "map", bad) end
+  local opts, t = {}, type(n_or_opts)
+  if t == "number" then
+    opts.procs, why = util.positive_integer(n_or_opts)
+    if not opts.procs then argerror(3, "map", why) end
+  elseif t == "table" then
+    opts = util.check_opts(n_or_opts, option_checks, 3, "map")
+  elseif n_or_opts ~= nil then
+    argerror(3, "map", "number or table expected, got " .. typename(n_or_opts))
+  end
+  if n == 0 then
+    if opts.errors == "collect" then return { n = 0 }, {} end
+    return { n = 0 }
+  end
+  opts.procs = opts.procs or core.cpus()
+  opts.n = n          -- core.seqlen said so: the core need not look again
+  return core.map(fn, items, opts)
+end
+
+return M
