@@ -207,6 +207,19 @@ describe("par.run job control", function()
       assert.matches("\r\27%[Kpar: 3/3 done, 0 running, 1 failed, 0:00 elapsed, done\n|a\nc\n$", out)
     end)
 
+    it("draws par.map's progress too, items done out of the total #child_lua", function()
+      local out = H.lua([[
+        local r = require("par").map(function(x) return x * 2 end, { 1, 2, 3 }, { procs = 2, progress = "always" })
+        io.stdout:write("|", r[1] + r[2] + r[3])
+      ]])
+      assert.matches("\r\27%[Kpar: 3/3 items, 0 running, 0 failed, 0:00 elapsed, done\n|12$", out)
+    end)
+
+    it("rejects a bad progress mode", function()
+      assert.has_error(function() par.map(print, { 1 }, { progress = "yes" }) end,
+        "bad argument #3 to 'map' (option 'progress': boolean or 'always' expected, got string)")
+    end)
+
     it("draws nothing when stderr is not a terminal #child_lua", function()
       local out = H.lua([[ require("par").run({ "true" }, { progress = true }) io.write("end") ]])
       assert.are.equal("end", out)

@@ -5,6 +5,7 @@
 -- metatables are not sent).  See par.core's map.c for the machinery.
 local core = require "par.core"
 local util = require "par.util"
+local progress = require "par.progress"
 
 local M = {}
 
@@ -75,7 +76,27 @@ local option_checks = {
   errors = util.oneof("raise", "collect"),
   worker_memory = util.positive_integer,
   timeout = util.positive_number,
+  progress = function(v)
+    if v == "always" or type(v) == "boolean" then return v end
+    return nil, "boolean or 'always' expected, got " .. typename(v)
+  end,
 }
+
+-- The progress display of a map: items done (results received), workers
+-- busy; redrawn as results arrive, finished even when the map raises.
+local function with_progress(opts, n)
+  local bar = progress.new(n, opts.progress, "items")
+  opts.progress = nil
+  if not bar then return nil end
+  local done, user = 0, opts.on_result
+  local src = { counts = function() return math.min(done + opts.procs, n), done end }
+  opts.on_result = function(v, i)
+    done = done + 1
+    bar:draw(src, 0)
+    if user then return user(v, i) end
+  end
+  return setmetatable({}, { __close = function() bar:finish(src, 0) end })
+end
 
 --- results = par.map(fn_spec, items [, n | opts])
 -- With opts.errors == "collect": results, errs (errs[i] for each failed i;
@@ -101,6 +122,7 @@ function M.map(fn_spec, items, n_or_opts)
   end
   opts.procs = opts.procs or core.cpus()
   opts.n = n          -- core.seqlen said so: the core need not look again
+  local bar <close> = with_progress(opts, n)
   return core.map(fn, items, opts)
 end
 
