@@ -87,3 +87,36 @@ describe("par.run under load and faults", function()
     assert.are.same({}, H.children())
   end)
 end)
+
+describe("par.map under faults", function()
+  it("computes every other item of 100,000 when a worker is SIGKILLed every 500 items", function()
+    local items = {}
+    for i = 1, 100000 do items[i] = i end
+    local function pid()
+      local f = io.open("/proc/self/stat")
+      local n = f:read("n")
+      f:close()
+      return math.tointeger(n)
+    end
+    local res, errs = par.map(function(x)
+      if x % 500 == 0 then os.execute("kill -9 " .. pid()) end
+      return x * 3
+    end, items, { procs = 2, errors = "collect" })
+    assert.are.equal(100000, res.n)
+    local failed = 0
+    for i = 1, 100000 do
+      if i % 500 == 0 then
+        assert.are.equal(("par.map: item %d: worker died (signal 9, SIGKILL)"):format(i), errs[i])
+        assert.is_nil(res[i])
+        failed = failed + 1
+      elseif res[i] ~= i * 3 then
+        assert.are.equal(i * 3, res[i])
+      end
+    end
+    assert.are.equal(200, failed)
+    local n = 0
+    for _ in pairs(errs) do n = n + 1 end
+    assert.are.equal(200, n)
+    assert.are.same({}, H.children())
+  end)
+end)
