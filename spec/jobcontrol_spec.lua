@@ -104,6 +104,11 @@ describe("par.run job control", function()
       assert.are.equal("true", res[3].cmd)
     end)
 
+    it("'soon' also stops a command waiting out its delay", function()
+      local res = par.run({ "false", "echo started" }, { jobs = 2, delay = 0.5, halt = "soon" })
+      assert.are.same({ "exit", "skipped" }, statuses(res))
+    end)
+
     it("'never' runs everything", function()
       local res, nfailed = par.run({ "false", "true", "false" }, { jobs = 1, halt = "never" })
       assert.are.same({ "exit", "exit", "exit" }, statuses(res))

@@ -491,6 +491,29 @@ describe("par.map", function()
       assert.are.same({}, H.children())
     end)
 
+    it("does not hold par.run's pipes open while it maps inside on_done", function()
+      local mark = os.tmpname()
+      os.remove(mark)
+      finally(function() os.remove(mark) end)
+      local seen
+      par.run({ "true", "sleep 0.3; cat >/dev/null; touch " .. mark }, 2, {
+        stdin = string.rep("x", 1 << 20),
+        on_done = function(_, i)
+          if i ~= 1 then return end
+          -- the worker waits for command 2 to see EOF on its stdin and finish
+          seen = par.map(function()
+            for _ = 1, 200 do
+              local f = io.open(mark)
+              if f then f:close() return true end
+              os.execute("sleep 0.05")
+            end
+            return false
+          end, { 1 }, 1)[1]
+        end,
+      })
+      assert.is_true(seen)
+    end)
+
     it("works inside on_done of par.run", function()
       local got
       par.run({ "true" }, { on_done = function()

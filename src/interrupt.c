@@ -70,3 +70,12 @@ int intr_pending (void) {
 int intr_count (void) {
   return count;
 }
+
+/* In a forked child (a par.map worker): forget the parent's handlers and
+** self-pipe, whose descriptors the child closes, so that a par.run or
+** par.map inside the worker installs its own. */
+void intr_afterfork (void) {
+  depth = 0;
+  selfpipe[0] = selfpipe[1] = -1;
+  pending = count = 0;
+}

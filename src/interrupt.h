@@ -19,4 +19,7 @@ int intr_pending (void);
 /* How many of them arrived since the outermost intr_begin. */
 int intr_count (void);
 
+/* In a forked child that goes on running Lua: start afresh (see .c). */
+void intr_afterfork (void);
+
 #endif

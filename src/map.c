@@ -40,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -729,12 +730,28 @@ static void child_signals (void) {
   sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
-/* Close the parent's ends of the siblings' sockets: a sibling holding
-** them would keep them open after the parent is done with them. */
-static void child_closefds (Pool *p, int self) {
-  int k;
-  for (k = 0; k < p->nw; k++)
-    if (p->w[k].fd >= 0 && k != self) close(p->w[k].fd);
+/* Close what the parent marked close-on-exec, but for our own socket: the
+** siblings' sockets, and whatever par.run holds if this map runs inside its
+** on_done (a command's pipe kept open here would get no EOF until we exit).
+** A worker never execs, so the flag alone would close nothing; the host's
+** own files (io.open does not set the flag) stay open for fn. */
+static void child_closefds (int keep) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int dfd, fd, max;
+  if (d == NULL) {                       /* no /proc: try every number */
+    max = (int)sysconf(_SC_OPEN_MAX);
+    for (fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+      if (fd != keep && fcntl(fd, F_GETFD) > 0) close(fd);
+    return;
+  }
+  dfd = dirfd(d);
+  while ((e = readdir(d)) != NULL) {
+    fd = atoi(e->d_name);
+    if (fd > 2 && fd != keep && fd != dfd && (fcntl(fd, F_GETFD) & FD_CLOEXEC))
+      close(fd);
+  }
+  closedir(d);
 }
 
 /* Where a results array was kept out of this process, map zeroed pages:
@@ -761,7 +778,8 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
     _exit(EXIT_ORPHAN);
   child_holes(L);
   child_signals();
-  child_closefds(p, self);
+  intr_afterfork();
+  child_closefds(fd);
   lua_gc(L, LUA_GCSTOP);
   memset(&arena, 0, sizeof arena);
   lua_setallocf(L, arena_alloc, &arena);
@@ -813,7 +831,11 @@ static void worker_start (lua_State *L, Pool *p, int k) {
     pool_fail(L, p, "socketpair");
   sv[0] = fd_high(sv[0]);
   sv[1] = fd_high(sv[1]);
-  if (sv[0] < 0 || sv[1] < 0) pool_fail(L, p, "fcntl");
+  if (sv[0] < 0 || sv[1] < 0) {
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    pool_fail(L, p, "fcntl");
+  }
   __atomic_store_n(&p->slots[k].cur, -1, __ATOMIC_SEQ_CST);   /* in init */
   p->slots[k].t0 = 0;
   fflush(NULL);                 /* or the child would print it again */
@@ -1228,8 +1250,8 @@ static void pool_wait (lua_State *L, Pool *p) {
   pool_checkintr(L, p);
   if (r < 0 && errno != EINTR) pool_fail(L, p, "poll");
   if (r > 0 && base && p->pfd[0].revents)
-    p->pollintr = 0;   /* readable, yet no signal here: a stale byte, or
-                          in a worker, the parent's pipe (TODO: lead) */
+    p->pollintr = 0;   /* readable, yet no new signal: a byte an inner
+                          par.run left; pool_checkintr still counts */
   for (k = 0; r > 0 && k < p->nw; k++)
     if (p->pfd[base + k].revents && p->w[k].fd >= 0)
       worker_input(L, p, &p->w[k]);
@@ -1472,7 +1494,8 @@ static int map_map (lua_State *L) {
   if (n == 0) return map_empty(L, opt_collect(L));
   opt_func(L, "init");                        /* 4 */
   opt_func(L, "on_result");                   /* 5 */
-  p = pool_new(L, (int)(procs < n ? (procs < 4096 ? procs : 4096) : n));
+  if (procs > n) procs = n;
+  p = pool_new(L, (int)(procs < 4096 ? procs : 4096));
   p->n = n;
   opts_read(L, p);
   gc_pause(L, p);

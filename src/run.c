@@ -38,14 +38,16 @@ int run_init (Run *r) {
   return 0;
 }
 
-/* Sleep until monotonic time 't'; 0 if a stop came first. */
+/* Sleep until monotonic time 't' (a delay before a start or a retry); 0 if
+** the run stopped meanwhile: halt = "soon" starts nothing new either. */
 static int pause_until (Run *r, double t) {
   for (;;) {
-    double now = now_mono();
+    double now = now_mono(), ms = (t - now) * 1000.0 + 1;
     struct pollfd p = {r->stop[0], POLLIN, 0};
-    if (__atomic_load_n(&r->killing, __ATOMIC_ACQUIRE)) return 0;
+    if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE)) return 0;
     if (now >= t) return 1;
-    poll(&p, 1, (int)((t - now) * 1000.0) + 1);
+    /* the stop pipe wakes us only for a kill: look again at least every 50 ms */
+    poll(&p, 1, ms > 50 ? 50 : (int)ms);
   }
 }
 

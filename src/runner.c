@@ -4,6 +4,7 @@
 ** down, so a Lua error unwinding through par.run leaks nothing.
 */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -213,11 +214,13 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
 static void load_spec (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   size_t len = 0;
+  double retries;
   static const char *const halts[] = {"never", "soon", "now", NULL};
   s->capture = optflag(L, idx, "capture", 1);
   s->timeout = optnum(L, idx, "timeout", 0);
   s->kill_after = optnum(L, idx, "kill_after", 2);
-  s->retries = (int)optnum(L, idx, "retries", 0);
+  retries = optnum(L, idx, "retries", 0);
+  s->retries = retries < INT_MAX - 1 ? (int)retries : INT_MAX - 1;
   s->retry_delay = optnum(L, idx, "retry_delay", 0);
   s->delay = optnum(L, idx, "delay", 0);
   s->max_output = (size_t)optnum(L, idx, "max_output", 64.0 * 1024 * 1024);
@@ -409,7 +412,7 @@ static int runner_next (lua_State *L) {
         lua_pushboolean(L, 0);
         return 1;
       }
-      ms = (int)(left * 1000.0) + 1;
+      ms = left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
     }
     if (poll(p, 2, ms) > 0) {
       if (p[0].revents) drainfd(r->run.wake[0]);
