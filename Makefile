@@ -4,6 +4,8 @@
 LUA        ?= lua5.4
 PREFIX     ?= /usr/local
 LUA_INCDIR ?= /usr/include/lua5.4
+# Accepted as LuaRocks passes it, but unused: a Lua module must not link liblua.
+LUA_LIBDIR ?= /usr/lib/x86_64-linux-gnu
 LIBFLAG    ?= -shared
 LIBDIR     ?= $(PREFIX)/lib/lua/5.4
 LUADIR     ?= $(PREFIX)/share/lua/5.4
@@ -23,7 +25,7 @@ SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
 LUAS = $(wildcard lua/par/*.lua)
 
-.PHONY: all deps test demo bench install clean asan tsan valgrind lint fuzz check
+.PHONY: all deps test test-ssh demo bench install clean asan tsan valgrind lint fuzz
 
 all: par/core.so
 
@@ -44,6 +46,11 @@ spec/support/sigchld.so: spec/support/sigchld.c
 
 test: deps all spec/support/sigchld.so
 	$(BUSTED)
+
+# Only the SSH specs: two throwaway sshd on 127.0.0.2 and 127.0.0.3
+# (spec/support/sshd.sh), stopped at the end whether the specs pass or not.
+test-ssh: deps all
+	$(BUSTED) spec/ssh_spec.lua
 
 # The main job: export a 1,000,000-row SQLite table in parallel partitions,
 # from Lua (par.run, with a summary that checks the row counts add up), then
