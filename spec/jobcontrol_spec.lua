@@ -222,7 +222,7 @@ describe("par.run job control", function()
 
     it("rejects a bad progress mode", function()
       assert.has_error(function() par.map(print, { 1 }, { progress = "yes" }) end,
-        "bad argument #3 to 'map' (option 'progress': boolean or 'always' expected, got string)")
+        "bad argument #3 to 'map' (option 'progress': boolean or 'always' expected, got 'yes')")
     end)
 
     it("draws nothing when stderr is not a terminal #child_lua", function()

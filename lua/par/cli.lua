@@ -383,10 +383,6 @@ local function table_value(v)
   return v
 end
 
-local function string_value(v)
-  if type(v) ~= "string" then return nil, "string expected, got " .. typename(v) end
-  return v
-end
 
 local function string_or_table(v)
   if type(v) ~= "string" and type(v) ~= "table" then
@@ -395,13 +391,6 @@ local function string_or_table(v)
   return v
 end
 
-local function bool_or(word)
-  return function(v)
-    if type(v) == "boolean" or v == word then return v end
-    return nil, format("boolean or '%s' expected, got %s", word,
-      type(v) == "string" and ("'" .. v .. "'") or typename(v))
-  end
-end
 
 local function fn_value(v)
   if type(v) ~= "function" and type(v) ~= "string" then
@@ -418,13 +407,13 @@ local RUN_KEYS = {
   retries = util.nonneg_integer,
   retry_delay = util.nonneg_number,
   halt = util.oneof("never", "soon", "now"),
-  joblog = string_value,
-  resume = bool_or("failed"),
-  progress = bool_or("always"),
+  joblog = util.string,
+  resume = util.boolean_or("failed"),
+  progress = util.boolean_or("always"),
   env = table_value,
-  cwd = string_value,
+  cwd = util.string,
   shell = string_or_table,
-  stdin = string_value,
+  stdin = util.string,
   capture = util.boolean,
   output = util.oneof("group", "ungroup"),
   max_output = util.nonneg_integer,
@@ -446,7 +435,7 @@ local MAP_KEYS = {
   errors = util.oneof("raise", "collect"),
   worker_memory = util.positive_integer,
   timeout = util.positive_number,
-  progress = bool_or("always"),
+  progress = util.boolean_or("always"),
   format = util.oneof("json", "lua"),
 }
 

@@ -118,10 +118,7 @@ end
 local RUN_OPTS = {
   jobs = util.positive_integer,
   capture = util.boolean,
-  stdin = function(v)
-    if type(v) ~= "string" then return nil, "string expected, got " .. typename(v) end
-    return v
-  end,
+  stdin = util.string,
   env = check_env,
   cwd = check_string,
   shell = check_shell,
@@ -131,15 +128,9 @@ local RUN_OPTS = {
   retry_delay = util.nonneg_number,
   halt = util.oneof("never", "soon", "now"),
   on_done = util.func,
-  progress = function(v)
-    if v == "always" or type(v) == "boolean" then return v end
-    return nil, "boolean or 'always' expected, got " .. typename(v)
-  end,
+  progress = util.boolean_or("always"),
   joblog = check_string,
-  resume = function(v)
-    if v == "failed" or type(v) == "boolean" then return v end
-    return nil, "boolean or 'failed' expected, got " .. typename(v)
-  end,
+  resume = util.boolean_or("failed"),
   max_output = util.nonneg_integer,
   output = util.oneof("group", "ungroup"),
   delay = util.nonneg_number,

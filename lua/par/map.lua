@@ -76,10 +76,7 @@ local option_checks = {
   errors = util.oneof("raise", "collect"),
   worker_memory = util.positive_integer,
   timeout = util.positive_number,
-  progress = function(v)
-    if v == "always" or type(v) == "boolean" then return v end
-    return nil, "boolean or 'always' expected, got " .. typename(v)
-  end,
+  progress = util.boolean_or("always"),
 }
 
 -- The progress display of a map: items done (results received), workers
@@ -122,7 +119,7 @@ function M.map(fn_spec, items, n_or_opts)
   end
   opts.procs = opts.procs or core.cpus()
   opts.n = n          -- core.seqlen said so: the core need not look again
-  local bar <close> = with_progress(opts, n)
+  local bar <close> = with_progress(opts, n) -- luacheck: ignore 211 (closed on return)
   return core.map(fn, items, opts)
 end
 

@@ -85,6 +85,20 @@ function M.func(v)
   return v
 end
 
+function M.string(v)
+  if type(v) ~= "string" then return nil, "string expected, got " .. M.typename(v) end
+  return v
+end
+
+--- A checker for true, false or one word, such as progress = "always".
+function M.boolean_or(word)
+  return function(v)
+    if type(v) == "boolean" or v == word then return v end
+    return nil, format("boolean or '%s' expected, got %s", word,
+      type(v) == "string" and ("'" .. v .. "'") or M.typename(v))
+  end
+end
+
 function M.oneof(...)
   local names = { ... }
   local set = {}
