@@ -13,6 +13,7 @@
 -- resumable: run the same command again after an interrupt or a failure and
 -- only the partitions that did not succeed run again.
 local par = require "par"
+local items_db = require "items_db"   -- beside this config: par puts its folder on package.path
 
 local rows, parts = ...
 rows = math.tointeger(tonumber(rows or os.getenv("PAR_DEMO_ROWS") or 1000000))
@@ -24,43 +25,10 @@ local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local dir = "demo-out"
 local db, outdir = ("%s/items_%d.db"):format(dir, rows), dir .. "/export"
 
--- One sqlite3 call on file 'path' (argv form: no quoting), returning its output.
-local function sqlite(path, sql, input)
-  local res = par.run({ { "sqlite3", "-bail", "-batch", path, sql } }, 1, { stdin = input })[1]
-  if not res.ok then error("sqlite3: " .. (res.error or res.stderr), 0) end
-  return res.stdout
-end
-
--- The same table as export_table.lua's (keep the two in step), generated
--- inside sqlite3 under a temporary name, then renamed.
-local GENERATE = [[
-PRAGMA journal_mode = OFF;
-PRAGMA synchronous = OFF;
-CREATE TABLE items (
-  id      INTEGER PRIMARY KEY,
-  name    TEXT NOT NULL,
-  price   REAL NOT NULL,
-  qty     INTEGER NOT NULL,
-  created TEXT NOT NULL
-);
-WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < %d)
-INSERT INTO items
-SELECT i, 'item-' || i, (i * 7919 %% 100000) / 100.0, i %% 97,
-       date('2020-01-01', '+' || (i %% 1461) || ' days')
-FROM seq WHERE i <= %d;
-]]
-
 assert(par.run({ { "mkdir", "-p", dir, outdir } }, 1)[1].ok, "cannot create " .. outdir)
-local f = io.open(db)
-if f then
-  f:close()
-else
-  os.remove(db .. ".tmp")
-  sqlite(db .. ".tmp", ".read /dev/stdin", GENERATE:format(rows, rows))
-  assert(os.rename(db .. ".tmp", db))
-end
+items_db.create(db, rows)   -- the table export_table.lua makes, when missing
 
-local lo, hi = sqlite(db, "SELECT min(id), max(id) FROM items"):match("^(%-?%d*)|(%-?%d*)")
+local lo, hi = items_db.sqlite(db, "SELECT min(id), max(id) FROM items"):match("^(%-?%d*)|(%-?%d*)")
 local commands = {}
 if lo ~= "" then
   lo, hi = math.tointeger(tonumber(lo)), math.tointeger(tonumber(hi))

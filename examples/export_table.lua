@@ -14,6 +14,8 @@ local par = require "par"
 local monotime = require("par.core").monotime
 
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+local items_db = require "items_db"
 
 local function die(msg, status)
   io.stderr:write("export_table.lua: ", msg, "\n")
@@ -54,45 +56,19 @@ local function parse_args(args)
   return o
 end
 
--- One sqlite3 call through par.run (argv form: no quoting of the path).
 local function sqlite(db, sql, input)
-  local res = par.run({ { "sqlite3", "-bail", "-batch", db, sql } }, 1, { stdin = input })[1]
-  if res.status == "error" then die(res.error .. " (Debian: apt-get install sqlite3)") end
-  if not res.ok then die(("sqlite3 %s: %s"):format(db, res.stderr:gsub("\n$", ""))) end
-  return res.stdout
+  local ok, out = pcall(items_db.sqlite, db, sql, input)
+  if not ok then die(out) end
+  return out
 end
-
--- The table is generated inside sqlite3 by a recursive CTE: a million rows
--- take about a second, where inserting them one by one from Lua takes far
--- longer. It is built under a temporary name, so an interrupted build
--- leaves no half-filled database behind to be mistaken for a finished one.
-local GENERATE = [[
-PRAGMA journal_mode = OFF;
-PRAGMA synchronous = OFF;
-CREATE TABLE items (
-  id      INTEGER PRIMARY KEY,
-  name    TEXT NOT NULL,
-  price   REAL NOT NULL,
-  qty     INTEGER NOT NULL,
-  created TEXT NOT NULL
-);
-WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < %d)
-INSERT INTO items
-SELECT i, 'item-' || i, (i * 7919 %% 100000) / 100.0, i %% 97,
-       date('2020-01-01', '+' || (i %% 1461) || ' days')
-FROM seq WHERE i <= %d;
-]]
 
 local function create_db(db, rows)
   local f = io.open(db)
   if f then f:close(); return end
-  local tmp = db .. ".tmp"
-  os.remove(tmp)
   io.write(("creating %s with %d rows ... "):format(db, rows))
   io.flush()
   local t = monotime()
-  sqlite(tmp, ".read /dev/stdin", GENERATE:format(rows, rows))
-  local ok, err = os.rename(tmp, db)
+  local ok, err = pcall(items_db.create, db, rows)
   if not ok then die(err) end
   print(("%.2f s"):format(monotime() - t))
 end

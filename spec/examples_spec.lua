@@ -239,7 +239,7 @@ describe("examples/export_table.lua", function()
     local dir = tmpdir()
     finally(function() rmtree(dir) end)
     -- The same script beside an export_table.sh that loses a partition.
-    assert(os.execute("cp examples/export_table.lua " .. q(dir)))
+    assert(os.execute("cp examples/export_table.lua examples/items_db.lua " .. q(dir)))
     H.writefile(dir .. "/export_table.sh",
       '[ "$2" = 1 ] && { echo lost >&2; exit 3; }\nexec sh examples/export_table.sh "$@"\n')
     local out, err, status = run(dir .. "/export_table.lua", "-d", dir, "100")
