@@ -2,7 +2,7 @@ local par = require "par"
 local H = require "spec.helpers"
 
 describe("par.run under load and faults", function()
-  it("runs 20,000 commands on 16 threads and leaves nothing behind", function()
+  it("runs 20,000 commands on 16 threads and leaves nothing behind #load", function()
     collectgarbage(); collectgarbage()
     local fds = H.fdcount()
     local cmds = {}

@@ -85,6 +85,7 @@ describe("par.run on SSH hosts #ssh", function()
   end)
 
   it("fails the remaining jobs with a message when every host is unreachable", function()
+    os.execute("sh spec/support/sshd.sh stop " .. dir .. " " .. B)   -- if not stopped already
     local res, nfailed = par.run({ "true", "true" }, { hosts = { B }, ssh = ssh, retries = 2 })
     assert.are.equal(2, nfailed)
     assert.are.equal("error", res[1].status)

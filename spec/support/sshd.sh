@@ -1,11 +1,15 @@
 #!/bin/sh
 # Throwaway SSH hosts for the specs: two sshd on 127.0.0.2 and 127.0.0.3,
 # with host and user keys made in DIR, and an ssh client config DIR/ssh_config
-# that reaches them without prompts.
+# that reaches them without prompts.  Needs root.  Jobs log in as the system
+# user par-ssh-test, whose shell is /bin/sh and whose home is DIR/home: the
+# login shell of a real user may read start-up files on every command (root's
+# .bashrc here ran `pyenv init`, half a second each), which only slows tests.
 #   sshd.sh start DIR     start both (prints the port)
 #   sshd.sh stop DIR [ADDR]  stop both, or the one on ADDR
 set -eu
 cmd=$1 dir=$2
+USER_NAME=par-ssh-test
 
 stop_one() {
   if [ -f "$dir/sshd-$1.pid" ]; then
@@ -18,8 +22,15 @@ case $cmd in
 start)
   SSHD=$(command -v sshd || echo /usr/sbin/sshd)
   [ -x "$SSHD" ] || { echo "sshd.sh: sshd not found: apt-get install openssh-server" >&2; exit 1; }
-  mkdir -p "$dir" /run/sshd
-  chmod 700 "$dir"
+  mkdir -p "$dir/home" /run/sshd
+  chmod 711 "$dir"
+  if id "$USER_NAME" >/dev/null 2>&1; then
+    usermod -p '*' -d "$dir/home" "$USER_NAME"
+  else
+    # password '*': no password login, yet not locked (sshd refuses locked accounts)
+    useradd --system --no-create-home --shell /bin/sh --home-dir "$dir/home" -p '*' "$USER_NAME"
+  fi
+  chown "$USER_NAME" "$dir/home"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/user_key"
   cp "$dir/user_key.pub" "$dir/authorized_keys"
@@ -32,7 +43,7 @@ ListenAddress $addr:$port
 HostKey $dir/host_key
 AuthorizedKeysFile $dir/authorized_keys
 PidFile $dir/sshd-$addr.pid
-PermitRootLogin prohibit-password
+AllowUsers $USER_NAME
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
@@ -51,7 +62,7 @@ CONF
   cat > "$dir/ssh_config" <<CONF
 Host *
   Port $port
-  User $(id -un)
+  User $USER_NAME
   IdentityFile $dir/user_key
   IdentitiesOnly yes
   StrictHostKeyChecking no
@@ -62,7 +73,12 @@ CONF
   echo "$port"
   ;;
 stop)
-  if [ $# -ge 3 ]; then stop_one "$3"; else stop_one 127.0.0.2; stop_one 127.0.0.3; fi
+  if [ $# -ge 3 ]; then stop_one "$3"; else
+    stop_one 127.0.0.2; stop_one 127.0.0.3
+    pkill -KILL -u "$USER_NAME" 2>/dev/null || true   # remote jobs a timeout left running
+    sleep 0.1
+    userdel "$USER_NAME" 2>/dev/null || true
+  fi
   ;;
 *)
   echo "usage: sshd.sh start|stop DIR [ADDR]" >&2; exit 2
