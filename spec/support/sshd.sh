@@ -75,7 +75,11 @@ CONF
 stop)
   if [ $# -ge 3 ]; then stop_one "$3"; else
     stop_one 127.0.0.2; stop_one 127.0.0.3
-    pkill -KILL -u "$USER_NAME" 2>/dev/null || true   # remote jobs a timeout left running
+    # remote jobs a timeout left running (a /proc loop: procps hangs under ASan)
+    uid=$(id -u "$USER_NAME" 2>/dev/null || echo none)
+    for p in /proc/[0-9]*; do
+      [ "$(stat -c %u "$p" 2>/dev/null)" = "$uid" ] && kill -KILL "${p#/proc/}" 2>/dev/null
+    done
     sleep 0.1
     userdel "$USER_NAME" 2>/dev/null || true
   fi
