@@ -72,7 +72,7 @@ describe("par.run under load and faults", function()
     local seen = sigchld.restore()
     assert.is_true(ok)
     assert.are.same({ 3, 0 }, { res[1].code, res[2].code })
-    assert.is_true(seen >= 2)                -- the host's handler still ran
+    assert.is_true(seen >= 1)   -- the host's handler still ran (SIGCHLDs coalesce: maybe once)
   end)
 
   it("says why when a host's SIGCHLD handler reaps par's children", function()
