@@ -124,7 +124,7 @@ describe("par.run job control", function()
   describe("on_done", function()
     it("is called on the caller's thread once per command, in completion order", function()
       local order = {}
-      local res = par.run({ "sleep 0.4; echo a", "echo b", "sleep 0.2; echo c" }, {
+      local res = par.run({ "sleep 1; echo a", "echo b", "sleep 0.5; echo c" }, {
         jobs = 3, on_done = function(r, i) order[#order + 1] = i .. r.stdout end })
       assert.are.same({ "2b\n", "3c\n", "1a\n" }, order)
       assert.are.equal(3, #res)
