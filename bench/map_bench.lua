@@ -150,19 +150,7 @@ end
 -- {======================================================================
 -- Child mode: a process holding a big heap
 
--- Many small tables of numbers and short strings, like a program's data,
--- until the collector counts 'mb' MiB (as bench/run_bench.lua builds).
-local function build_heap(mb)
-  local heap, i = {}, 0
-  while collectgarbage("count") < mb * 1024 do
-    for _ = 1, 10000 do
-      i = i + 1
-      heap[i] = { i, i * 0.5, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7, i + 8,
-        i + 9, i + 10, i + 11, i + 12, "k" .. (i % 4096), "v" }
-    end
-  end
-  return heap
-end
+local build_heap = require "bench.heap"
 
 local function heap_cases(mb)
   local heap = mb > 0 and build_heap(mb) or {}
