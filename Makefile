@@ -92,7 +92,7 @@ valgrind: deps all spec/support/sigchld.so
 # new inputs go to fuzz/work, crashes to fuzz/crash-* (add them to the corpus).
 FUZZ_SECONDS ?= 60
 fuzz:
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) \
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) \
 	  fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
 	mkdir -p fuzz/work
 	fuzz/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/work fuzz/corpus

@@ -4,9 +4,13 @@
 ** Each input is decoded in a fresh lua_State.  A value that decodes must
 ** encode again, that encoding must decode, and the two decoded values must
 ** be the same graph: same subtypes, float bits and sharing.  A failed
-** decode must push nothing.  Any broken promise aborts.
+** decode must push nothing.  The input is also decoded as a frame of
+** results (codec_decode_into), which must store no more values than it
+** may, leave the stack as it was, and agree with codec_decode on the
+** first value.  Any broken promise aborts.
 **
-**   clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 \
+**   clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+**     -I/usr/include/lua5.4 \
 **     fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
 **   fuzz/decode_fuzz -max_total_time=60 NEWDIR fuzz/corpus
 */
@@ -126,6 +130,28 @@ static void roundtrip (lua_State *L, int base) {
   buf_free(&e2);
 }
 
+#define RUN_MAX 16
+
+/* 'first': stack index of codec_decode's value, or 0 if it failed. */
+static void run_into (lua_State *L, Input *in, int first) {
+  char err[128];
+  int t = lua_gettop(L) + 1;
+  lua_Integer k;
+  lua_newtable(L);
+  err[0] = '\0';
+  k = codec_decode_into(L, t, 1, RUN_MAX, in->p, in->n, err, sizeof err);
+  check(lua_gettop(L) == t, "decode_into unbalanced the stack");
+  check(k >= -1 && k <= RUN_MAX, "decode_into: bad count");
+  if (k < 0) check(err[0] != '\0', "a failed decode_into gave no message");
+  check(k <= 0 || first != 0, "decode_into took what decode refused");
+  if (k > 0) {
+    lua_rawgeti(L, t, 1);
+    lua_newtable(L);
+    check(same(L, first, t + 1, t + 2), "decode_into's first value differs");
+  }
+  lua_settop(L, t - 1);
+}
+
 /* Runs under lua_pcall: a memory error raises rather than panics. */
 static int run (lua_State *L) {
   Input *in = (Input *)lua_touserdata(L, 1);
@@ -136,10 +162,12 @@ static int run (lua_State *L) {
   if (codec_decode(L, in->p, in->n, &used, err, sizeof err) != 0) {
     check(lua_gettop(L) == base, "a failed decode pushed something");
     check(err[0] != '\0', "a failed decode gave no message");
+    run_into(L, in, 0);
     return 0;
   }
   check(lua_gettop(L) == base + 1 && used >= 1 && used <= in->n,
         "bad decode result");
+  run_into(L, in, base + 1);
   roundtrip(L, base);
   return 0;
 }

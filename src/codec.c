@@ -646,26 +646,50 @@ static int dec_root_table (Dec *d) {
   return 0;
 }
 
+static void dec_init (Dec *d, lua_State *L, const char *p, size_t n,
+                      char *err, size_t errsz) {
+  d->L = L;
+  d->p = (const unsigned char *)p;
+  d->end = d->p + n;
+  d->owed = 0;
+  d->depth = 0;
+  d->list = 0;
+  d->ntables = 0;
+  d->err = err;
+  d->errsz = errsz;
+}
+
+/* One whole value, from a clean state: d->p is at a value's tag. */
+static int dec_root (Dec *d) {
+  d->ntables = 0;
+  if (d->p < d->end && d->p[0] == T_TABLE) return dec_root_table(d);
+  return dec_value(d);  /* a scalar is pushed only once it is whole */
+}
+
 int codec_decode (lua_State *L, const char *p, size_t n, size_t *used,
                   char *err, size_t errsz) {
   Dec d;
-  d.L = L;
-  d.p = (const unsigned char *)p;
-  d.end = d.p + n;
-  d.owed = 0;
-  d.depth = 0;
-  d.list = 0;
-  d.ntables = 0;
-  d.err = err;
-  d.errsz = errsz;
+  dec_init(&d, L, p, n, err, errsz);
   if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
-  if (n > 0 && d.p[0] == T_TABLE) {
-    if (dec_root_table(&d) != 0) return -1;
-  }
-  else if (dec_value(&d) != 0)
-    return -1;          /* a scalar is pushed only once it is whole */
+  if (dec_root(&d) != 0) return -1;
   *used = (size_t)((const char *)d.p - p);
   return 0;
+}
+
+lua_Integer codec_decode_into (lua_State *L, int t, lua_Integer i,
+                               lua_Integer max, const char *p, size_t n,
+                               char *err, size_t errsz) {
+  Dec d;
+  lua_Integer k;
+  dec_init(&d, L, p, n, err, errsz);
+  t = lua_absindex(L, t);
+  if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
+  for (k = 0; d.p < d.end; k++) {
+    if (k == max) return dec_fail(&d, "more values than expected");
+    if (dec_root(&d) != 0) return -1;
+    lua_rawseti(L, t, i + k);
+  }
+  return k;
 }
 
 /* }====================================================== */
@@ -690,6 +714,7 @@ static Buf *newbuf (lua_State *L) {
   Buf *b = (Buf *)lua_newuserdatauv(L, sizeof(Buf), 0);
   b->data = NULL;
   b->len = b->cap = 0;
+  b->mapped = 0;
   luaL_setmetatable(L, BUF_MT);
   return b;
 }

@@ -29,4 +29,15 @@ int codec_encode (lua_State *L, int idx, Buf *b, const char *root,
 int codec_decode (lua_State *L, const char *p, size_t n, size_t *used,
                   char *err, size_t errsz);
 
+/*
+** Decode the values that fill p[0..n), at most 'max' of them, into
+** t[i], t[i + 1]... of the table at stack index 't', without pushing
+** them: par.map's results arrive so, a million in a few frames.  Returns
+** how many were stored, or -1 with a message in 'err' (then some slots
+** may be set already).
+*/
+lua_Integer codec_decode_into (lua_State *L, int t, lua_Integer i,
+                               lua_Integer max, const char *p, size_t n,
+                               char *err, size_t errsz);
+
 #endif
