@@ -442,6 +442,46 @@ describe("par.map", function()
       assert.are.same({}, H.children())
     end)
 
+    it("counts memory that Lua frees and the worker reuses only once", function()
+      -- Each item grows a table to 8192 entries: the arrays it outgrows
+      -- (128 KB in all) are freed on the way (a small table made at each
+      -- step keeps the array from growing in place) and reused by the next
+      -- item; only the last one (128 KB) stays, as garbage.  With reuse,
+      -- 100 items fit in one 20 MB budget; without, they need two workers.
+      local r = par.map(function()
+        local t, steps = {}, {}
+        for k = 1, 8192 do
+          if k & (k - 1) == 0 then steps[#steps + 1] = {} end
+          t[k] = k
+        end
+        assert(#t == 8192 and #steps == 14)
+        return mypid()
+      end, range(100), { procs = 1, worker_memory = 20 * 1024 * 1024 })
+      for i = 2, 100 do assert.are.equal(r[1], r[i]) end
+    end)
+
+    it("gives the serial loop's results whatever a worker frees and reuses", function()
+      -- Strings built piece by piece and tables grown and dropped, of sizes
+      -- that vary with the item: blocks of every size are freed, split and
+      -- reused.  A block handed out twice would corrupt some result.
+      local function churn(x)
+        local seed, parts, sum = x, {}, 0
+        for k = 1, 40 do
+          seed = (seed * 1103515245 + 12345) % 2147483648
+          local len = seed % 3000
+          parts[k] = string.rep(string.char(65 + k % 26), len)
+          local t = {}
+          for j = 1, len % 700 do t[j] = j * k end
+          sum = sum + #t + (t[#t] or 0)
+        end
+        local s = table.concat(parts)
+        return { #s, s:sub(-50), sum, s:byte(#s // 2) }
+      end
+      local items = range(2000)
+      local r = par.map(churn, items, { procs = 2, worker_memory = 8 * 1024 * 1024 })
+      for i = 1, #items do assert.are.same(churn(i), r[i]) end
+    end)
+
     it("keeps the caller's heap shared: workers dirty little of it", function()
       local big = {}
       for i = 1, 1000000 do big[i] = { i } end          -- about 80 MB of tables

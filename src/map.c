@@ -195,8 +195,10 @@ static Pool *pool_new (lua_State *L, int nw) {
   p->nw = nw;
   p->intrfd = -1;
   p->pfd = (struct pollfd *)((char *)p + size);
-  for (k = 0; k < nw; k++)
+  for (k = 0; k < nw; k++) {
     p->w[k].fd = -1;
+    buf_mapped(&p->w[k].in);      /* see buf.c */
+  }
   luaL_setmetatable(L, POOL_MT);
   return p;
 }
@@ -350,24 +352,46 @@ static void worker_give (Pool *p, Worker *w) {
 */
 
 /*
-** A worker's collector is stopped, so it frees next to nothing, and it
-** exits soon.  glibc's malloc would carve its blocks out of the free chunks
-** scattered over the inherited heap, and every small block would copy a
-** whole page shared with the caller (with a fragmented 1 GB heap that made
-** a map 10 times slower and dirtied far more than the worker allocated).
-** A bump allocator over fresh memory of its own copies nothing, and asks
-** for huge pages (MADV_HUGEPAGE) so that its page faults are few.  Blocks
-** that came from the caller's heap are never freed here: that would write
-** to shared pages, and the worker's exit returns all memory anyway.
+** A worker's collector is stopped, so it frees little, and it exits soon.
+** glibc's malloc would carve its blocks out of the free chunks scattered
+** over the inherited heap, and every small block would copy a whole page
+** shared with the caller (with a fragmented 1 GB heap that made a map 10
+** times slower and dirtied far more than the worker allocated).  So the
+** worker allocates from regions of fresh memory of its own, which copy
+** nothing and ask for huge pages (MADV_HUGEPAGE) so that their page faults
+** are few.  Blocks that came from the caller's heap are never freed here:
+** that would write to shared pages, and the worker's exit returns all
+** memory anyway.
+**
+** What Lua does free without a collection (the old array of a table that
+** grew, the buffer of a string being built) goes on free lists: small
+** blocks by exact size, bigger ones by power of two, split when reused.
+** Lua passes the size of every block it frees, so blocks need no header.
+** The budget counts the memory taken from regions, which is what the
+** worker dirties; reused blocks do not count again.
 */
 
 #define ARENA_REGION  ((size_t)64 << 20)
 #define ARENA_ALIGN   ((size_t)16)
+#define ARENA_SMALL   1024           /* exact free lists up to this size */
+#define ARENA_NSMALL  (ARENA_SMALL / ARENA_ALIGN)
+#define ARENA_NLARGE  64             /* free lists of [2^k, 2^(k+1)) bytes */
+#define ARENA_NREGION 64             /* regions whose blocks can be reused */
+#define ARENA_SCAN    8              /* blocks looked at in a large list */
+
+typedef struct Free {                /* a block on a free list */
+  struct Free *next;
+  size_t size;
+} Free;
 
 typedef struct Arena {
   char *top, *end;       /* the free part of the current region */
   char *last;            /* the block handed out last: it can grow or go */
-  size_t used;           /* bytes handed out: what the budget counts */
+  size_t used;           /* bytes taken from regions: what the budget counts */
+  int nregion;
+  struct { char *lo, *hi; } region[ARENA_NREGION];
+  Free *small[ARENA_NSMALL + 1];     /* by size / ARENA_ALIGN */
+  Free *large[ARENA_NLARGE];         /* by floor(log2(size)) */
 } Arena;
 
 static size_t arena_round (size_t n, size_t to) {
@@ -383,30 +407,97 @@ static int arena_region (Arena *a, size_t n) {
   a->top = p;
   a->end = p + size;
   a->last = NULL;
+  if (a->nregion < ARENA_NREGION) {  /* beyond: blocks are not reused */
+    a->region[a->nregion].lo = p;
+    a->region[a->nregion++].hi = p + size;
+  }
   return 0;
 }
 
+static int arena_owns (Arena *a, const char *p) {
+  int k;
+  for (k = a->nregion - 1; k >= 0; k--)
+    if (p >= a->region[k].lo && p < a->region[k].hi) return 1;
+  return 0;
+}
+
+static int floor_log2 (size_t n) {
+  int k = 0;
+  while (n >>= 1) k++;
+  return k;
+}
+
+/* Put a block (size: a multiple of ARENA_ALIGN) on its free list. */
+static void arena_put (Arena *a, void *p, size_t size) {
+  Free *f = (Free *)p;
+  Free **list = size <= ARENA_SMALL ? &a->small[size / ARENA_ALIGN]
+                                    : &a->large[floor_log2(size)];
+  f->size = size;
+  f->next = *list;
+  *list = f;
+}
+
+/* A free block of at least n bytes (rounded), or NULL.  The list of n's
+** own power of two may hold smaller blocks, so a few there are looked at;
+** any block of a list above is big enough.  The rest of a block too big
+** goes back on a list. */
+static void *arena_reuse (Arena *a, size_t n) {
+  Free **pf, *f = NULL;
+  int k, scan;
+  if (n <= ARENA_SMALL) {
+    if ((f = a->small[n / ARENA_ALIGN]) != NULL) a->small[n / ARENA_ALIGN] = f->next;
+    return f;
+  }
+  k = floor_log2(n);
+  for (pf = &a->large[k], scan = 0; *pf != NULL && scan < ARENA_SCAN;
+       pf = &(*pf)->next, scan++)
+    if ((*pf)->size >= n) break;
+  if (*pf == NULL || (*pf)->size < n) {
+    for (pf = NULL, k++; k < ARENA_NLARGE && pf == NULL; k++)
+      if (a->large[k] != NULL) pf = &a->large[k];
+    if (pf == NULL) return NULL;
+  }
+  f = *pf;
+  *pf = f->next;
+  if (f->size - n >= ARENA_ALIGN) arena_put(a, (char *)f + n, f->size - n);
+  return f;
+}
+
 static void *arena_new (Arena *a, size_t n) {
+  void *p;
   n = arena_round(n, ARENA_ALIGN);
-  if ((size_t)(a->end - a->top) < n && arena_region(a, n) != 0)
-    return NULL;
+  if ((p = arena_reuse(a, n)) != NULL) return p;
+  if ((size_t)(a->end - a->top) < n) {
+    char *rest = a->top;
+    size_t nrest = (size_t)(a->end - a->top);
+    if (arena_region(a, n) != 0) return NULL;
+    if (nrest > 0) arena_put(a, rest, nrest);   /* the old region's end */
+  }
   a->last = a->top;
   a->top += n;
   a->used += n;
   return a->last;
 }
 
-/* Only the last block can give its room back, or grow where it is. */
+/* The last block gives its room back to the region; other blocks of the
+** arena go on the free lists; blocks of the caller's heap stay as they
+** are. */
+static void arena_free (Arena *a, void *ptr, size_t size) {
+  if (ptr == a->last) {
+    a->used -= (size_t)(a->top - a->last);
+    a->top = a->last;
+    a->last = NULL;
+  }
+  else if (arena_owns(a, (char *)ptr))
+    arena_put(a, ptr, arena_round(size, ARENA_ALIGN));
+}
+
 static void *arena_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   Arena *a = (Arena *)ud;
   void *q;
   if (ptr == NULL) return nsize > 0 ? arena_new(a, nsize) : NULL;
   if (nsize == 0) {
-    if (ptr == a->last) {
-      a->used -= (size_t)(a->top - a->last);
-      a->top = a->last;
-      a->last = NULL;
-    }
+    arena_free(a, ptr, osize);
     return NULL;
   }
   if (nsize <= osize) return ptr;
@@ -418,7 +509,9 @@ static void *arena_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
     return ptr;
   }
   q = arena_new(a, nsize);
-  if (q != NULL) memcpy(q, ptr, osize);
+  if (q == NULL) return NULL;
+  memcpy(q, ptr, osize);
+  arena_free(a, ptr, osize);
   return q;
 }
 
@@ -784,6 +877,7 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
   memset(&arena, 0, sizeof arena);
   lua_setallocf(L, arena_alloc, &arena);
   memset(&c, 0, sizeof c);
+  buf_mapped(&c.out);                 /* see buf.c */
   c.arena = &arena;
   c.fd = fd;
   c.slot = &p->slots[self];
@@ -990,16 +1084,25 @@ static void decode_one (lua_State *L, Worker *w, const char **s, size_t *len) {
   *len -= used;
 }
 
+/* Without on_result, the results of a frame go straight into their slots:
+** one decoder set-up per frame, not per item. */
 static void item_result (lua_State *L, Pool *p, Worker *w,
                          const char *s, size_t len) {
+  if (lua_isnil(L, MAP_ONRESULT) && len > 0) {
+    char err[128];
+    lua_Integer k;
+    if (w->state != W_BUSY) protocol_error(L, w, "result for no item");
+    k = codec_decode_into(L, MAP_RESULTS, w->a, w->b - w->a + 1, s, len,
+                          err, sizeof err);
+    if (k < 0) protocol_error(L, w, err);
+    w->a += k;
+    p->ndone += k;
+    return;
+  }
   while (len > 0) {
     lua_Integer i = item_next(L, w);
     decode_one(L, w, &s, &len);
     p->ndone++;
-    if (lua_isnil(L, MAP_ONRESULT)) {
-      lua_rawseti(L, MAP_RESULTS, i);
-      continue;
-    }
     lua_pushvalue(L, -1);
     lua_rawseti(L, MAP_RESULTS, i);
     lua_pushvalue(L, MAP_ONRESULT);
@@ -1284,6 +1387,12 @@ static void pool_open (lua_State *L, Pool *p) {
 ** MADV_DONTFORK: workers, which never read it, do not get it, and the
 ** caller's writes to it do not fault.  Lua does not say where the array
 ** is, so an allocator wrapper watches lua_createtable make it.
+**
+** The pages of the new array were most likely written before, and so
+** write-protected by an earlier fork (an earlier map's): the wrapper drops
+** them (MADV_DONTNEED) before Lua fills the array, and asks for huge
+** pages in their place, so that filling it faults once per 2 MiB where it
+** can, and not once per 4 KiB.
 */
 typedef struct Spy {
   lua_Alloc f;
@@ -1292,12 +1401,30 @@ typedef struct Spy {
   size_t size;
 } Spy;
 
+#define BIG_BLOCK     64   /* pages: smaller blocks are left alone */
+
+/* The whole pages strictly inside a block, away from the allocator's
+** headers at either end; 0 if it is not big. */
+static size_t block_inside (char *block, size_t size, char **start) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)block + 64 + page - 1) & ~(page - 1);
+  uintptr_t b = ((uintptr_t)block + size - 64) & ~(page - 1);
+  if (size < BIG_BLOCK * page || b <= a) return 0;
+  *start = (char *)a;
+  return b - a;
+}
+
 static void *spy_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   Spy *s = (Spy *)ud;
   void *q = s->f(s->ud, ptr, osize, nsize);
-  if (q != NULL && nsize > s->size) {
-    s->block = q;
-    s->size = nsize;
+  char *a;
+  size_t n;
+  if (q == NULL || nsize <= s->size) return q;
+  s->block = q;
+  s->size = nsize;
+  if (ptr == NULL && (n = block_inside((char *)q, nsize, &a)) > 0) {
+    madvise(a, n, MADV_DONTNEED);     /* no content yet: Lua fills it */
+    madvise(a, n, MADV_HUGEPAGE);
   }
   return q;
 }
@@ -1308,16 +1435,12 @@ static int results_make (lua_State *L) {
   return 1;
 }
 
-/* Only whole pages strictly inside the block, away from the allocator's
-** headers at either end. */
 static void results_hide (Pool *p, char *block, size_t size) {
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t a = ((uintptr_t)block + 64 + page - 1) & ~(page - 1);
-  uintptr_t b = ((uintptr_t)block + size - 64) & ~(page - 1);
-  if (size < 64 * page || b <= a) return;
-  if (madvise((void *)a, b - a, MADV_DONTFORK) != 0) return;
-  p->hole = (char *)a;
-  p->holelen = b - a;
+  char *a;
+  size_t n = block_inside(block, size, &a);
+  if (n == 0 || madvise(a, n, MADV_DONTFORK) != 0) return;
+  p->hole = a;
+  p->holelen = n;
 }
 
 static void results_new (lua_State *L, Pool *p) {
