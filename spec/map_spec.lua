@@ -388,6 +388,18 @@ describe("par.map", function()
       assert.are.same({}, H.children())
     end)
 
+    it("keep the caller's own files open for fn", function()
+      local path = os.tmpname()
+      finally(function() os.remove(path) end)
+      local f = assert(io.open(path, "w"))      -- io.open: no close-on-exec
+      par.map(function(x) assert(f:write(x, "\n")) assert(f:flush()) end, range(4), 2)
+      f:close()
+      local got = {}
+      for line in io.lines(path) do got[#got + 1] = tonumber(line) end
+      table.sort(got)
+      assert.are.same({ 1, 2, 3, 4 }, got)
+    end)
+
     it("close every descriptor they used", function()
       par.map(function(x) return x end, range(10), 2)
       collectgarbage()

@@ -17,8 +17,8 @@ typedef struct Buf {
 
 #define BUF_INIT {NULL, 0, 0, 0}
 
-/* Keep the bytes of an empty buffer in a private mapping of huge pages,
-** left out of later forks, rather than in the malloc heap (see buf.c). */
+/* Keep the bytes of an empty buffer in a private mapping of its own, left
+** out of later forks, rather than in the malloc heap (see buf.c). */
 void buf_mapped (Buf *b);
 int buf_reserve (Buf *b, size_t extra);     /* 0, or ENOMEM */
 int buf_add (Buf *b, const void *p, size_t n);
