@@ -109,4 +109,4 @@ install: all
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
-	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work
+	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work bench/floor bench/faults

@@ -5,17 +5,24 @@
 --
 -- Every case is timed in rounds that alternate between the serial loop and
 -- par.map, so that a change in the machine's load hits both alike; the
--- table shows medians.  Python's figures come from bench/map_peers.py, whose
+-- table shows medians.  The serial loop runs in a process of its own that
+-- never forks (--serial below), warmed by one untimed run.  Python's
+-- figures come from bench/map_peers.py, whose
 -- pool is started and warmed before its clock starts (its best case; par.map
--- forks on every call and that is in its figures).  Prints one markdown
+-- forks on every call and that is in its figures).  The "floor" rows time
+-- what any map by forked workers pays on this machine before par's own
+-- costs: (b) workers that only read the items, (c) the serial loop run just
+-- after a fork, as par.map's caller receives its results.  Prints one markdown
 -- table, then the targets with their verdicts.  Environment (defaults in
 -- brackets): PAR_BENCH_ROUNDS [5], PAR_BENCH_HEAP_MB [1024],
 -- PAR_BENCH_PYTHON [python3] ("" skips the Python rows).
 --
--- Child mode, for the rows with a big heap:
+-- Child modes:
 --   lua5.4 bench/map_bench.lua --heap MB
 -- builds MB MiB of Lua tables, then times the start-up and memory cases
--- from that process and prints "name seconds [extra]" lines.
+-- from that process and prints "name seconds [extra]" lines;
+--   lua5.4 bench/map_bench.lua --serial a|b|c WORK
+-- prints the seconds of one serial loop of a case.
 local par = require "par"
 local now = require("par.core").monotime
 
@@ -58,14 +65,27 @@ local function timed(f, ...)
   return now() - t
 end
 
---- Median seconds of each runner over ROUNDS alternating rounds.
+-- timed(f), with 'before' run after the collection, untimed.
+local function timed_after(before, f)
+  collectgarbage()
+  before()
+  local t = now()
+  f()
+  return now() - t
+end
+
+--- Median seconds of each runner over ROUNDS alternating rounds.  A runner
+-- either is timed here (run, with an untimed 'before'), or times itself
+-- (measure: returns seconds).
 local function race(runners, rounds)
   local times = {}
   for _, r in ipairs(runners) do times[r.name] = {} end
   for _ = 1, rounds or ROUNDS do
     for _, r in ipairs(runners) do
       local t = times[r.name]
-      t[#t + 1] = timed(r.run)
+      if r.measure then t[#t + 1] = r.measure()
+      elseif r.before then t[#t + 1] = timed_after(r.before, r.run)
+      else t[#t + 1] = timed(r.run) end
     end
   end
   local out = {}
@@ -175,6 +195,39 @@ if arg[1] == "--heap" then
   os.exit(0)
 end
 
+-- Child mode: the serial loop of a case, in a process that never forks.
+-- After any fork, the first write to each page a process held faults, and
+-- on some VMs that costs more than the loop: a serial loop timed in this
+-- process, which forks for par.map, would be slowed by par.map's forks.
+-- Items are built and the loop run twice untimed, as in a program that has
+-- been running for a while (the first runs take several times as long:
+-- malloc's heap is still growing into fresh pages); then the median of five
+-- timed runs (here later runs of (c) still alternate between about 0.05 s,
+-- when malloc reuses memory, and 0.2 s, when it takes fresh pages).
+local function serial_work(case, work)
+  if case == "a" then return cpu_fn(work), range(2000), 0, 1 end
+  if case == "b" then return tiny, range(1000000), 2, 5 end
+  return fresh10k, range(10000), 2, 5
+end
+
+if arg[1] == "--serial" then
+  local fn, items, warm, runs = serial_work(arg[2], tonumber(arg[3]))
+  local t = {}
+  for _ = 1, warm do timed(serial, fn, items) end
+  for k = 1, runs do t[k] = timed(serial, fn, items) end
+  print(("%.9f"):format(median(t)))
+  os.exit(0)
+end
+
+local function serial_child(case, work)
+  local cmd = ("%s bench/map_bench.lua --serial %s %d"):format(os.getenv("LUA") or "lua5.4",
+    case, work or 0)
+  local p = assert(io.popen(cmd))
+  local secs = tonumber(p:read("a"))
+  assert(p:close() and secs, "map_bench --serial failed")
+  return secs
+end
+
 -- }======================================================================
 
 local function heap_run(mb)
@@ -225,7 +278,7 @@ local work = calibrate()
 local cpu = cpu_fn(work)
 local items = range(2000)
 local a = race({
-  { name = "serial", run = function() serial(cpu, items) end },
+  { name = "serial", measure = function() return serial_child("a", work) end },
   { name = "par", run = function() par.map(cpu, items, PROCS) end },
 })
 row("a: 2,000 items of ~1 ms", "serial loop", a.serial)
@@ -233,14 +286,25 @@ row("a: 2,000 items of ~1 ms", "par.map, 2 workers", a.par, ("%.2fx faster"):for
 verdict(a.serial / a.par >= 1.8, ("a: par.map %.2fx faster than serial (target >= 1.8x)")
   :format(a.serial / a.par))
 
--- (b) tiny items
+-- (b) tiny items.  The floor: forked workers that only read their half of
+-- the items, which every par.map of them must do (on a VM where the first
+-- touch of each inherited page is costly, this alone is not free).
 items = range(1000000)
+local function read_half(_, i)
+  local lo, hi = (i - 1) * #items // 2 + 1, i * #items // 2
+  local s = 0
+  for k = lo, hi do s = s + items[k] end
+  return s
+end
 local b = race({
-  { name = "serial", run = function() serial(tiny, items) end },
+  { name = "serial", measure = function() return serial_child("b") end },
   { name = "par", run = function() par.map(tiny, items, PROCS) end },
+  { name = "floor", run = function() par.map(read_half, { 1, 2 }, PROCS) end },
 })
 row("b: 1,000,000 items x*2", "serial loop", b.serial)
 row("b: 1,000,000 items x*2", "par.map, 2 workers", b.par, ("%.2fx serial"):format(b.par / b.serial))
+row("b: 1,000,000 items x*2", "floor: 2 forked workers only read the items", b.floor,
+  ("%.2fx serial"):format(b.floor / b.serial))
 local pyb = python("tiny", 1000000)
 for _, r in ipairs(pyb) do row("b: 1,000,000 items x*2", r.name, r.secs) end
 local pb = best_pool(pyb)
@@ -249,14 +313,20 @@ if pb then
   verdict(b.par < pb.secs, ("b: par.map %.3f s vs %s %.3f s"):format(b.par, pb.name, pb.secs))
 end
 
--- (c) large results
+-- (c) large results.  The floor: the serial loop run just after a fork
+-- (of a trivial map, untimed), as par.map's caller must take its results:
+-- every page it then writes was write-protected by the fork.
 items = range(10000)
 local c = race({
-  { name = "serial", run = function() serial(fresh10k, items) end },
+  { name = "serial", measure = function() return serial_child("c") end },
   { name = "par", run = function() par.map(fresh10k, items, PROCS) end },
+  { name = "floor", run = function() serial(fresh10k, items) end,
+    before = function() par.map(tiny, { 1 }, 1) end },
 })
 row("c: 10,000 fresh 10 KB strings", "serial loop", c.serial)
 row("c: 10,000 fresh 10 KB strings", "par.map, 2 workers", c.par, ("%.2fx serial"):format(c.par / c.serial))
+row("c: 10,000 fresh 10 KB strings", "floor: the serial loop just after a fork", c.floor,
+  ("%.2fx serial"):format(c.floor / c.serial))
 local pyc = python("strings", 10000)
 for _, r in ipairs(pyc) do row("c: 10,000 fresh 10 KB strings", r.name, r.secs) end
 local pc = best_pool(pyc)

@@ -1,7 +1,9 @@
 #!/bin/sh
 # bench/run.sh: par's benchmarks (`make bench` runs this).
 # Compiles the floor (bench/floor.c, plain posix_spawn + waitpid), then
-# times par.run against it and its peers; then par.map's benchmark, if any.
+# times par.run against it and its peers; then prints this machine's cost
+# per page fault (bench/faults.c), which bounds a fork-based map, and runs
+# par.map's benchmark.
 # Run from anywhere; par must be built (make).
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,7 +14,8 @@ export LUA LUA_PATH LUA_CPATH
 
 "$CC" -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -o bench/floor bench/floor.c
 "$LUA" bench/run_bench.lua
-if [ -f bench/map_bench.lua ]; then
-  echo
-  "$LUA" bench/map_bench.lua
-fi
+echo
+"$CC" -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -o bench/faults bench/faults.c
+bench/faults
+echo
+"$LUA" bench/map_bench.lua

@@ -221,9 +221,10 @@ static int enc_nomem (Enc *e) {
   return -1;
 }
 
-/* Room for n more bytes; returns where they go, or NULL. */
+/* Room for n more bytes; returns where they go, or NULL.  (The test
+** before the call: a million small results mostly fit.) */
 static unsigned char *enc_room (Enc *e, size_t n) {
-  if (buf_reserve(e->b, n) != 0) return NULL;
+  if (e->b->cap - e->b->len < n && buf_reserve(e->b, n) != 0) return NULL;
   return (unsigned char *)e->b->data + e->b->len;
 }
 
