@@ -473,8 +473,9 @@ describe("par.map", function()
     end)
 
     it("gives the serial loop's results whatever a worker frees and reuses", function()
-      -- Strings built piece by piece and tables grown and dropped, of sizes
-      -- that vary with the item: blocks of every size are freed, split and
+      -- Strings built piece by piece, tables grown, shrunk and dropped,
+      -- chunks compiled (the parser shrinks its arrays), of sizes that vary
+      -- with the item: blocks of every size are freed, shrunk, split and
       -- reused.  A block handed out twice would corrupt some result.
       local function churn(x)
         local seed, parts, sum = x, {}, 0
@@ -485,6 +486,9 @@ describe("par.map", function()
           local t = {}
           for j = 1, len % 700 do t[j] = j * k end
           sum = sum + #t + (t[#t] or 0)
+          for j = #t // 2 + 1, #t do t[j] = nil end
+          t.key = k                      -- a rehash: the array shrinks
+          sum = sum + #t + assert(load("return " .. len .. " + " .. k))()
         end
         local s = table.concat(parts)
         return { #s, s:sub(-50), sum, s:byte(#s // 2) }

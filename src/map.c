@@ -467,12 +467,8 @@ static void *arena_new (Arena *a, size_t n) {
   void *p;
   n = arena_round(n, ARENA_ALIGN);
   if ((p = arena_reuse(a, n)) != NULL) return p;
-  if ((size_t)(a->end - a->top) < n) {
-    char *rest = a->top;
-    size_t nrest = (size_t)(a->end - a->top);
-    if (arena_region(a, n) != 0) return NULL;
-    if (nrest > 0) arena_put(a, rest, nrest);   /* the old region's end */
-  }
+  if ((size_t)(a->end - a->top) < n && arena_region(a, n) != 0)
+    return NULL;     /* (the old region's end stays untouched: not dirty) */
   a->last = a->top;
   a->top += n;
   a->used += n;
@@ -492,15 +488,33 @@ static void arena_free (Arena *a, void *ptr, size_t size) {
     arena_put(a, ptr, arena_round(size, ARENA_ALIGN));
 }
 
+/* A block shrinks where it is (Lua's allocator may not fail to shrink);
+** the room it no longer needs goes back as a free would.  Every block of
+** the arena spans exactly its size rounded up, so the tail is ours. */
+static void arena_shrink (Arena *a, char *ptr, size_t osize, size_t nsize) {
+  size_t keep = arena_round(nsize, ARENA_ALIGN);
+  size_t had = arena_round(osize, ARENA_ALIGN);
+  if (ptr == a->last) {
+    a->used -= (size_t)(a->top - (ptr + keep));
+    a->top = ptr + keep;
+  }
+  else if (had > keep && arena_owns(a, ptr))
+    arena_put(a, ptr + keep, had - keep);
+}
+
 static void *arena_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   Arena *a = (Arena *)ud;
   void *q;
+  if (nsize > (size_t)-1 - ARENA_REGION) return NULL;   /* no overflow */
   if (ptr == NULL) return nsize > 0 ? arena_new(a, nsize) : NULL;
   if (nsize == 0) {
     arena_free(a, ptr, osize);
     return NULL;
   }
-  if (nsize <= osize) return ptr;
+  if (nsize <= osize) {
+    arena_shrink(a, (char *)ptr, osize, nsize);
+    return ptr;
+  }
   if (ptr == a->last &&
       arena_round(nsize, ARENA_ALIGN) <= (size_t)(a->end - a->last)) {
     char *top = a->last + arena_round(nsize, ARENA_ALIGN);
