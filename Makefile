@@ -88,14 +88,18 @@ VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 valgrind: deps all spec/support/sigchld.so
 	$(HERE) $(VALGRIND) $(LUA) spec/valgrind.lua
 
-# libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus;
-# new inputs go to fuzz/work, crashes to fuzz/crash-* (add them to the corpus).
+# libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus,
+# then on a worker's allocator, from fuzz/arena_corpus; FUZZ_SECONDS each.
+# New inputs go to fuzz/work and fuzz/arena_work, crashes to fuzz/crash-*
+# (add them to the corpus).
 FUZZ_SECONDS ?= 60
+FUZZ_CC = clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz:
-	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) \
-	  fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
-	mkdir -p fuzz/work
+	$(FUZZ_CC) -I$(LUA_INCDIR) fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
+	$(FUZZ_CC) fuzz/arena_fuzz.c src/arena.c -o fuzz/arena_fuzz
+	mkdir -p fuzz/work fuzz/arena_work
 	fuzz/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/work fuzz/corpus
+	fuzz/arena_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/arena_work fuzz/arena_corpus
 
 lint:
 	luacheck lua spec examples bench bin
@@ -109,4 +113,4 @@ install: all
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
-	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work bench/floor bench/faults
+	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work fuzz/arena_fuzz fuzz/arena_work bench/floor bench/faults

@@ -17,8 +17,8 @@
 ** it shares without need (each write is a fault and a copy; on some virtual
 ** machines a fault costs 20 us):
 ** - A worker never runs the collector (marking writes to every object),
-**   and allocates from a bump arena of fresh memory, not from the free
-**   chunks scattered over the inherited heap (arena_alloc).  Past
+**   and allocates from an arena of fresh memory (arena.c), not from the
+**   free chunks scattered over the inherited heap.  Past
 **   opts.worker_memory it finishes its item, gives back the rest of its
 **   range and exits; a fresh fork from the caller replaces it.
 ** - The caller holds its collector back for the duration (gc_pause), and
@@ -47,6 +47,7 @@
 #include <sys/wait.h>
 
 #include "par.h"
+#include "arena.h"
 #include "buf.h"
 #include "codec.h"
 #include "interrupt.h"
@@ -345,191 +346,6 @@ static void worker_give (Pool *p, Worker *w) {
 /* }====================================================== */
 
 
-/*
-** {======================================================
-** The worker's allocator
-** =======================================================
-*/
-
-/*
-** A worker's collector is stopped, so it frees little, and it exits soon.
-** glibc's malloc would carve its blocks out of the free chunks scattered
-** over the inherited heap, and every small block would copy a whole page
-** shared with the caller (with a fragmented 1 GB heap that made a map 10
-** times slower and dirtied far more than the worker allocated).  So the
-** worker allocates from regions of fresh memory of its own, which copy
-** nothing and ask for huge pages (MADV_HUGEPAGE) so that their page faults
-** are few.  Blocks that came from the caller's heap are never freed here:
-** that would write to shared pages, and the worker's exit returns all
-** memory anyway.
-**
-** What Lua does free without a collection (the old array of a table that
-** grew, the buffer of a string being built) goes on free lists: small
-** blocks by exact size, bigger ones by power of two, split when reused.
-** Lua passes the size of every block it frees, so blocks need no header.
-** The budget counts the memory taken from regions, which is what the
-** worker dirties; reused blocks do not count again.
-*/
-
-#define ARENA_REGION  ((size_t)64 << 20)
-#define ARENA_ALIGN   ((size_t)16)
-#define ARENA_SMALL   1024           /* exact free lists up to this size */
-#define ARENA_NSMALL  (ARENA_SMALL / ARENA_ALIGN)
-#define ARENA_NLARGE  64             /* free lists of [2^k, 2^(k+1)) bytes */
-#define ARENA_NREGION 64             /* regions whose blocks can be reused */
-#define ARENA_SCAN    8              /* blocks looked at in a large list */
-
-typedef struct Free {                /* a block on a free list */
-  struct Free *next;
-  size_t size;
-} Free;
-
-typedef struct Arena {
-  char *top, *end;       /* the free part of the current region */
-  char *last;            /* the block handed out last: it can grow or go */
-  size_t used;           /* bytes taken from regions: what the budget counts */
-  int nregion;
-  struct { char *lo, *hi; } region[ARENA_NREGION];
-  Free *small[ARENA_NSMALL + 1];     /* by size / ARENA_ALIGN */
-  Free *large[ARENA_NLARGE];         /* by floor(log2(size)) */
-} Arena;
-
-static size_t arena_round (size_t n, size_t to) {
-  return (n + to - 1) & ~(to - 1);
-}
-
-static int arena_region (Arena *a, size_t n) {
-  size_t size = n > ARENA_REGION ? arena_round(n, ARENA_REGION) : ARENA_REGION;
-  char *p = (char *)mmap(NULL, size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return -1;
-  madvise(p, size, MADV_HUGEPAGE);
-  a->top = p;
-  a->end = p + size;
-  a->last = NULL;
-  if (a->nregion < ARENA_NREGION) {  /* beyond: blocks are not reused */
-    a->region[a->nregion].lo = p;
-    a->region[a->nregion++].hi = p + size;
-  }
-  return 0;
-}
-
-static int arena_owns (Arena *a, const char *p) {
-  int k;
-  for (k = a->nregion - 1; k >= 0; k--)
-    if (p >= a->region[k].lo && p < a->region[k].hi) return 1;
-  return 0;
-}
-
-static int floor_log2 (size_t n) {
-  int k = 0;
-  while (n >>= 1) k++;
-  return k;
-}
-
-/* Put a block (size: a multiple of ARENA_ALIGN) on its free list. */
-static void arena_put (Arena *a, void *p, size_t size) {
-  Free *f = (Free *)p;
-  Free **list = size <= ARENA_SMALL ? &a->small[size / ARENA_ALIGN]
-                                    : &a->large[floor_log2(size)];
-  f->size = size;
-  f->next = *list;
-  *list = f;
-}
-
-/* A free block of at least n bytes (rounded), or NULL.  The list of n's
-** own power of two may hold smaller blocks, so a few there are looked at;
-** any block of a list above is big enough.  The rest of a block too big
-** goes back on a list. */
-static void *arena_reuse (Arena *a, size_t n) {
-  Free **pf, *f = NULL;
-  int k, scan;
-  if (n <= ARENA_SMALL) {
-    if ((f = a->small[n / ARENA_ALIGN]) != NULL) a->small[n / ARENA_ALIGN] = f->next;
-    return f;
-  }
-  k = floor_log2(n);
-  for (pf = &a->large[k], scan = 0; *pf != NULL && scan < ARENA_SCAN;
-       pf = &(*pf)->next, scan++)
-    if ((*pf)->size >= n) break;
-  if (*pf == NULL || (*pf)->size < n) {
-    for (pf = NULL, k++; k < ARENA_NLARGE && pf == NULL; k++)
-      if (a->large[k] != NULL) pf = &a->large[k];
-    if (pf == NULL) return NULL;
-  }
-  f = *pf;
-  *pf = f->next;
-  if (f->size - n >= ARENA_ALIGN) arena_put(a, (char *)f + n, f->size - n);
-  return f;
-}
-
-static void *arena_new (Arena *a, size_t n) {
-  void *p;
-  n = arena_round(n, ARENA_ALIGN);
-  if ((p = arena_reuse(a, n)) != NULL) return p;
-  if ((size_t)(a->end - a->top) < n && arena_region(a, n) != 0)
-    return NULL;     /* (the old region's end stays untouched: not dirty) */
-  a->last = a->top;
-  a->top += n;
-  a->used += n;
-  return a->last;
-}
-
-/* The last block gives its room back to the region; other blocks of the
-** arena go on the free lists; blocks of the caller's heap stay as they
-** are. */
-static void arena_free (Arena *a, void *ptr, size_t size) {
-  if (ptr == a->last) {
-    a->used -= (size_t)(a->top - a->last);
-    a->top = a->last;
-    a->last = NULL;
-  }
-  else if (arena_owns(a, (char *)ptr))
-    arena_put(a, ptr, arena_round(size, ARENA_ALIGN));
-}
-
-/* A block shrinks where it is (Lua's allocator may not fail to shrink);
-** the room it no longer needs goes back as a free would.  Every block of
-** the arena spans exactly its size rounded up, so the tail is ours. */
-static void arena_shrink (Arena *a, char *ptr, size_t osize, size_t nsize) {
-  size_t keep = arena_round(nsize, ARENA_ALIGN);
-  size_t had = arena_round(osize, ARENA_ALIGN);
-  if (ptr == a->last) {
-    a->used -= (size_t)(a->top - (ptr + keep));
-    a->top = ptr + keep;
-  }
-  else if (had > keep && arena_owns(a, ptr))
-    arena_put(a, ptr + keep, had - keep);
-}
-
-static void *arena_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
-  Arena *a = (Arena *)ud;
-  void *q;
-  if (nsize > (size_t)-1 - ARENA_REGION) return NULL;   /* no overflow */
-  if (ptr == NULL) return nsize > 0 ? arena_new(a, nsize) : NULL;
-  if (nsize == 0) {
-    arena_free(a, ptr, osize);
-    return NULL;
-  }
-  if (nsize <= osize) {
-    arena_shrink(a, (char *)ptr, osize, nsize);
-    return ptr;
-  }
-  if (ptr == a->last &&
-      arena_round(nsize, ARENA_ALIGN) <= (size_t)(a->end - a->last)) {
-    char *top = a->last + arena_round(nsize, ARENA_ALIGN);
-    a->used += (size_t)(top - a->top);
-    a->top = top;
-    return ptr;
-  }
-  q = arena_new(a, nsize);
-  if (q == NULL) return NULL;
-  memcpy(q, ptr, osize);
-  arena_free(a, ptr, osize);
-  return q;
-}
-
-/* }====================================================== */
 
 
 /*
