@@ -269,6 +269,12 @@ local rows, verdicts = {}, {}
 local function row(case, what, secs, note)
   rows[#rows + 1] = ("| %s | %s | %.3f | %s |"):format(case, what, secs, note or "")
 end
+-- The serial, par.map and floor rows of a case, par.map and floor as ratios.
+local function race_rows(case, t, floor)
+  row(case, "serial loop", t.serial)
+  row(case, "par.map, 2 workers", t.par, ("%.2fx serial"):format(t.par / t.serial))
+  row(case, "floor: " .. floor, t.floor, ("%.2fx serial"):format(t.floor / t.serial))
+end
 local function verdict(ok, text)
   verdicts[#verdicts + 1] = ("- [%s] %s"):format(ok and "met" or "NOT MET", text)
 end
@@ -301,10 +307,7 @@ local b = race({
   { name = "par", run = function() par.map(tiny, items, PROCS) end },
   { name = "floor", run = function() par.map(read_half, { 1, 2 }, PROCS) end },
 })
-row("b: 1,000,000 items x*2", "serial loop", b.serial)
-row("b: 1,000,000 items x*2", "par.map, 2 workers", b.par, ("%.2fx serial"):format(b.par / b.serial))
-row("b: 1,000,000 items x*2", "floor: 2 forked workers only read the items", b.floor,
-  ("%.2fx serial"):format(b.floor / b.serial))
+race_rows("b: 1,000,000 items x*2", b, "2 forked workers only read the items")
 local pyb = python("tiny", 1000000)
 for _, r in ipairs(pyb) do row("b: 1,000,000 items x*2", r.name, r.secs) end
 local pb = best_pool(pyb)
@@ -323,10 +326,7 @@ local c = race({
   { name = "floor", run = function() serial(fresh10k, items) end,
     before = function() par.map(tiny, { 1 }, 1) end },
 })
-row("c: 10,000 fresh 10 KB strings", "serial loop", c.serial)
-row("c: 10,000 fresh 10 KB strings", "par.map, 2 workers", c.par, ("%.2fx serial"):format(c.par / c.serial))
-row("c: 10,000 fresh 10 KB strings", "floor: the serial loop just after a fork", c.floor,
-  ("%.2fx serial"):format(c.floor / c.serial))
+race_rows("c: 10,000 fresh 10 KB strings", c, "the serial loop just after a fork")
 local pyc = python("strings", 10000)
 for _, r in ipairs(pyc) do row("c: 10,000 fresh 10 KB strings", r.name, r.secs) end
 local pc = best_pool(pyc)
