@@ -48,6 +48,70 @@ function M.alive(pid)
   return state ~= nil and state ~= "Z"
 end
 
+--- Every process on the machine as { [pid] = { ppid =, state =, cmdline = } }.
+local function processes()
+  local procs = {}
+  for _, name in ipairs(lines("exec ls /proc")) do
+    local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/stat")
+    if f then
+      local stat = f:read("a") or ""
+      f:close()
+      local state, ppid = stat:match("%) (%S) (%d+)")
+      local c = io.open("/proc/" .. name .. "/cmdline", "rb")
+      local cmdline = c and (c:read("a") or ""):gsub("%z", " ") or ""
+      if c then c:close() end
+      if state then procs[tonumber(name)] = { ppid = tonumber(ppid), state = state, cmdline = cmdline } end
+    end
+  end
+  return procs
+end
+M.processes = processes
+
+--- Every descendant of 'pid' (default: this process), zombies included,
+-- found by walking the parent links of /proc/*/stat: { {pid =, state =, cmdline =} }.
+function M.descendants(pid)
+  pid = pid or M.pid()
+  local procs, out, frontier = processes(), {}, { [pid] = true }
+  local found = true
+  while found do
+    found = false
+    for p, info in pairs(procs) do
+      if frontier[info.ppid] and not frontier[p] then
+        frontier[p] = true
+        found = true
+        out[#out + 1] = { pid = p, state = info.state, cmdline = info.cmdline }
+      end
+    end
+  end
+  return out
+end
+
+--- Live processes anywhere (re-parented to init or not) whose command line
+-- holds 'marker': a spec starts its commands with a unique argument, such as
+-- `sleep 37.0042`, and asks afterwards whether any of them survived.
+function M.survivors(marker)
+  local out = {}
+  for p, info in pairs(processes()) do
+    if info.state ~= "Z" and p ~= M.pid() and info.cmdline:find(marker, 1, true)
+        and not info.cmdline:find("survivors", 1, true) then
+      out[#out + 1] = p .. " " .. info.cmdline
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+--- Wait up to 'secs' for 'pred' to hold (polling); returns its last value.
+function M.eventually(pred, secs)
+  local deadline = os.time() + (secs or 5)
+  local v = pred()
+  while not v and os.time() <= deadline do
+    os.execute("sleep 0.05")
+    v = pred()
+  end
+  return v
+end
+
 function M.readfile(path)
   local f = io.open(path, "rb")
   if not f then return nil end
