@@ -34,6 +34,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@
 #include "buf.h"
 #include "codec.h"
 #include "interrupt.h"
+#include "live.h"
+#include "sys.h"
 
 #define POOL_MT       "par.pool"
 
@@ -155,6 +158,8 @@ typedef struct Worker {
 } Worker;
 
 typedef struct Pool {
+  Live live;             /* on live.c's list while open */
+  lua_State *L;          /* the thread of the map: a hook target */
   int closed;
   pid_t owner;           /* only this process kills and reaps the workers */
   int nw;                /* worker slots: min(procs, #items) */
@@ -219,12 +224,14 @@ static void worker_close (Worker *w) {
   buf_free(&w->in);
 }
 
-/* A worker leads its own process group, so this also stops what its
-** item started (os.execute, io.popen) unless that made a group of its
-** own (a nested map's workers die by PR_SET_PDEATHSIG instead).  The pid
-** too, in case the group was never made: both setpgid calls fail if the
-** worker exits at once. */
+/* Kill a worker and everything it started: what its item ran in the
+** worker's own group (os.execute, io.popen), and what sits in groups of
+** its own (par.run's commands, a nested map's workers and theirs).  A
+** worker is a subreaper (child_main), so even a daemon an item started is
+** still below it.  The group and the pid too, in case the walk found
+** nothing: both setpgid calls fail if the worker exits at once. */
 static void worker_kill (pid_t pid) {
+  sys_killtree(pid, 2.0);
   kill(-pid, SIGKILL);
   kill(pid, SIGKILL);
 }
@@ -251,11 +258,11 @@ static void pool_unchain (lua_State *L, Pool *p) {
 }
 
 /* Kill every worker first and reap them after, so that they die in
-** parallel; a dying worker's mm teardown is what waitpid waits for. */
-static void pool_teardown (lua_State *L, Pool *p) {
+** parallel; a dying worker's mm teardown is what waitpid waits for.  No
+** Lua here: the exit handler calls it too. */
+static void pool_kill (Pool *p) {
   int k;
-  if (p->closed || p->owner != getpid()) return;  /* a worker's copy */
-  p->closed = 1;
+  live_remove(&p->live);
   for (k = 0; k < p->nw; k++)
     if (p->w[k].pid > 0) worker_kill(p->w[k].pid);
   for (k = 0; k < p->nw; k++) {
@@ -263,8 +270,22 @@ static void pool_teardown (lua_State *L, Pool *p) {
     if (p->w[k].pid > 0) worker_wait(p->w[k].pid);
     p->w[k].pid = 0;
   }
-  if (p->intrfd >= 0) intr_end();
+  if (p->intrfd >= 0) intr_end(p->L);
   p->intrfd = -1;
+}
+
+/* live.c: the process exits during the map (os.exit from on_result).
+** Signals need nothing here: the map's own loop, or the Lua code it
+** called, raises and tears down. */
+static void pool_live (Live *e, int why) {
+  Pool *p = (Pool *)((char *)e - offsetof(Pool, live));
+  if (why == LIVE_EXIT && !p->closed) pool_kill(p);
+}
+
+static void pool_teardown (lua_State *L, Pool *p) {
+  if (p->closed || p->owner != getpid()) return;  /* a worker's copy */
+  p->closed = 1;
+  pool_kill(p);
   if (p->slots != NULL) munmap(p->slots, (size_t)p->nw * sizeof(Slot));
   p->slots = NULL;
   if (p->hole != NULL) madvise(p->hole, p->holelen, MADV_DOFORK);
@@ -394,13 +415,19 @@ static int write_all (int fd, const char *p, size_t n) {
 
 static void batch_end (lua_State *L, Child *c);
 
+/* Every way out of a worker: what fn printed appears once, and nothing the
+** worker started outlives it. */
+static void child_exit (int status) {
+  fflush(NULL);
+  sys_reapall();
+  _exit(status);
+}
+
 /* A failed write means the parent is gone: nothing is left to do. */
 static void child_flush (lua_State *L, Child *c) {
   batch_end(L, c);
-  if (write_all(c->fd, c->out.data, c->out.len) != 0) {
-    fflush(NULL);
-    _exit(EXIT_FAILED);
-  }
+  if (write_all(c->fd, c->out.data, c->out.len) != 0)
+    child_exit(EXIT_FAILED);
   c->out.len = 0;
   c->flushed = now_ns(CLOCK_MONOTONIC_COARSE);
 }
@@ -706,12 +733,13 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
   Arena arena;
   int status;
   setpgid(0, 0);                      /* see worker_kill */
+  sys_subreaper();                    /* orphans below stay ours */
   prctl(PR_SET_PDEATHSIG, SIGKILL);   /* die with the parent ... */
   if (getppid() != p->owner)          /* ... even if it died already */
     _exit(EXIT_ORPHAN);
   child_holes(L);
-  child_signals();
   intr_afterfork();
+  child_signals();
   child_closefds(fd);
   lua_gc(L, LUA_GCSTOP);
   memset(&arena, 0, sizeof arena);
@@ -734,8 +762,7 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
       strcmp(lua_tostring(L, -1), "init failed") != 0)
     fprintf(stderr, "par.map: worker %ld: %s\n", (long)getpid(),
             lua_tostring(L, -1));
-  fflush(NULL);                       /* what fn printed appears once */
-  _exit(status == LUA_OK ? 0 : EXIT_FAILED);
+  child_exit(status == LUA_OK ? 0 : EXIT_FAILED);
 }
 
 /* }====================================================== */
@@ -1138,6 +1165,7 @@ static void pool_timeouts (Pool *p) {
 ** before we began. */
 static void pool_checkintr (lua_State *L, Pool *p) {
   if (p->intrfd >= 0 && intr_count() != p->sigseen) {
+    intr_ack();
     lua_pushliteral(L, "interrupted");
     lua_error(L);
   }
@@ -1212,7 +1240,9 @@ static void pool_open (lua_State *L, Pool *p) {
   p->t0 = now_ns(CLOCK_MONOTONIC);
   pool_chain(L, p);
   todo_push(L, p, 1, p->n);
-  p->intrfd = intr_begin();
+  p->L = L;
+  live_add(&p->live, pool_live);
+  p->intrfd = intr_begin(L);
   if (p->intrfd < 0) pool_fail(L, p, "pipe");
   p->sigseen = intr_count();
   p->pollintr = 1;

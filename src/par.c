@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "par.h"
+#include "interrupt.h"
 
 /* The CPUs this process may run on: its affinity mask, which taskset and
 ** cgroup cpusets narrow, rather than the CPUs the machine has. */
@@ -54,5 +55,6 @@ int luaopen_par_core (lua_State *L) {
   run_open(L);
   map_open(L);
   codec_open(L);
+  intr_open(L);
   return 1;          /* no lua_setglobal: require's result is the API */
 }

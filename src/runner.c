@@ -5,6 +5,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,13 +15,16 @@
 #include "par.h"
 #include "run.h"
 #include "interrupt.h"
+#include "live.h"
 
 #define RUNNER_MT "par.runner"
 
 extern char **environ;
 
 typedef struct Runner {
+  Live live;                 /* on live.c's list while open */
   Run run;
+  lua_State *L;              /* the thread that made it: a hook target */
   int open;                  /* run holds resources */
   pid_t owner;               /* a forked par.map worker must not tear down */
   int intrfd;                /* from intr_begin, or -1 */
@@ -35,8 +39,9 @@ static Runner *checkrunner (lua_State *L) {
 }
 
 static void runner_teardown (Runner *r) {
+  live_remove(&r->live);
   run_free(&r->run);
-  if (r->intrfd >= 0) intr_end();
+  if (r->intrfd >= 0) intr_end(r->L);
   r->intrfd = -1;
   if (r->chld_reset) sigaction(SIGCHLD, &r->chld_saved, NULL);
   r->chld_reset = 0;
@@ -48,6 +53,27 @@ static int runner_close (lua_State *L) {      /* __gc, __close and :close() */
     runner_teardown(r);
   r->open = 0;
   return 0;
+}
+
+/* A signal arrived: stop starting jobs and terminate running ones; a
+** second one while they are being stopped kills them at once. */
+static void runner_interrupt (Runner *r) {
+  run_stop(&r->run, r->interrupted ? 2 : 1);
+  r->interrupted = 1;
+  r->sigseen = intr_count();
+}
+
+/* live.c: a signal met Lua code (LIVE_INTR: this runner may sit in a
+** suspended coroutine), or the process exits without closing the state. */
+static void runner_live (Live *e, int why) {
+  Runner *r = (Runner *)((char *)e - offsetof(Runner, live));
+  if (!r->open) return;
+  if (why == LIVE_INTR) {
+    if (intr_count() > r->sigseen) runner_interrupt(r);
+    return;
+  }
+  runner_teardown(r);
+  r->open = 0;
 }
 
 /* {======================================================= */
@@ -266,16 +292,20 @@ static int par_runner (lua_State *L) {
   jobs = (int)luaL_checkinteger(L, -1);
   luaL_argcheck(L, jobs >= 1, 2, "option 'jobs' must be >= 1");
   lua_pop(L, 1);
-  r = (Runner *)lua_newuserdatauv(L, sizeof *r, 0);
+  r = (Runner *)lua_newuserdatauv(L, sizeof *r, 1);
   memset(r, 0, sizeof *r);          /* closed and empty: safe to collect */
   r->intrfd = -1;
   r->owner = getpid();
+  r->L = L;
   luaL_setmetatable(L, RUNNER_MT);
+  lua_pushthread(L);                /* a hook target lives as long as we do */
+  lua_setiuservalue(L, -2, 1);
   r->open = 1;
+  live_add(&r->live, runner_live);
   if ((e = run_init(&r->run)) != 0) return syserror(L, r, "init", e);
   load_jobs(L, &r->run, 1);
   load_spec(L, &r->run, 2);
-  if ((r->intrfd = intr_begin()) < 0) return syserror(L, r, "pipe", errno);
+  if ((r->intrfd = intr_begin(L)) < 0) return syserror(L, r, "pipe", errno);
   r->sigseen = intr_count();
   fix_sigchld(r);
   if ((e = run_start(&r->run, jobs)) != 0) return syserror(L, r, "pthread_create", e);
@@ -369,14 +399,11 @@ static void drainfd (int fd) {
   while (read(fd, b, sizeof b) > 0) ;
 }
 
-/* A signal arrived: stop starting jobs and terminate running ones; a
-** second one while they are being stopped kills them at once. */
+/* A signal seen by our own loop: no hook raises for it. */
 static void check_interrupt (Runner *r) {
-  int n = intr_count();
-  if (n > r->sigseen) {
-    run_stop(&r->run, r->interrupted ? 2 : 1);
-    r->interrupted = 1;
-    r->sigseen = n;
+  if (intr_count() > r->sigseen) {
+    runner_interrupt(r);
+    intr_ack();
   }
 }
 
