@@ -371,14 +371,14 @@ describe("par command", function()
       assert_usage("--format: json or lua expected, got 'xml'", par("--format xml map x.lua"))
     end)
 
-    it("is 130 after SIGTERM, with every job stopped", function()
+    it("is 143 (128 + SIGTERM) after SIGTERM, with every job stopped", function()
       local dir = tmpdir()
       local cmd = ("cd %s && (%s%s 'echo $$ >> pids; sleep 30' ::: 1 2 2>err & p=$!; "
         .. "until [ $(cat pids 2>/dev/null | wc -l) -ge 2 ]; do sleep 0.01; done; "
         .. "kill -TERM $p; wait $p; echo $? > status)")
         :format(quote(dir), ENV, PAR)
       os.execute(cmd)
-      assert.are.equal("130\n", H.readfile(dir .. "/status"))
+      assert.are.equal("143\n", H.readfile(dir .. "/status"))
       assert.truthy(H.readfile(dir .. "/err"):find("par: interrupted\n$"))
       for pid in H.readfile(dir .. "/pids"):gmatch("%d+") do assert.is_false(H.alive(pid)) end
     end)

@@ -33,9 +33,16 @@ function M.children(pid)
   return kids
 end
 
---- Number of open descriptors of this process.
+--- Number of open descriptors of this process.  Listed by os.execute into
+-- a file, not through io.popen: the write end of popen's own pipe may still
+-- be open in this process while ls runs, and counted or not by chance.
 function M.fdcount()
-  return #lines("exec ls /proc/" .. M.pid() .. "/fd")
+  local path = os.tmpname()
+  os.execute("exec ls /proc/" .. M.pid() .. "/fd > " .. path)
+  local n = 0
+  for _ in io.lines(path) do n = n + 1 end
+  os.remove(path)
+  return n
 end
 
 --- True while process 'pid' runs.  A zombie does not count here: an

@@ -25,6 +25,31 @@ local USAGE_HINT = "usage: par [options] [CMD] [::: ARG...] | par [options] run|
 local function usage_error(msg) error({ usage = msg }, 0) end
 local function config_error(msg) error({ config = msg }, 0) end
 
+local EPIPE = 32
+
+-- Write to stdout, or stop: a reader that went away (`par ... | head -1`)
+-- ends the run as SIGPIPE would, also where the host ignores SIGPIPE; any
+-- other failure to write is an error of its own.
+local function check_out(ok, err, code)
+  if ok then return end
+  if code == EPIPE then error({ pipe = true }, 0) end
+  error({ system = "stdout: " .. tostring(err) }, 0)
+end
+
+local function put(...)
+  check_out(io.stdout:write(...))
+end
+
+local function flush_out()
+  check_out(io.stdout:flush())
+end
+
+-- An interrupt raised inside a function par called for the user (a config
+-- chunk, a commands() function) is still an interrupt, not a config error.
+local function rethrow_interrupt(e)
+  if e == "interrupted" then error(e, 0) end
+end
+
 -- {======================================================================
 -- Options
 
@@ -458,7 +483,10 @@ function M.load_config(path, keys, args)
   if not chunk then config_error(named(path, perr)) end
   add_config_dir(path)
   local ok, t = pcall(chunk, table.unpack(args or {}))
-  if not ok then config_error(named(path, error_text(t))) end
+  if not ok then
+    rethrow_interrupt(t)
+    config_error(named(path, error_text(t)))
+  end
   if type(t) ~= "table" then
     config_error(format("%s: must return a table, returned %s", path, typename(t)))
   end
@@ -479,7 +507,10 @@ local function config_list(cfg, key)
   if v == nil then key_error(cfg, key, format("key '%s' is missing", key)) end
   if type(v) == "function" then
     local ok, t = pcall(v)
-    if not ok then config_error(named(cfg.path, error_text(t))) end
+    if not ok then
+      rethrow_interrupt(t)
+      config_error(named(cfg.path, error_text(t)))
+    end
     if type(t) ~= "table" or not util.is_sequence(t) then
       key_error(cfg, key, format("key '%s': the function returned %s, not a sequence", key,
         type(t) == "table" and "a table with keys other than 1..n" or "a " .. typename(t)))
@@ -550,9 +581,9 @@ local function printer(o, jobs, skip)
   local function emit(i, res)
     local job = jobs[i]
     if clear_bar then io.stderr:write("\r\27[K") end
-    if o.verbose then io.stdout:write(job.text, "\n") end
-    if res.stdout and res.stdout ~= "" then io.stdout:write(tagged(res.stdout, o.tag and job.tag)) end
-    io.stdout:flush()
+    if o.verbose then put(job.text, "\n") end
+    if res.stdout and res.stdout ~= "" then put(tagged(res.stdout, o.tag and job.tag)) end
+    flush_out()
     if res.stderr and res.stderr ~= "" then io.stderr:write(tagged(res.stderr, o.tag and job.tag)) end
     -- commands that fail without a word of their own get one from par
     if not res.ok and res.status ~= "skipped" and (o.verbose or res.status ~= "exit") then
@@ -645,7 +676,8 @@ local function run_jobs(jobs, o, cfg)
       .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
   end
   if o.dry_run then
-    for _, job in ipairs(jobs) do io.stdout:write(job.text, "\n") end
+    for _, job in ipairs(jobs) do put(job.text, "\n") end
+    flush_out()
     return 0
   end
   o.progress = ro.progress
@@ -852,9 +884,9 @@ local function config_map(o, plan)
       io.stderr:flush()
       line = fmt == "json" and "null" or "nil"
     end
-    io.stdout:write(line, "\n")
+    put(line, "\n")
   end
-  io.stdout:flush()
+  flush_out()
   return exit_status(nfailed)
 end
 
@@ -862,8 +894,8 @@ end
 
 local function main(args)
   local o, plan = M.parse(args)
-  if o.help then io.stdout:write(help_text()); return 0 end
-  if o.version then io.stdout:write("par ", par.VERSION, "\n"); return 0 end
+  if o.help then put(help_text()); flush_out(); return 0 end
+  if o.version then put("par ", par.VERSION, "\n"); flush_out(); return 0 end
   if o.format and plan.mode ~= "map" then usage_error("--format applies only to 'par map'") end
   if plan.mode == "run" then return config_run(o, plan) end
   if plan.mode == "map" then return config_map(o, plan) end
@@ -873,6 +905,10 @@ end
 --- Run the par command with the arguments 'args' (the script's 'arg');
 -- returns the exit status.
 function M.main(args)
+  -- SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE become the error
+  -- "interrupted" wherever they arrive, and par.run and par.map reap what
+  -- they started before it reaches us
+  local trap <close> = core.trap() -- luacheck: ignore 211 (closed on return)
   local ok, status = pcall(main, args or {})
   if ok then return status end
   local e = status
@@ -882,9 +918,13 @@ function M.main(args)
     io.stderr:write("par: ", one_line(e.config), "\n")
   elseif type(e) == "table" and e.system then
     io.stderr:write("par: ", one_line(e.system), "\n")
+  elseif type(e) == "table" and e.pipe then
+    return 128 + 13                    -- as if SIGPIPE had ended us: no word
   elseif e == "interrupted" then
-    io.stderr:write("par: interrupted\n")
-    return 130
+    local sig = core.lastsignal()
+    if sig == 0 then sig = 2 end
+    if sig ~= 13 then io.stderr:write("par: interrupted\n") end
+    return 128 + sig
   else
     io.stderr:write("par: ", one_line(error_text(e)), "\n")
   end
