@@ -5,7 +5,7 @@
 --   par [options] CMD < ARGS          par [options] run|map CONFIG.lua [ARG...]
 --
 -- Exit status as GNU parallel: 0 all ok, 1..100 the number of failed jobs,
--- 101 more than 100, 255 a usage or config error.
+-- 101 more than 100, 255 a usage or config error; 128 + N after signal N.
 local par = require "par"
 local util = require "par.util"
 local joblog = require "par.joblog"
@@ -112,7 +112,8 @@ local function help_text()
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "exit status: 0 all jobs ok; 1-100 the number that failed; 101 more than 100;"
-  lines[#lines + 1] = "255 a usage or config error."
+  lines[#lines + 1] = "255 a usage or config error; 128+N after signal N (130 Ctrl-C, 143 SIGTERM),"
+  lines[#lines + 1] = "every job stopped first; 141 when stdout closes (| head)."
   return concat(lines, "\n") .. "\n"
 end
 
