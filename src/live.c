@@ -4,10 +4,13 @@
 ** Like the signal state in interrupt.c, this is process-wide by nature:
 ** exit() gives its handlers no context.  The list is short (one entry per
 ** par call in progress) and only the threads that run Lua touch it, hence
-** one mutex.  The exit handler is registered by the shared object itself,
-** so glibc runs it at dlclose (when lua_close unloads par.core) and
-** forgets it then: it never runs code that is no longer mapped.
+** one mutex.  The exit handler must never run code that lua_close has
+** unloaded (glibc runs a library's own handlers at dlclose, but the
+** sanitizers' atexit does not, and other libcs differ): so before it is
+** registered, par.core pins itself in memory (RTLD_NODELETE), and without
+** the pin there is no handler.
 */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -38,11 +41,19 @@ static void live_atexit (void) {
   }
 }
 
+/* Keep this shared object mapped until the process ends. */
+static int pin (void) {
+  Dl_info info;
+  if (dladdr((void *)live_atexit, &info) == 0 || info.dli_fname == NULL)
+    return 0;
+  return dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
+}
+
 void live_add (Live *e, void (*stop) (Live *, int)) {
   e->owner = getpid();
   e->stop = stop;
   pthread_mutex_lock(&mu);
-  if (!registered && atexit(live_atexit) == 0) registered = 1;
+  if (!registered && pin() && atexit(live_atexit) == 0) registered = 1;
   e->next = &head;
   e->prev = head.prev;
   head.prev->next = e;
