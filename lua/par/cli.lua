@@ -138,7 +138,11 @@ local VALUE_PARSERS = {
   end,
   sshlogin = function(s)
     local hosts = {}
-    for h in s:gmatch("[^,%s]+") do hosts[#hosts + 1] = h end
+    for h in s:gmatch("[^,%s]+") do
+      local why = util.host_problem(h)
+      if why then usage_error("--sshlogin: " .. why) end
+      hosts[#hosts + 1] = h
+    end
     if #hosts == 0 then usage_error("--sshlogin: no host given") end
     return hosts
   end,
@@ -591,10 +595,15 @@ end
 local function read_hosts(path)
   local f, err = io.open(path)
   if not f then usage_error("--sshloginfile: " .. err) end
-  local hosts = {}
+  local hosts, n = {}, 0
   for line in f:lines() do
+    n = n + 1
     line = line:match("^%s*(.-)%s*$")
-    if line ~= "" and not line:find("^#") then hosts[#hosts + 1] = line end
+    if line ~= "" and not line:find("^#") then
+      local why = util.host_problem(line)
+      if why then f:close(); usage_error(format("--sshloginfile: %s:%d: %s", path, n, why)) end
+      hosts[#hosts + 1] = line
+    end
   end
   f:close()
   if #hosts == 0 then usage_error("--sshloginfile: no host in " .. path) end

@@ -96,11 +96,8 @@ local function check_hosts(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
   if #v == 0 or not util.is_sequence(v) then return nil, "non-empty sequence of host names expected" end
   for i, h in ipairs(v) do
-    if type(h) ~= "string" or h == "" or h:find("[%s%z]") then
-      return nil, format("host #%d must be a non-empty string without spaces", i)
-    end
-    local n, name = h:match("^(%d+)/(.*)$")
-    if n and (tonumber(n) < 1 or name == "") then return nil, format("host #%d: bad slot count in '%s'", i, h) end
+    local why = util.host_problem(h, "host #" .. i)
+    if why then return nil, why end
   end
   return v
 end
@@ -223,6 +220,8 @@ local function remote_line(c, opts, shell)
 end
 
 -- The core's host list, and the number of worker threads: one per slot.
+-- ssh reads no option after "--", so the host and the line after it are
+-- never options, whatever they begin with.
 local function host_list(opts, slots)
   local ssh = opts.ssh or { "ssh" }
   local out, total = {}, 0
@@ -231,7 +230,7 @@ local function host_list(opts, slots)
     local h = { name = name or spec, slots = n and math.tointeger(tonumber(n)) or slots }
     if h.name ~= ":" then
       h.argv = table.move(ssh, 1, #ssh, 1, {})
-      table.move({ "-o", "BatchMode=yes", h.name, "--" }, 1, 4, #h.argv + 1, h.argv)
+      table.move({ "-o", "BatchMode=yes", "--", h.name }, 1, 4, #h.argv + 1, h.argv)
     end
     out[#out + 1] = h
     total = total + h.slots

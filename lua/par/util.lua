@@ -29,6 +29,27 @@ function M.is_sequence(t)
   return count == n
 end
 
+--- Why 'h' cannot be a host of opts.hosts ("[N/]host", as ssh takes it;
+-- ":" is this machine), or nil.  'what' names it ("host #2"), or nil.  A
+-- name that begins with '-' would reach ssh as an option, and
+-- -oProxyCommand=... runs a command here.
+function M.host_problem(h, what)
+  local label = what and what .. ": " or ""
+  if type(h) ~= "string" or h == "" or h:find("[%s%z]") then
+    return (what or "host") .. " must be a non-empty string without spaces"
+  end
+  local n, name = h:match("^(%d+)/(.*)$")
+  if n then
+    local slots = math.tointeger(tonumber(n))
+    if name == "" or not slots or slots < 1 then return format("%sbad slot count in '%s'", label, h) end
+  end
+  name = name or h
+  if name:sub(1, 1) == "-" then
+    return format("%s'%s' begins with '-' (ssh would take it for an option)", label, name)
+  end
+  return nil
+end
+
 --- Integer >= min, or nil with a reason.
 function M.check_count(v, min)
   if math_type(v) ~= "integer" then
