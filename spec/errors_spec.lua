@@ -99,3 +99,24 @@ describe("host names that ssh would take for options", function()
     assert.are.same({}, listing(dir))
   end)
 end)
+
+describe("slot counts of hosts", function()
+  it("are bounded in par.run, naming the host", function()
+    assert.has_error(function() par.run({ "true" }, { hosts = { ":", "3000000000/:" } }) end,
+      "bad argument #2 to 'run' (option 'hosts': host #2: bad slot count in '3000000000/:' (at most 65536))")
+    assert.has_error(function() par.run({ "true" }, { hosts = { "99999999999999999999/:" } }) end,
+      "bad argument #2 to 'run' (option 'hosts': host #1: bad slot count in '99999999999999999999/:')")
+    local res, nfailed = par.run({ "echo a", "echo b" }, { hosts = { "65536/:" } })
+    assert.are.same({ 0, "a\n", "b\n" }, { nfailed, res[1].stdout, res[2].stdout })
+  end)
+
+  it("come from a huge opts.jobs as 'practically all', as jobs does without hosts", function()
+    local res, nfailed = par.run({ "echo a", "echo b" }, { jobs = 3000000000, hosts = { ":" } })
+    assert.are.same({ 0, "a\n", "b\n" }, { nfailed, res[1].stdout, res[2].stdout })
+  end)
+
+  it("are bounded in par -S", function()
+    assert_usage("--sshlogin: bad slot count in '3000000000/:' (at most 65536)",
+      par_cmd("-S 3000000000/: true ::: 1", tmpdir()))
+  end)
+end)

@@ -220,11 +220,14 @@ local function remote_line(c, opts, shell)
 end
 
 -- The core's host list, and the number of worker threads: one per slot.
+-- A host without "N/" gets opts.jobs slots, which the Lua layer does not
+-- bound (#cmds bounds the threads): here at most MAX_SLOTS, as with "N/".
 -- ssh reads no option after "--", so the host and the line after it are
 -- never options, whatever they begin with.
 local function host_list(opts, slots)
   local ssh = opts.ssh or { "ssh" }
   local out, total = {}, 0
+  slots = math.min(slots, util.MAX_SLOTS)
   for _, spec in ipairs(opts.hosts) do
     local n, name = spec:match("^(%d+)/(.*)$")
     local h = { name = name or spec, slots = n and math.tointeger(tonumber(n)) or slots }

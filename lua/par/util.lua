@@ -29,6 +29,9 @@ function M.is_sequence(t)
   return count == n
 end
 
+--- Most jobs one host of opts.hosts ("N/host") may run at once.
+M.MAX_SLOTS = 65536
+
 --- Why 'h' cannot be a host of opts.hosts ("[N/]host", as ssh takes it;
 -- ":" is this machine), or nil.  'what' names it ("host #2"), or nil.  A
 -- name that begins with '-' would reach ssh as an option, and
@@ -42,6 +45,9 @@ function M.host_problem(h, what)
   if n then
     local slots = math.tointeger(tonumber(n))
     if name == "" or not slots or slots < 1 then return format("%sbad slot count in '%s'", label, h) end
+    if slots > M.MAX_SLOTS then
+      return format("%sbad slot count in '%s' (at most %d)", label, h, M.MAX_SLOTS)
+    end
   end
   name = name or h
   if name:sub(1, 1) == "-" then
