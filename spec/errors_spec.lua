@@ -120,3 +120,60 @@ describe("slot counts of hosts", function()
       par_cmd("-S 3000000000/: true ::: 1", tmpdir()))
   end)
 end)
+
+describe("par.core's option checks", function()
+  local core = require "par.core"
+  local ok = { { "true" } }
+
+  local function runner_error(msg, cmds, opts)
+    assert.has_error(function() core.runner(cmds, opts) end, msg)
+  end
+
+  it("name the argument and the option, as the Lua layer does", function()
+    local function opt(msg, opts) runner_error("bad argument #2 to 'runner' (" .. msg .. ")", ok, opts) end
+    opt("option 'jobs': integer >= 1 expected", { jobs = "x" })
+    opt("option 'jobs': integer >= 1 expected", { jobs = 2.0 })
+    opt("option 'capture': boolean expected", { jobs = 1, capture = 1 })
+    opt("option 'timeout': finite number > 0 expected", { jobs = 1, timeout = -1 })
+    opt("option 'kill_after': finite number >= 0 expected", { jobs = 1, kill_after = 1 / 0 })
+    opt("option 'retries': integer >= 0 expected", { jobs = 1, retries = 1.5 })
+    opt("option 'max_output': integer >= 0 expected", { jobs = 1, max_output = -1 })
+    opt("option 'halt': 'never', 'soon' or 'now' expected", { jobs = 1, halt = "later" })
+    opt("option 'cwd': string without NUL bytes expected", { jobs = 1, cwd = "a\0b" })
+    opt("option 'stdin': string expected", { jobs = 1, stdin = 1 })
+    opt("option 'env': table expected", { jobs = 1, env = "A=1" })
+    opt("option 'env': names must be non-empty strings without '=' or NUL bytes",
+      { jobs = 1, env = { ["A=B"] = "x" } })
+    opt("option 'env': values must be strings without NUL bytes, or false", { jobs = 1, env = { A = true } })
+    opt("option 'hosts': 1 to 4096 hosts expected", { jobs = 1, hosts = {} })
+    opt("option 'hosts': host #1: table expected", { jobs = 1, hosts = { ":" } })
+    opt("option 'hosts': host #1: slots: integer >= 1 expected",
+      { jobs = 1, hosts = { { name = ":", slots = "x" } } })
+    opt("option 'hosts': host #1: argv: element 2: string without NUL bytes expected",
+      { jobs = 1, hosts = { { name = "h", slots = 1, argv = { "ssh", 2 } } }, remote = { "true" } })
+    opt("option 'remote': table of command lines expected with option 'hosts'",
+      { jobs = 1, hosts = { { name = ":", slots = 1 } } })
+  end)
+
+  it("name the command", function()
+    runner_error("bad argument #1 to 'runner' (command #2: non-empty table of strings expected)",
+      { { "true" }, "true" }, { jobs = 1 })
+    runner_error("bad argument #1 to 'runner' (command #1: element 2: string without NUL bytes expected)",
+      { { "echo", "a\0b" } }, { jobs = 1 })
+  end)
+
+  it("take a huge job or slot count as 'all at once'", function()
+    local r <close> = core.runner(ok, { jobs = 3000000000, hosts = { { name = ":", slots = 3000000000 } },
+      remote = { "true" } })
+    local k, res = r:next()
+    assert.are.same({ 1, true, ":" }, { k, res.ok, res.host })
+  end)
+
+  it("of core.map agree with par.map's", function()
+    local id = function(x) return x end
+    assert.has_error(function() core.map(id, { 1 }, { errors = "ignore" }) end,
+      "bad argument #3 to 'map' (option 'errors': 'raise' or 'collect' expected)")
+    assert.has_error(function() core.map(id, { 1 }, { procs = "2" }) end,
+      "bad argument #3 to 'map' (option 'procs': integer >= 1 expected)")
+  end)
+end)

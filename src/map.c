@@ -1372,13 +1372,14 @@ static lua_Integer map_len (lua_State *L) {
   return n;
 }
 
+/* Options are checked as the Lua layer checks them (an integer is of the
+** integer subtype, a number is not a numeric string), so that what it
+** lets through the core takes. */
 static lua_Integer opt_int (lua_State *L, const char *name, lua_Integer def,
                             lua_Integer min) {
   lua_Integer v = def;
-  int isint;
   if (lua_getfield(L, 3, name) != LUA_TNIL) {
-    v = lua_tointegerx(L, -1, &isint);
-    if (!isint || v < min)
+    if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < min)
       luaL_argerror(L, 3, lua_pushfstring(L, "option '%s': integer >= %I "
                     "expected", name, (LUAI_UACINT)min));
   }
@@ -1405,12 +1406,15 @@ static void opt_func (lua_State *L, const char *name) {
 }
 
 static int opt_collect (lua_State *L) {
-  static const char *const modes[] = {"raise", "collect", NULL};
-  int m;
-  lua_getfield(L, 3, "errors");
-  m = luaL_checkoption(L, -1, "raise", modes);
+  int t = lua_getfield(L, 3, "errors"), collect = 0;
+  if (t != LUA_TNIL) {
+    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    collect = strcmp(s, "collect") == 0;
+    if (!collect && strcmp(s, "raise") != 0)
+      luaL_argerror(L, 3, "option 'errors': 'raise' or 'collect' expected");
+  }
   lua_pop(L, 1);
-  return m == 1;
+  return collect;
 }
 
 static void opts_read (lua_State *L, Pool *p) {
