@@ -177,3 +177,23 @@ describe("par.core's option checks", function()
       "bad argument #3 to 'map' (option 'procs': integer >= 1 expected)")
   end)
 end)
+
+describe("a huge par.map timeout", function()
+  it("means 'practically never', in the Lua layer and in the core alike", function()
+    local slow = function(x) if x == 2 then os.execute("sleep 0.3") end return x * 10 end
+    assert.are.same({ 10, 20, n = 2 }, par.map(slow, { 1, 2 }, { timeout = 2e9 }))
+    assert.are.same({ 10, 20, n = 2 }, par.map(slow, { 1, 2 }, { timeout = 1e300, procs = 2 }))
+  end)
+
+  it("still fails an item that runs past a small one", function()
+    local res, errs = par.map(function() os.execute("sleep 5") end, { 1 }, { timeout = 0.2, errors = "collect" })
+    assert.are.same({ { n = 1 }, { "par.map: item 1: timeout after 0.2s" } }, { res, errs })
+  end)
+
+  it("is refused only when it is not finite", function()
+    assert.has_error(function() par.map(tostring, { 1 }, { timeout = 1 / 0 }) end,
+      "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0)")
+    assert.has_error(function() require("par.core").map(tostring, { 1 }, { timeout = 1 / 0 }) end,
+      "bad argument #3 to 'map' (option 'timeout': finite number > 0 expected)")
+  end)
+end)

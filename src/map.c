@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -1387,12 +1388,18 @@ static lua_Integer opt_int (lua_State *L, const char *name, lua_Integer def,
   return v;
 }
 
+/* A huge timeout is a fair way to say "practically never": it is clamped,
+** not refused, where its nanoseconds added to a CLOCK_MONOTONIC time
+** (pool_polltime, pool_timeouts) would overflow int64. */
+#define TIMEOUT_MAX   4e9   /* seconds: 127 years */
+
 static double opt_timeout (lua_State *L) {
   double v = 0;
   if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
     v = lua_tonumber(L, -1);
-    if (!lua_isnumber(L, -1) || !(v > 0) || v > 1e9)
-      luaL_argerror(L, 3, "option 'timeout': number > 0 expected");
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0) || v == HUGE_VAL)
+      luaL_argerror(L, 3, "option 'timeout': finite number > 0 expected");
+    if (v > TIMEOUT_MAX) v = TIMEOUT_MAX;
   }
   lua_pop(L, 1);
   return v;
