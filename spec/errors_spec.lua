@@ -197,3 +197,53 @@ describe("a huge par.map timeout", function()
       "bad argument #3 to 'map' (option 'timeout': finite number > 0 expected)")
   end)
 end)
+
+describe("tables par is given", function()
+  local RAW = "par reads tables raw, without metamethods"
+  -- a proxy: its __len counts 3 items that __index makes up
+  local function proxy()
+    return setmetatable({}, { __len = function() return 3 end, __index = function(_, i) return "echo " .. i end })
+  end
+
+  it("are read raw: a proxy whose __len disagrees is a bad argument to par.map, not an empty result", function()
+    assert.has_error(function() par.map(tostring, proxy()) end,
+      "bad argument #2 to 'map' (__len says 3 but the raw length is 0; " .. RAW .. ")")
+    assert.has_error(function() par.map(tostring, proxy(), { errors = "collect" }) end,
+      "bad argument #2 to 'map' (__len says 3 but the raw length is 0; " .. RAW .. ")")
+  end)
+
+  it("are read raw by par.run, with the same words", function()
+    assert.has_error(function() par.run(proxy()) end,
+      "bad argument #1 to 'run' (__len says 3 but the raw length is 0; " .. RAW .. ")")
+    local argv = setmetatable({ "echo" }, { __len = function() return 2 end, __index = function() return "x" end })
+    assert.has_error(function() par.run({ "true", argv }) end,
+      "bad argument #1 to 'run' (command #2: __len says 2 but the raw length is 1; " .. RAW .. ")")
+  end)
+
+  it("are read raw by par.core too", function()
+    local core = require "par.core"
+    assert.has_error(function() core.map(tostring, proxy(), {}) end,
+      "bad argument #2 to 'map' (__len says 3 but the raw length is 0; " .. RAW .. ")")
+    assert.has_error(function() core.map(tostring, proxy(), { n = 0 }) end,
+      "bad argument #2 to 'map' (__len says 3 but the raw length is 0; " .. RAW .. ")")
+    assert.has_error(function() core.runner(proxy(), { jobs = 1 }) end,
+      "bad argument #1 to 'runner' (__len says 3 but the raw length is 0; " .. RAW .. ")")
+  end)
+
+  it("may be list objects with a metatable for their methods", function()
+    local List = {}
+    List.__index = List
+    function List:size() return #self end
+    local items = setmetatable({ 1, 2, 3 }, List)
+    assert.are.same({ "1", "2", "3", n = 3 }, par.map(tostring, items, 2))
+    local cmds = setmetatable({ "echo a", { "echo", "b" } }, { __index = List, __len = rawlen })
+    local res = par.run(cmds)
+    assert.are.same({ "a\n", "b\n" }, { res[1].stdout, res[2].stdout })
+  end)
+
+  it("have their options read raw: __index gives no option, __pairs is not called", function()
+    local opts = setmetatable({}, { __index = { jobs = 0 }, __pairs = function() error("called __pairs") end })
+    local res, nfailed = par.run({ "true" }, opts)
+    assert.are.same({ true, 0 }, { res[1].ok, nfailed })
+  end)
+end)

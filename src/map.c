@@ -1353,17 +1353,17 @@ static int map_seqlen (lua_State *L) {
   return 1;
 }
 
-/* #items, which must be a sequence.  opts.n is the Lua layer's word that
-** it ran core.seqlen already (a pass over a million items is 10 ms): then
-** only #items is compared.  A wrong word could not harm memory, only call
-** fn with nil items. */
+/* #items, which must be a sequence, read raw (par_rawlen).  opts.n is the
+** Lua layer's word that it ran core.seqlen already (a pass over a million
+** items is 10 ms): then only #items is compared.  A wrong word could not
+** harm memory, only call fn with nil items. */
 static lua_Integer map_len (lua_State *L) {
-  lua_Integer n;
+  lua_Integer n, raw = par_rawlen(L, 2, 2, NULL);
   int isint;
   lua_getfield(L, 3, "n");
   n = lua_tointegerx(L, -1, &isint);
   lua_pop(L, 1);
-  if (isint && n == (lua_Integer)lua_rawlen(L, 2)) return n;
+  if (isint && n == raw) return n;
   lua_pushcfunction(L, map_seqlen);
   lua_pushvalue(L, 2);
   lua_call(L, 1, 1);

@@ -10,7 +10,7 @@ local M = {}
 
 M.VERSION = core.VERSION
 
-local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local type, ipairs, tostring, rawget, next = type, ipairs, tostring, rawget, next
 local format = string.format
 local argerror, typename = util.argerror, util.typename
 
@@ -62,8 +62,11 @@ end
 
 local function check_argv(t, what)
   if type(t) ~= "table" then return nil, what .. " must be a string or an argv table" end
+  local bad = util.len_problem(t)
+  if bad then return nil, what .. ": " .. bad end
   if #t == 0 or not util.is_sequence(t) then return nil, what .. " must be a non-empty sequence of strings" end
-  for k, a in ipairs(t) do
+  for k = 1, #t do
+    local a = rawget(t, k)
     if type(a) ~= "string" then
       return nil, format("%s: element %d is a %s, not a string", what, k, typename(a))
     end
@@ -74,7 +77,7 @@ end
 
 local function check_env(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
-  for k, val in pairs(v) do
+  for k, val in next, v do
     if type(k) ~= "string" or k == "" or k:find("[=%z]") then
       return nil, "bad variable name " .. format("%q", tostring(k))
     end
@@ -94,9 +97,11 @@ end
 
 local function check_hosts(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  local bad = util.len_problem(v)
+  if bad then return nil, bad end
   if #v == 0 or not util.is_sequence(v) then return nil, "non-empty sequence of host names expected" end
-  for i, h in ipairs(v) do
-    local why = util.host_problem(h, "host #" .. i)
+  for i = 1, #v do
+    local why = util.host_problem(rawget(v, i), "host #" .. i)
     if why then return nil, why end
   end
   return v
@@ -139,6 +144,8 @@ local RUN_OPTS = {
 -- number they came from.
 local function run_args(cmds, a2, a3)
   if type(cmds) ~= "table" then argerror(1, "run", "table expected, got " .. typename(cmds), 4) end
+  local bad = util.len_problem(cmds)
+  if bad then argerror(1, "run", bad, 4) end
   if not util.is_sequence(cmds) then argerror(1, "run", "sequence expected (keys 1..n only)", 4) end
   local opts, argn = {}, 2
   if type(a2) == "table" then
@@ -159,7 +166,8 @@ local function run_args(cmds, a2, a3)
   if opts.output and opts.capture then
     argerror(argn, "run", "option 'output' needs capture = false", 4)
   end
-  for i, c in ipairs(cmds) do
+  for i = 1, #cmds do
+    local c = rawget(cmds, i)
     if type(c) == "string" then
       if c == "" then argerror(1, "run", format("command #%d is an empty string", i), 4) end
       if c:find("\0", 1, true) then argerror(1, "run", format("command #%d contains a NUL byte", i), 4) end
@@ -194,7 +202,7 @@ end
 
 local function quote_words(words)
   local out = {}
-  for i, w in ipairs(words) do out[i] = M.quote(w) end
+  for i = 1, #words do out[i] = M.quote(rawget(words, i)) end
   return table.concat(out, " ")
 end
 
@@ -203,7 +211,7 @@ local function remote_line(c, opts, shell)
   if opts.cwd then parts[#parts + 1] = "cd " .. M.quote(opts.cwd) .. " &&" end
   if opts.env then
     local names = {}
-    for k in pairs(opts.env) do names[#names + 1] = k end
+    for k in next, opts.env do names[#names + 1] = k end
     table.sort(names)
     parts[#parts + 1] = "env"
     for _, k in ipairs(names) do
@@ -228,7 +236,8 @@ local function host_list(opts, slots)
   local ssh = opts.ssh or { "ssh" }
   local out, total = {}, 0
   slots = math.min(slots, util.MAX_SLOTS)
-  for _, spec in ipairs(opts.hosts) do
+  for i = 1, #opts.hosts do
+    local spec = rawget(opts.hosts, i)
     local n, name = spec:match("^(%d+)/(.*)$")
     local h = { name = name or spec, slots = n and math.tointeger(tonumber(n)) or slots }
     if h.name ~= ":" then

@@ -63,6 +63,8 @@ end
 --- #items, or nil, why.
 local function check_items(items)
   if type(items) ~= "table" then return nil, "table expected, got " .. typename(items) end
+  local bad = util.len_problem(items)
+  if bad then return nil, bad end
   local n = core.seqlen(items)
   if not n then return nil, "sequence expected, got a table with holes or keys beyond #items" end
   return n

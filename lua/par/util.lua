@@ -2,7 +2,7 @@
 -- Messages follow Lua's own: "bad argument #2 to 'run' (number expected, got nil)".
 local M = {}
 
-local type, error, format = type, error, string.format
+local type, error, format, next, rawlen, tostring = type, error, string.format, next, rawlen, tostring
 local math_type = math.type
 
 --- Raise "bad argument #i to 'fname' (msg)", blaming the caller of the API
@@ -18,15 +18,29 @@ function M.typename(v)
   return type(v)
 end
 
---- True when t is a table whose keys are exactly 1..#t.
+-- par reads every table it is given raw (rawlen, rawget, next: no
+-- metamethods), so that what the Lua layer checks is what the core and the
+-- workers see.  A list object with a metatable for its methods works; a
+-- proxy whose __len counts items it does not hold is refused (len_problem),
+-- never taken for an empty list.
+
+--- True when t is a table whose raw keys are exactly 1..n.
 function M.is_sequence(t)
-  local n = #t
+  local n = rawlen(t)
   local count = 0
-  for k in pairs(t) do
+  for k in next, t do
     if math_type(k) ~= "integer" or k < 1 or k > n then return false end
     count = count + 1
   end
   return count == n
+end
+
+--- Why #t (which __len may answer) is not t's raw length, or nil.
+function M.len_problem(t)
+  local raw, n = rawlen(t), #t
+  if n == raw then return nil end
+  return format("__len says %s but the raw length is %d; par reads tables raw, without metamethods",
+    tostring(n), raw)
 end
 
 --- Most jobs one host of opts.hosts ("N/host") may run at once.
@@ -72,7 +86,7 @@ end
 function M.check_opts(opts, spec, argn, fname, level)
   level = level or 4
   local out = {}
-  for k, v in pairs(opts) do
+  for k, v in next, opts do
     local check = type(k) == "string" and spec[k]
     if not check then
       M.argerror(argn, fname, format("unknown option '%s'", tostring(k)), level)
