@@ -247,3 +247,53 @@ describe("tables par is given", function()
     assert.are.same({ true, 0 }, { res[1].ok, nfailed })
   end)
 end)
+
+describe("par.map(fn, items [, n] [, opts])", function()
+  local function fails(x) error("no " .. x, 0) end
+
+  it("takes a count and an options table, as par.run does", function()
+    local first = function(s) return (s:match("^[^\n]*")) end
+    local res, errs = par.map(fails, { 1, 2 }, 2, { errors = "collect" })
+    assert.are.same({ { n = 2 }, "par.map: item 1: no 1", "par.map: item 2: no 2" },
+      { res, first(errs[1]), first(errs[2]) })
+    assert.are.same({ "1", "2", n = 2 }, par.map(tostring, { 1, 2 }, 2, { procs = 2 }))
+    res, errs = par.map(fails, { 1 }, nil, { errors = "collect" })
+    assert.are.same({ { n = 1 }, "par.map: item 1: no 1" }, { res, first(errs[1]) })
+  end)
+
+  it("refuses a procs option that contradicts the count, as par.run refuses jobs", function()
+    assert.has_error(function() par.map(tostring, { 1 }, 2, { procs = 3 }) end,
+      "bad argument #4 to 'map' (option 'procs' contradicts argument #3)")
+    assert.has_error(function() par.run({ "true" }, 2, { jobs = 3 }) end,
+      "bad argument #3 to 'run' (option 'jobs' contradicts argument #2)")
+    assert.has_error(function() par.map(tostring, { 1 }, 2, "x") end,
+      "bad argument #4 to 'map' (table expected, got string)")
+    assert.has_error(function() par.map(tostring, { 1 }, 2, { foo = 1 }) end,
+      "bad argument #4 to 'map' (unknown option 'foo')")
+  end)
+
+  it("refuses a value past the last argument, in par.run too", function()
+    assert.has_error(function() par.map(tostring, { 1 }, 2, {}, "x") end,
+      "bad argument #5 to 'map' (no value expected)")
+    assert.has_error(function() par.map(tostring, { 1 }, {}, 2) end,
+      "bad argument #4 to 'map' (no value expected)")
+    assert.has_error(function() par.run({ "true" }, 2, {}, "x") end,
+      "bad argument #4 to 'run' (no value expected)")
+    assert.has_error(function() par.run({ "true" }, {}, 2) end,
+      "bad argument #3 to 'run' (no value expected)")
+  end)
+
+  it("blames the caller's line", function()
+    local ok, err = pcall(function() par.map(tostring, { 1 }, 2, {}, "x") end)
+    assert.are.same({ false, "spec/errors_spec.lua:" .. (debug.getinfo(1, "l").currentline - 1)
+      .. ": bad argument #5 to 'map' (no value expected)" }, { ok, err })
+    ok, err = pcall(function() par.run({ "true" }, 2, { foo = 1 }) end)
+    assert.are.same({ false, "spec/errors_spec.lua:" .. (debug.getinfo(1, "l").currentline - 1)
+      .. ": bad argument #3 to 'run' (unknown option 'foo')" }, { ok, err })
+  end)
+
+  it("and par.run take options after a nil count", function()
+    local res = par.run({ "cat" }, nil, { stdin = "in" })
+    assert.are.equal("in", res[1].stdout)
+  end)
+end)

@@ -140,28 +140,22 @@ local RUN_OPTS = {
   ssh = check_ssh,
 }
 
+-- par.run(cmds [, n] [, opts]): the number of jobs, as util.count_opts
+-- checks it.
+local function jobs_count(v)
+  local n, why = util.check_count(v, 1)
+  if not n then return nil, "number of jobs: " .. why end
+  return n
+end
+
 -- par.run(cmds [, n] [, opts]): returns the checked options and the argument
 -- number they came from.
-local function run_args(cmds, a2, a3)
+local function run_args(cmds, ...)
   if type(cmds) ~= "table" then argerror(1, "run", "table expected, got " .. typename(cmds), 4) end
   local bad = util.len_problem(cmds)
   if bad then argerror(1, "run", bad, 4) end
   if not util.is_sequence(cmds) then argerror(1, "run", "sequence expected (keys 1..n only)", 4) end
-  local opts, argn = {}, 2
-  if type(a2) == "table" then
-    if a3 ~= nil then argerror(3, "run", "no argument expected after an options table", 4) end
-    opts = util.check_opts(a2, RUN_OPTS, 2, "run", 5)
-  elseif a2 ~= nil then
-    local n, why = util.check_count(a2, 1)
-    if not n then argerror(2, "run", "number of jobs: " .. why, 4) end
-    if a3 ~= nil then
-      if type(a3) ~= "table" then argerror(3, "run", "table expected, got " .. typename(a3), 4) end
-      opts = util.check_opts(a3, RUN_OPTS, 3, "run", 5)
-      if opts.jobs and opts.jobs ~= n then argerror(3, "run", "option 'jobs' contradicts argument #2", 4) end
-      argn = 3
-    end
-    opts.jobs = n
-  end
+  local opts, argn = util.count_opts("run", 2, RUN_OPTS, "jobs", jobs_count, 5, ...)
   if opts.resume and not opts.joblog then argerror(argn, "run", "option 'resume' needs option 'joblog'", 4) end
   if opts.output and opts.capture then
     argerror(argn, "run", "option 'output' needs capture = false", 4)
@@ -265,8 +259,8 @@ end
 
 --- Run a list of commands, n at a time, on a pool of threads.
 -- @return results (in input order), nfailed
-function M.run(cmds, a2, a3)
-  local opts = run_args(cmds, a2, a3)
+function M.run(cmds, ...)
+  local opts = run_args(cmds, ...)
   local results, total = {}, #cmds
   local todo = {}
   local done = opts.resume and joblog.read(opts.joblog, opts.resume == "failed") or {}

@@ -100,6 +100,37 @@ function M.check_opts(opts, spec, argn, fname, level)
   return out
 end
 
+--- The optional count and options of fname(x, y [, n] [, opts]), from the
+-- arguments at position 'first' on (the ...).  'count' checks n (n, or nil,
+-- why), 'key' is the option n stands for, 'spec' the options' checkers (as
+-- for check_opts).  Returns the checked options, with opts[key] = n, and
+-- the position they came from.  A value past them is a bad argument, and
+-- so is an opts[key] that contradicts n.  'level' blames the caller of the
+-- API function, as in argerror, counted from here.
+function M.count_opts(fname, first, spec, key, count, level, ...)
+  local a, b = ...
+  local opts, argn, n = {}, first, nil
+  if type(a) == "table" then
+    opts, b = M.check_opts(a, spec, first, fname, level + 1), nil
+  elseif a ~= nil then
+    local why
+    n, why = count(a)
+    if n == nil then M.argerror(first, fname, why, level) end
+  end
+  if b ~= nil then
+    if type(b) ~= "table" then M.argerror(first + 1, fname, "table expected, got " .. M.typename(b), level) end
+    opts, argn = M.check_opts(b, spec, first + 1, fname, level + 1), first + 1
+    if n ~= nil and opts[key] ~= nil and opts[key] ~= n then
+      M.argerror(argn, fname, format("option '%s' contradicts argument #%d", key, first), level)
+    end
+  end
+  for i = type(a) == "table" and 2 or 3, select("#", ...) do
+    if select(i, ...) ~= nil then M.argerror(first + i - 1, fname, "no value expected", level) end
+  end
+  if n ~= nil then opts[key] = n end
+  return opts, argn
+end
+
 --- Checkers for check_opts.
 function M.boolean(v)
   if type(v) ~= "boolean" then return nil, "boolean expected, got " .. M.typename(v) end
