@@ -297,3 +297,23 @@ describe("par.map(fn, items [, n] [, opts])", function()
     assert.are.equal("in", res[1].stdout)
   end)
 end)
+
+describe("error values with NUL bytes", function()
+  local function head(s) return (s:match("^[^\n]*")) end
+
+  it("keep every byte in par.map's raised error", function()
+    local ok, err = pcall(par.map, function() error("a\0b", 0) end, { 1 })
+    assert.are.same({ false, "par.map: item 1: a\0b" }, { ok, head(err) })
+  end)
+
+  it("keep every byte in par.map's collected errors", function()
+    local res, errs = par.map(function(x) error(x .. "\0" .. x, 0) end, { "p", "q" }, { errors = "collect" })
+    assert.are.same({ { n = 2 }, "par.map: item 1: p\0p", "par.map: item 2: q\0q" },
+      { res, head(errs[1]), head(errs[2]) })
+  end)
+
+  it("keep every byte in an init error", function()
+    local ok, err = pcall(par.map, tostring, { 1 }, { init = function() error("i\0j", 0) end })
+    assert.are.same({ false, "par.map: init: i\0j" }, { ok, head(err) })
+  end)
+end)

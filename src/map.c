@@ -837,10 +837,12 @@ static void item_failed (lua_State *L, Pool *p, lua_Integer i) {
   p->ndone++;
 }
 
+/* Messages are joined with lua_concat, never through a "%s": that would
+** cut an error value at its first NUL byte. */
 static void item_fail_reason (lua_State *L, Pool *p, lua_Integer i) {
-  lua_pushfstring(L, "par.map: item %I: %s", (LUAI_UACINT)i,
-                  lua_tostring(L, -1));
-  lua_remove(L, -2);
+  lua_pushfstring(L, "par.map: item %I: ", (LUAI_UACINT)i);
+  lua_insert(L, -2);
+  lua_concat(L, 2);
   item_failed(L, p, i);
 }
 
@@ -851,8 +853,9 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
   lua_Integer cur = __atomic_load_n(&p->slots[w - p->w].cur, __ATOMIC_SEQ_CST);
   lua_Integer blame = (cur >= w->a && cur <= w->b) ? cur : w->a;
   if (cur == -1) {
+    lua_pushliteral(L, "par.map: init: ");
     push_death(L, st);
-    lua_pushfstring(L, "par.map: init: %s", lua_tostring(L, -1));
+    lua_concat(L, 2);
     lua_error(L);
   }
   if (w->killed && w->killed < w->a) {   /* it finished before the kill */
@@ -963,11 +966,12 @@ static void push_error (lua_State *L, Worker *w, const char *who,
     lua_pop(L, 1);
     return;
   }
-  if (lua_type(L, -2) == LUA_TSTRING || lua_type(L, -2) == LUA_TNUMBER)
-    lua_pushfstring(L, "par.map: %s: %s", who, lua_tostring(L, -2));
+  lua_pushfstring(L, "par.map: %s: ", who);
+  if (lua_type(L, -3) == LUA_TSTRING || lua_type(L, -3) == LUA_TNUMBER)
+    lua_pushvalue(L, -3);            /* every byte of it (item_fail_reason) */
   else
-    lua_pushfstring(L, "par.map: %s: (error object is a %s value)", who,
-                    luaL_typename(L, -2));
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -3));
+  lua_concat(L, 2);
   if (lua_rawlen(L, -2) > 0) {
     lua_pushliteral(L, "\n");
     lua_pushvalue(L, -3);
