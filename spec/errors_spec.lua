@@ -317,3 +317,27 @@ describe("error values with NUL bytes", function()
     assert.are.same({ false, "par.map: init: i\0j" }, { ok, head(err) })
   end)
 end)
+
+describe("input lines with NUL bytes", function()
+  it("are a usage error of par CMD naming the line and the argument, and nothing runs", function()
+    local dir = tmpdir()
+    assert_usage("stdin:1: argument 1 contains a NUL byte (use -0 for NUL-separated input)",
+      par_cmd("echo", dir, "x\0y\n"))
+    assert_usage("stdin:4: argument 2 contains a NUL byte (use -0 for NUL-separated input)",
+      par_cmd("touch", dir, "# comment\n\nran\nx\0y\n"))
+    assert.are.same({}, listing(dir))
+  end)
+
+  it("are a usage error of par -a FILE, naming the file", function()
+    local dir, file = tmpdir(), os.tmpname()
+    finally(function() os.remove(file) end)
+    H.writefile(file, "touch ran\ntouch x\0y\n")
+    assert_usage(file .. ":2: command 2 contains a NUL byte (use -0 for NUL-separated input)",
+      par_cmd("-a " .. quote(file), dir))
+    assert.are.same({}, listing(dir))
+  end)
+
+  it("are fine with -0, where NUL ends an item", function()
+    assert.are.same({ "a\nb\n", "", 0 }, { par_cmd("-0 -k echo", tmpdir(), "a\0b\0") })
+  end)
+end)
