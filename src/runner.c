@@ -6,9 +6,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdint.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -131,7 +131,7 @@ static int optfield (lua_State *L, int idx, const char *k, int t,
   return got;
 }
 
-/* A number in [min, HUGE_VAL), or > 0 if 'positive'; 'def' if nil. */
+/* A finite number >= 0, or > 0 if 'positive'; 'def' if nil. */
 static double optnum (lua_State *L, int idx, const char *k, double def,
                       int positive) {
   double v = def;
