@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -863,10 +864,12 @@ static void item_failed (lua_State *L, Pool *p, lua_Integer i) {
   p->ndone++;
 }
 
+/* Messages are joined with lua_concat, never through a "%s": that would
+** cut an error value at its first NUL byte. */
 static void item_fail_reason (lua_State *L, Pool *p, lua_Integer i) {
-  lua_pushfstring(L, "par.map: item %I: %s", (LUAI_UACINT)i,
-                  lua_tostring(L, -1));
-  lua_remove(L, -2);
+  lua_pushfstring(L, "par.map: item %I: ", (LUAI_UACINT)i);
+  lua_insert(L, -2);
+  lua_concat(L, 2);
   item_failed(L, p, i);
 }
 
@@ -877,8 +880,9 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
   lua_Integer cur = __atomic_load_n(&p->slots[w - p->w].cur, __ATOMIC_SEQ_CST);
   lua_Integer blame = (cur >= w->a && cur <= w->b) ? cur : w->a;
   if (cur == -1) {
+    lua_pushliteral(L, "par.map: init: ");
     push_death(L, st);
-    lua_pushfstring(L, "par.map: init: %s", lua_tostring(L, -1));
+    lua_concat(L, 2);
     lua_error(L);
   }
   if (w->killed && w->killed < w->a) {   /* it finished before the kill */
@@ -989,11 +993,12 @@ static void push_error (lua_State *L, Worker *w, const char *who,
     lua_pop(L, 1);
     return;
   }
-  if (lua_type(L, -2) == LUA_TSTRING || lua_type(L, -2) == LUA_TNUMBER)
-    lua_pushfstring(L, "par.map: %s: %s", who, lua_tostring(L, -2));
+  lua_pushfstring(L, "par.map: %s: ", who);
+  if (lua_type(L, -3) == LUA_TSTRING || lua_type(L, -3) == LUA_TNUMBER)
+    lua_pushvalue(L, -3);            /* every byte of it (item_fail_reason) */
   else
-    lua_pushfstring(L, "par.map: %s: (error object is a %s value)", who,
-                    luaL_typename(L, -2));
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -3));
+  lua_concat(L, 2);
   if (lua_rawlen(L, -2) > 0) {
     lua_pushliteral(L, "\n");
     lua_pushvalue(L, -3);
@@ -1382,17 +1387,17 @@ static int map_seqlen (lua_State *L) {
   return 1;
 }
 
-/* #items, which must be a sequence.  opts.n is the Lua layer's word that
-** it ran core.seqlen already (a pass over a million items is 10 ms): then
-** only #items is compared.  A wrong word could not harm memory, only call
-** fn with nil items. */
+/* #items, which must be a sequence, read raw (par_rawlen).  opts.n is the
+** Lua layer's word that it ran core.seqlen already (a pass over a million
+** items is 10 ms): then only #items is compared.  A wrong word could not
+** harm memory, only call fn with nil items. */
 static lua_Integer map_len (lua_State *L) {
-  lua_Integer n;
+  lua_Integer n, raw = par_rawlen(L, 2, 2, NULL);
   int isint;
   lua_getfield(L, 3, "n");
   n = lua_tointegerx(L, -1, &isint);
   lua_pop(L, 1);
-  if (isint && n == (lua_Integer)lua_rawlen(L, 2)) return n;
+  if (isint && n == raw) return n;
   lua_pushcfunction(L, map_seqlen);
   lua_pushvalue(L, 2);
   lua_call(L, 1, 1);
@@ -1402,13 +1407,14 @@ static lua_Integer map_len (lua_State *L) {
   return n;
 }
 
+/* Options are checked as the Lua layer checks them (an integer is of the
+** integer subtype, a number is not a numeric string), so that what it
+** lets through the core takes. */
 static lua_Integer opt_int (lua_State *L, const char *name, lua_Integer def,
                             lua_Integer min) {
   lua_Integer v = def;
-  int isint;
   if (lua_getfield(L, 3, name) != LUA_TNIL) {
-    v = lua_tointegerx(L, -1, &isint);
-    if (!isint || v < min)
+    if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < min)
       luaL_argerror(L, 3, lua_pushfstring(L, "option '%s': integer >= %I "
                     "expected", name, (LUAI_UACINT)min));
   }
@@ -1416,12 +1422,18 @@ static lua_Integer opt_int (lua_State *L, const char *name, lua_Integer def,
   return v;
 }
 
+/* A huge timeout is a fair way to say "practically never": it is clamped,
+** not refused, where its nanoseconds added to a CLOCK_MONOTONIC time
+** (pool_polltime, pool_timeouts) would overflow int64. */
+#define TIMEOUT_MAX   4e9   /* seconds: 127 years */
+
 static double opt_timeout (lua_State *L) {
   double v = 0;
   if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
     v = lua_tonumber(L, -1);
-    if (!lua_isnumber(L, -1) || !(v > 0) || v > 1e9)
-      luaL_argerror(L, 3, "option 'timeout': number > 0 expected");
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0) || v == HUGE_VAL)
+      luaL_argerror(L, 3, "option 'timeout': finite number > 0 expected");
+    if (v > TIMEOUT_MAX) v = TIMEOUT_MAX;
   }
   lua_pop(L, 1);
   return v;
@@ -1435,12 +1447,15 @@ static void opt_func (lua_State *L, const char *name) {
 }
 
 static int opt_collect (lua_State *L) {
-  static const char *const modes[] = {"raise", "collect", NULL};
-  int m;
-  lua_getfield(L, 3, "errors");
-  m = luaL_checkoption(L, -1, "raise", modes);
+  int t = lua_getfield(L, 3, "errors"), collect = 0;
+  if (t != LUA_TNIL) {
+    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    collect = strcmp(s, "collect") == 0;
+    if (!collect && strcmp(s, "raise") != 0)
+      luaL_argerror(L, 3, "option 'errors': 'raise' or 'collect' expected");
+  }
   lua_pop(L, 1);
-  return m == 1;
+  return collect;
 }
 
 static void opts_read (lua_State *L, Pool *p) {

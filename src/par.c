@@ -40,6 +40,29 @@ static int par_monotime (lua_State *L) {
   return 1;
 }
 
+/* par reads tables raw: lua_rawlen and lua_rawgeti, no metamethods, so
+** that what the Lua layer checked is what the core and the workers see.
+** A list object with a metatable for its methods is read as it is; a
+** proxy whose __len counts items it does not hold is a bad argument, never
+** a silent empty list.  'what' labels the table in the message, or NULL. */
+lua_Integer par_rawlen (lua_State *L, int idx, int arg, const char *what) {
+  lua_Integer raw;
+  idx = lua_absindex(L, idx);
+  raw = (lua_Integer)lua_rawlen(L, idx);
+  if (luaL_getmetafield(L, idx, "__len") == LUA_TNIL) return raw;
+  lua_pop(L, 1);
+  lua_len(L, idx);
+  lua_pushinteger(L, raw);
+  if (!lua_rawequal(L, -1, -2)) {
+    const char *said = luaL_tolstring(L, -2, NULL);
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s%s__len says %s but the raw "
+                  "length is %I; par reads tables raw, without metamethods",
+                  what ? what : "", what ? ": " : "", said, (LUAI_UACINT)raw));
+  }
+  lua_pop(L, 2);
+  return raw;
+}
+
 int luaopen_par_core (lua_State *L);
 
 int luaopen_par_core (lua_State *L) {

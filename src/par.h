@@ -15,4 +15,8 @@ void run_open (lua_State *L);       /* run.c: runner  */
 void map_open (lua_State *L);       /* map.c: pool    */
 void codec_open (lua_State *L);     /* codec.c: encode, decode */
 
+/* par.c: #t at idx, read raw (as par reads every table); a __len that
+** disagrees raises "bad argument #arg (what: __len says ...)". */
+lua_Integer par_rawlen (lua_State *L, int idx, int arg, const char *what);
+
 #endif

@@ -59,8 +59,10 @@ static int pick_host (Run *r, int *none_left) {
     Host *h = &r->spec.hosts[i];
     if (h->dropped) continue;
     live++;
+    /* running/slots < best's, cross-multiplied: in 64 bits, for any int slots */
     if (h->running < h->slots && (best < 0 ||
-        h->running * r->spec.hosts[best].slots < r->spec.hosts[best].running * h->slots))
+        (long long)h->running * r->spec.hosts[best].slots <
+        (long long)r->spec.hosts[best].running * h->slots))
       best = i;
   }
   *none_left = live == 0;

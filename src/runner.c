@@ -5,9 +5,11 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,78 +81,159 @@ static void runner_live (Live *e, int why) {
 /* {======================================================= */
 /* Copying the commands and options into C memory           */
 
-static char *dupstr (lua_State *L, int idx, const char *what, int i) {
+/* Checks word their errors as the Lua layer does: "bad argument #2 to
+** 'runner' (option 'jobs': integer >= 1 expected)".  The values checked
+** are at the stack top, so luaL_check* would blame argument #-1. */
+static int opterror (lua_State *L, const char *k, const char *msg) {
+  return luaL_argerror(L, 2, lua_pushfstring(L, "option '%s': %s", k, msg));
+}
+
+/* A copy of the string at idx, or NULL if it is not a string without NUL
+** bytes (a number is not converted: lua_next may be traversing it). */
+static char *dupstr (lua_State *L, int idx) {
   size_t len;
-  const char *s = lua_tolstring(L, idx, &len);
+  const char *s;
   char *p;
-  if (s == NULL || strlen(s) != len)
-    luaL_error(L, "bad %s #%d (string without NUL bytes expected)", what, i);
+  if (lua_type(L, idx) != LUA_TSTRING) return NULL;
+  s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len) return NULL;
   if ((p = malloc(len + 1)) == NULL) luaL_error(L, "not enough memory");
   memcpy(p, s, len + 1);
   return p;
 }
 
-/* An argv array of strings, at the top of the stack, into *argv. */
-static void load_argv (lua_State *L, char ***argv, int i) {
-  lua_Integer n = luaL_len(L, -1);
-  if (n < 1) luaL_error(L, "bad command #%d (non-empty argv table expected)", i);
+/* Copy the argv table at the top into *argv.  0, or why not: -1 if it is
+** empty, else the index of the first element that is not a string
+** without NUL bytes.  Read raw, as par reads every table (par_rawlen). */
+static lua_Integer load_argv (lua_State *L, char ***argv, int arg,
+                              const char *what) {
+  lua_Integer n = par_rawlen(L, -1, arg, what);
+  if (n < 1) return -1;
   if ((*argv = calloc((size_t)n + 1, sizeof **argv)) == NULL)
     luaL_error(L, "not enough memory");
   for (lua_Integer k = 1; k <= n; k++) {
     lua_rawgeti(L, -1, k);
-    (*argv)[k - 1] = dupstr(L, -1, "command", i);
+    (*argv)[k - 1] = dupstr(L, -1);
     lua_pop(L, 1);
+    if ((*argv)[k - 1] == NULL) return k;
   }
+  return 0;
+}
+
+/* The message for load_argv's 'why'. */
+static const char *argv_problem (lua_State *L, const char *what,
+                                 lua_Integer why) {
+  if (why < 0) return lua_pushfstring(L, "%s: non-empty table of strings expected", what);
+  return lua_pushfstring(L, "%s: element %I: string without NUL bytes expected",
+                         what, (LUAI_UACINT)why);
 }
 
 static void load_jobs (lua_State *L, Run *run, int idx) {
-  lua_Integer n = luaL_len(L, idx);
+  lua_Integer n = par_rawlen(L, idx, 1, NULL);
   run->jobs = calloc(n > 0 ? (size_t)n : 1, sizeof *run->jobs);
   if (run->jobs == NULL) luaL_error(L, "not enough memory");
   run->njobs = (size_t)n;
   lua_pushvalue(L, idx);
   for (lua_Integer i = 1; i <= n; i++) {
+    const char *what = lua_pushfstring(L, "command #%I", (LUAI_UACINT)i);
+    lua_Integer why = -1;
     run->jobs[i - 1].index = (int)i;
     run->jobs[i - 1].host = -1;
     /* cmds[i] is an argv array of strings (par/init.lua made strings into
     ** {shell, "-c", cmd}); copy it, since on_done may edit cmds. */
-    if (lua_rawgeti(L, -1, i) != LUA_TTABLE)
-      luaL_error(L, "bad command #%d (non-empty argv table expected)", (int)i);
-    load_argv(L, &run->jobs[i - 1].argv, (int)i);
-    lua_pop(L, 1);
+    if (lua_rawgeti(L, -2, i) == LUA_TTABLE)
+      why = load_argv(L, &run->jobs[i - 1].argv, 1, what);
+    if (why != 0) luaL_argerror(L, 1, argv_problem(L, what, why));
+    lua_pop(L, 2);
   }
   lua_pop(L, 1);
 }
 
-static double optnum (lua_State *L, int idx, const char *k, double def) {
+/* opts[k], which must be nil or of type t; returns its type. */
+static int optfield (lua_State *L, int idx, const char *k, int t,
+                     const char *expected) {
+  int got = lua_getfield(L, idx, k);
+  if (got != LUA_TNIL && got != t) opterror(L, k, expected);
+  return got;
+}
+
+/* A finite number >= 0, or > 0 if 'positive'; 'def' if nil. */
+static double optnum (lua_State *L, int idx, const char *k, double def,
+                      int positive) {
   double v = def;
+  const char *expected = positive ? "finite number > 0 expected"
+                                  : "finite number >= 0 expected";
+  if (optfield(L, idx, k, LUA_TNUMBER, expected) == LUA_TNUMBER) {
+    v = lua_tonumber(L, -1);
+    if (!(positive ? v > 0 : v >= 0) || v == HUGE_VAL) opterror(L, k, expected);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* An integer >= min, clamped to 'max'; 'def' if nil. */
+static lua_Integer optint (lua_State *L, int idx, const char *k,
+                           lua_Integer def, lua_Integer min, lua_Integer max) {
+  lua_Integer v = def;
   int t = lua_getfield(L, idx, k);
-  if (t == LUA_TNUMBER) v = lua_tonumber(L, -1);
-  if ((t != LUA_TNIL && t != LUA_TNUMBER) || !(v >= 0))
-    luaL_error(L, "bad option '%s' (non-negative number expected)", k);
+  if (t != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < min)
+      opterror(L, k, lua_pushfstring(L, "integer >= %I expected", (LUAI_UACINT)min));
+    if (v > max) v = max;
+  }
   lua_pop(L, 1);
   return v;
 }
 
 static int optflag (lua_State *L, int idx, const char *k, int def) {
-  int t = lua_getfield(L, idx, k), v = def;
-  if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-  else if (t != LUA_TNIL) luaL_error(L, "bad option '%s' (boolean expected)", k);
+  int v = def;
+  if (optfield(L, idx, k, LUA_TBOOLEAN, "boolean expected") == LUA_TBOOLEAN)
+    v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
 }
 
-static char *optstr (lua_State *L, int idx, const char *k, size_t *len) {
+/* A copy of opts[k], or NULL if nil; 'text' refuses NUL bytes (a path). */
+static char *optstr (lua_State *L, int idx, const char *k, size_t *len,
+                     int text) {
   char *p = NULL;
-  int t = lua_getfield(L, idx, k);
-  if (t == LUA_TSTRING) {
+  const char *expected = text ? "string without NUL bytes expected"
+                              : "string expected";
+  if (optfield(L, idx, k, LUA_TSTRING, expected) == LUA_TSTRING) {
     const char *s = lua_tolstring(L, -1, len);
+    if (text && strlen(s) != *len) opterror(L, k, expected);
     if ((p = malloc(*len + 1)) == NULL) luaL_error(L, "not enough memory");
     memcpy(p, s, *len + 1);
   }
-  else if (t != LUA_TNIL) luaL_error(L, "bad option '%s' (string expected)", k);
   lua_pop(L, 1);
   return p;
+}
+
+static int opthalt (lua_State *L, int idx) {
+  static const char *const halts[] = {"never", "soon", "now"};
+  int m = 0;
+  if (optfield(L, idx, "halt", LUA_TSTRING, "'never', 'soon' or 'now' expected")
+      == LUA_TSTRING) {
+    const char *s = lua_tostring(L, -1);
+    while (m < 3 && strcmp(s, halts[m]) != 0) m++;
+    if (m == 3) opterror(L, "halt", "'never', 'soon' or 'now' expected");
+  }
+  lua_pop(L, 1);
+  return m;
+}
+
+/* Is the env entry at -2 (name), -1 (value) one par can set?  A name is a
+** non-empty string without '=' or NUL bytes; a value a string without NUL
+** bytes, or false (remove the variable). */
+static void check_envpair (lua_State *L) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, -2) != LUA_TSTRING || (s = lua_tolstring(L, -2, &len), len == 0) ||
+      strlen(s) != len || strchr(s, '=') != NULL)
+    opterror(L, "env", "names must be non-empty strings without '=' or NUL bytes");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return;
+  if (lua_type(L, -1) != LUA_TSTRING || (s = lua_tolstring(L, -1, &len), strlen(s) != len))
+    opterror(L, "env", "values must be strings without NUL bytes, or false");
 }
 
 /* The caller's environment with opts.env applied: a string value adds or
@@ -158,14 +241,13 @@ static char *optstr (lua_State *L, int idx, const char *k, size_t *len) {
 static void load_env (lua_State *L, Run *run, int idx) {
   size_t n = 0, m = 0;
   char **envp;
-  if (lua_getfield(L, idx, "env") == LUA_TNIL) {
+  if (optfield(L, idx, "env", LUA_TTABLE, "table expected") == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
-  luaL_checktype(L, -1, LUA_TTABLE);
   while (environ[n] != NULL) n++;
   lua_pushnil(L);
-  while (lua_next(L, -2)) { m++; lua_pop(L, 1); }
+  while (lua_next(L, -2)) { check_envpair(L); m++; lua_pop(L, 1); }
   if ((envp = calloc(n + m + 1, sizeof *envp)) == NULL) luaL_error(L, "not enough memory");
   run->spec.envp = envp;
   m = 0;
@@ -179,16 +261,12 @@ static void load_env (lua_State *L, Run *run, int idx) {
   }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
-    if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING &&
-                                          lua_type(L, -1) != LUA_TBOOLEAN))
-      luaL_error(L, "bad option 'env' (string keys and string or false values expected)");
     if (lua_isstring(L, -1)) {
       lua_pushvalue(L, -2);
       lua_pushliteral(L, "=");
       lua_pushvalue(L, -3);
       lua_concat(L, 3);
-      envp[m] = dupstr(L, -1, "env", (int)m + 1);
-      m++;
+      envp[m++] = dupstr(L, -1);        /* checked: not NULL */
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -196,42 +274,57 @@ static void load_env (lua_State *L, Run *run, int idx) {
   lua_pop(L, 1);
 }
 
-/* opts.hosts: { {name = "h1", slots = 2, argv = {"ssh", ..., "h1", "--"}},
+/* One entry of opts.hosts, at the top, into h; 'what' is "host #i". */
+static void load_host (lua_State *L, Host *h, const char *what) {
+  lua_Integer slots = 0, why;
+  if (lua_type(L, -1) != LUA_TTABLE)
+    opterror(L, "hosts", lua_pushfstring(L, "%s: table expected", what));
+  lua_getfield(L, -1, "name");
+  if ((h->name = dupstr(L, -1)) == NULL)
+    opterror(L, "hosts", lua_pushfstring(L, "%s: name: string without NUL bytes expected", what));
+  lua_getfield(L, -2, "slots");
+  if (!lua_isinteger(L, -1) || (slots = lua_tointeger(L, -1)) < 1)
+    opterror(L, "hosts", lua_pushfstring(L, "%s: slots: integer >= 1 expected", what));
+  h->slots = slots < INT_MAX ? (int)slots : INT_MAX;
+  lua_pop(L, 2);
+  if (lua_getfield(L, -1, "argv") != LUA_TNIL) {   /* ssh ... -- host: remote */
+    const char *label = lua_pushfstring(L, "option 'hosts': %s: argv", what);
+    lua_pushvalue(L, -2);
+    why = lua_istable(L, -1) ? load_argv(L, &h->argv, 2, label) : -1;
+    if (why != 0) luaL_argerror(L, 2, argv_problem(L, label, why));
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
+/* opts.hosts: { {name = "h1", slots = 2, argv = {"ssh", ..., "--", "h1"}},
 ** {name = ":", slots = 2} (local) }, and opts.remote: each job's command
 ** as one shell string, which ssh hands to the remote shell. */
 static void load_hosts (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   lua_Integer n;
-  if (lua_getfield(L, idx, "hosts") == LUA_TNIL) {
+  if (optfield(L, idx, "hosts", LUA_TTABLE, "table expected") == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
-  luaL_checktype(L, -1, LUA_TTABLE);
-  n = luaL_len(L, -1);
-  luaL_argcheck(L, n >= 1 && n <= 4096, 2, "option 'hosts' must list 1 to 4096 hosts");
+  n = par_rawlen(L, -1, 2, "option 'hosts'");
+  if (n < 1 || n > 4096) opterror(L, "hosts", "1 to 4096 hosts expected");
   if ((s->hosts = calloc((size_t)n, sizeof *s->hosts)) == NULL) luaL_error(L, "not enough memory");
   s->nhosts = (int)n;
   for (int i = 1; i <= (int)n; i++) {
-    Host *h = &s->hosts[i - 1];
-    if (lua_rawgeti(L, -1, i) != LUA_TTABLE)
-      luaL_error(L, "bad option 'hosts' (tables expected)");
-    lua_getfield(L, -1, "name");
-    h->name = dupstr(L, -1, "host", i);
-    lua_getfield(L, -2, "slots");
-    h->slots = (int)luaL_checkinteger(L, -1);
-    luaL_argcheck(L, h->slots >= 1, 2, "host slots must be >= 1");
-    lua_pop(L, 2);
-    if (lua_getfield(L, -1, "argv") == LUA_TTABLE) {
-      load_argv(L, &h->argv, i);
-    }
+    const char *what = lua_pushfstring(L, "host #%d", i);
+    lua_rawgeti(L, -2, i);
+    load_host(L, &s->hosts[i - 1], what);
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
   if (lua_getfield(L, idx, "remote") != LUA_TTABLE)
-    luaL_error(L, "bad option 'remote' (table of command lines expected with 'hosts')");
+    opterror(L, "remote", "table of command lines expected with option 'hosts'");
   for (size_t i = 0; i < run->njobs; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i + 1);
-    run->jobs[i].remote = dupstr(L, -1, "command", (int)i + 1);
+    if ((run->jobs[i].remote = dupstr(L, -1)) == NULL)
+      opterror(L, "remote", lua_pushfstring(L, "line #%d: string without NUL bytes expected",
+                                            (int)i + 1));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -240,21 +333,17 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
 static void load_spec (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   size_t len = 0;
-  double retries;
-  static const char *const halts[] = {"never", "soon", "now", NULL};
   s->capture = optflag(L, idx, "capture", 1);
-  s->timeout = optnum(L, idx, "timeout", 0);
-  s->kill_after = optnum(L, idx, "kill_after", 2);
-  retries = optnum(L, idx, "retries", 0);
-  s->retries = retries < INT_MAX - 1 ? (int)retries : INT_MAX - 1;
-  s->retry_delay = optnum(L, idx, "retry_delay", 0);
-  s->delay = optnum(L, idx, "delay", 0);
-  s->max_output = (size_t)optnum(L, idx, "max_output", 64.0 * 1024 * 1024);
-  lua_getfield(L, idx, "halt");
-  s->halt = luaL_checkoption(L, -1, "never", halts);
-  lua_pop(L, 1);
-  s->cwd = optstr(L, idx, "cwd", &len);
-  s->input = optstr(L, idx, "stdin", &s->inputlen);
+  s->timeout = optnum(L, idx, "timeout", 0, 1);          /* 0: none */
+  s->kill_after = optnum(L, idx, "kill_after", 2, 0);
+  s->retries = (int)optint(L, idx, "retries", 0, 0, INT_MAX - 1);
+  s->retry_delay = optnum(L, idx, "retry_delay", 0, 0);
+  s->delay = optnum(L, idx, "delay", 0, 0);
+  s->max_output = (size_t)optint(L, idx, "max_output", 64 << 20, 0,
+                                 (lua_Integer)(SIZE_MAX < LUA_MAXINTEGER ? SIZE_MAX : LUA_MAXINTEGER));
+  s->halt = opthalt(L, idx);
+  s->cwd = optstr(L, idx, "cwd", &len, 1);
+  s->input = optstr(L, idx, "stdin", &s->inputlen, 0);
   load_env(L, run, idx);
   load_hosts(L, run, idx);
 }
@@ -288,9 +377,10 @@ static int par_runner (lua_State *L) {
   int e, jobs;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "jobs");
-  jobs = (int)luaL_checkinteger(L, -1);
-  luaL_argcheck(L, jobs >= 1, 2, "option 'jobs' must be >= 1");
+  lua_getfield(L, 2, "jobs");                 /* required: no default */
+  if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+    opterror(L, "jobs", "integer >= 1 expected");
+  jobs = lua_tointeger(L, -1) < INT_MAX ? (int)lua_tointeger(L, -1) : INT_MAX;
   lua_pop(L, 1);
   r = (Runner *)lua_newuserdatauv(L, sizeof *r, 1);
   memset(r, 0, sizeof *r);          /* closed and empty: safe to collect */

@@ -164,7 +164,11 @@ local VALUE_PARSERS = {
   end,
   sshlogin = function(s)
     local hosts = {}
-    for h in s:gmatch("[^,%s]+") do hosts[#hosts + 1] = h end
+    for h in s:gmatch("[^,%s]+") do
+      local why = util.host_problem(h)
+      if why then usage_error("--sshlogin: " .. why) end
+      hosts[#hosts + 1] = h
+    end
     if #hosts == 0 then usage_error("--sshlogin: no host given") end
     return hosts
   end,
@@ -291,7 +295,9 @@ end
 -- {======================================================================
 -- Input: commands or arguments, one per line (or NUL-terminated)
 
-local function read_input(path, null)
+-- Items of 'path' (stdin if nil or "-"): commands or arguments, as 'what'
+-- says, for the messages.
+local function read_input(path, null, what)
   local f, err
   if path == nil or path == "-" then
     f = io.stdin
@@ -308,9 +314,17 @@ local function read_input(path, null)
       if item ~= "" then items[#items + 1] = item end
     end
   else
-    for line in data:gmatch("[^\n]+") do
+    local n, name = 0, (path == nil or path == "-") and "stdin" or path
+    for line in (data .. "\n"):gmatch("([^\n]*)\n") do
+      n = n + 1
       line = line:gsub("\r$", "")
-      if line:find("%S") and not line:find("^%s*#") then items[#items + 1] = line end
+      if line:find("%S") and not line:find("^%s*#") then
+        if line:find("\0", 1, true) then
+          usage_error(format("%s:%d: %s %d contains a NUL byte (use -0 for NUL-separated input)",
+            name, n, what, #items + 1))
+        end
+        items[#items + 1] = line
+      end
     end
   end
   return items
@@ -623,10 +637,15 @@ end
 local function read_hosts(path)
   local f, err = io.open(path)
   if not f then usage_error("--sshloginfile: " .. err) end
-  local hosts = {}
+  local hosts, n = {}, 0
   for line in f:lines() do
+    n = n + 1
     line = line:match("^%s*(.-)%s*$")
-    if line ~= "" and not line:find("^#") then hosts[#hosts + 1] = line end
+    if line ~= "" and not line:find("^#") then
+      local why = util.host_problem(line)
+      if why then f:close(); usage_error(format("--sshloginfile: %s:%d: %s", path, n, why)) end
+      hosts[#hosts + 1] = line
+    end
   end
   f:close()
   if #hosts == 0 then usage_error("--sshloginfile: no host in " .. path) end
@@ -708,12 +727,12 @@ end
 local function command_jobs(o, plan)
   local jobs = {}
   if plan.mode == "lines" and not plan.list then
-    for i, line in ipairs(read_input(o.arg_file, o.null)) do
+    for i, line in ipairs(read_input(o.arg_file, o.null, "command")) do
       jobs[i] = { cmd = line, text = line, tag = line }
     end
     return jobs
   end
-  local list = plan.list or read_input(o.arg_file, o.null)
+  local list = plan.list or read_input(o.arg_file, o.null, "argument")
   local template = concat(plan.words, " ")
   for i, a in ipairs(list) do
     local cmd = plan.mode == "lines" and a or M.expand(template, a, i)

@@ -10,7 +10,7 @@ local M = {}
 
 M.VERSION = core.VERSION
 
-local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local type, ipairs, tostring, rawget, next = type, ipairs, tostring, rawget, next
 local format = string.format
 local argerror, typename = util.argerror, util.typename
 
@@ -62,8 +62,11 @@ end
 
 local function check_argv(t, what)
   if type(t) ~= "table" then return nil, what .. " must be a string or an argv table" end
+  local bad = util.len_problem(t)
+  if bad then return nil, what .. ": " .. bad end
   if #t == 0 or not util.is_sequence(t) then return nil, what .. " must be a non-empty sequence of strings" end
-  for k, a in ipairs(t) do
+  for k = 1, #t do
+    local a = rawget(t, k)
     if type(a) ~= "string" then
       return nil, format("%s: element %d is a %s, not a string", what, k, typename(a))
     end
@@ -74,7 +77,7 @@ end
 
 local function check_env(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
-  for k, val in pairs(v) do
+  for k, val in next, v do
     if type(k) ~= "string" or k == "" or k:find("[=%z]") then
       return nil, "bad variable name " .. format("%q", tostring(k))
     end
@@ -94,13 +97,12 @@ end
 
 local function check_hosts(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  local bad = util.len_problem(v)
+  if bad then return nil, bad end
   if #v == 0 or not util.is_sequence(v) then return nil, "non-empty sequence of host names expected" end
-  for i, h in ipairs(v) do
-    if type(h) ~= "string" or h == "" or h:find("[%s%z]") then
-      return nil, format("host #%d must be a non-empty string without spaces", i)
-    end
-    local n, name = h:match("^(%d+)/(.*)$")
-    if n and (tonumber(n) < 1 or name == "") then return nil, format("host #%d: bad slot count in '%s'", i, h) end
+  for i = 1, #v do
+    local why = util.host_problem(rawget(v, i), "host #" .. i)
+    if why then return nil, why end
   end
   return v
 end
@@ -138,31 +140,28 @@ local RUN_OPTS = {
   ssh = check_ssh,
 }
 
+-- par.run(cmds [, n] [, opts]): the number of jobs, as util.count_opts
+-- checks it.
+local function jobs_count(v)
+  local n, why = util.check_count(v, 1)
+  if not n then return nil, "number of jobs: " .. why end
+  return n
+end
+
 -- par.run(cmds [, n] [, opts]): returns the checked options and the argument
 -- number they came from.
-local function run_args(cmds, a2, a3)
+local function run_args(cmds, ...)
   if type(cmds) ~= "table" then argerror(1, "run", "table expected, got " .. typename(cmds), 4) end
+  local bad = util.len_problem(cmds)
+  if bad then argerror(1, "run", bad, 4) end
   if not util.is_sequence(cmds) then argerror(1, "run", "sequence expected (keys 1..n only)", 4) end
-  local opts, argn = {}, 2
-  if type(a2) == "table" then
-    if a3 ~= nil then argerror(3, "run", "no argument expected after an options table", 4) end
-    opts = util.check_opts(a2, RUN_OPTS, 2, "run", 5)
-  elseif a2 ~= nil then
-    local n, why = util.check_count(a2, 1)
-    if not n then argerror(2, "run", "number of jobs: " .. why, 4) end
-    if a3 ~= nil then
-      if type(a3) ~= "table" then argerror(3, "run", "table expected, got " .. typename(a3), 4) end
-      opts = util.check_opts(a3, RUN_OPTS, 3, "run", 5)
-      if opts.jobs and opts.jobs ~= n then argerror(3, "run", "option 'jobs' contradicts argument #2", 4) end
-      argn = 3
-    end
-    opts.jobs = n
-  end
+  local opts, argn = util.count_opts("run", 2, RUN_OPTS, "jobs", jobs_count, 5, ...)
   if opts.resume and not opts.joblog then argerror(argn, "run", "option 'resume' needs option 'joblog'", 4) end
   if opts.output and opts.capture then
     argerror(argn, "run", "option 'output' needs capture = false", 4)
   end
-  for i, c in ipairs(cmds) do
+  for i = 1, #cmds do
+    local c = rawget(cmds, i)
     if type(c) == "string" then
       if c == "" then argerror(1, "run", format("command #%d is an empty string", i), 4) end
       if c:find("\0", 1, true) then argerror(1, "run", format("command #%d contains a NUL byte", i), 4) end
@@ -197,7 +196,7 @@ end
 
 local function quote_words(words)
   local out = {}
-  for i, w in ipairs(words) do out[i] = M.quote(w) end
+  for i = 1, #words do out[i] = M.quote(rawget(words, i)) end
   return table.concat(out, " ")
 end
 
@@ -206,7 +205,7 @@ local function remote_line(c, opts, shell)
   if opts.cwd then parts[#parts + 1] = "cd " .. M.quote(opts.cwd) .. " &&" end
   if opts.env then
     local names = {}
-    for k in pairs(opts.env) do names[#names + 1] = k end
+    for k in next, opts.env do names[#names + 1] = k end
     table.sort(names)
     parts[#parts + 1] = "env"
     for _, k in ipairs(names) do
@@ -223,15 +222,21 @@ local function remote_line(c, opts, shell)
 end
 
 -- The core's host list, and the number of worker threads: one per slot.
+-- A host without "N/" gets opts.jobs slots, which the Lua layer does not
+-- bound (#cmds bounds the threads): here at most MAX_SLOTS, as with "N/".
+-- ssh reads no option after "--", so the host and the line after it are
+-- never options, whatever they begin with.
 local function host_list(opts, slots)
   local ssh = opts.ssh or { "ssh" }
   local out, total = {}, 0
-  for _, spec in ipairs(opts.hosts) do
+  slots = math.min(slots, util.MAX_SLOTS)
+  for i = 1, #opts.hosts do
+    local spec = rawget(opts.hosts, i)
     local n, name = spec:match("^(%d+)/(.*)$")
     local h = { name = name or spec, slots = n and math.tointeger(tonumber(n)) or slots }
     if h.name ~= ":" then
       h.argv = table.move(ssh, 1, #ssh, 1, {})
-      table.move({ "-o", "BatchMode=yes", h.name, "--" }, 1, 4, #h.argv + 1, h.argv)
+      table.move({ "-o", "BatchMode=yes", "--", h.name }, 1, 4, #h.argv + 1, h.argv)
     end
     out[#out + 1] = h
     total = total + h.slots
@@ -254,8 +259,8 @@ end
 
 --- Run a list of commands, n at a time, on a pool of threads.
 -- @return results (in input order), nfailed
-function M.run(cmds, a2, a3)
-  local opts = run_args(cmds, a2, a3)
+function M.run(cmds, ...)
+  local opts = run_args(cmds, ...)
   local results, total = {}, #cmds
   local todo = {}
   local done = opts.resume and joblog.read(opts.joblog, opts.resume == "failed") or {}

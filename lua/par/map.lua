@@ -63,6 +63,8 @@ end
 --- #items, or nil, why.
 local function check_items(items)
   if type(items) ~= "table" then return nil, "table expected, got " .. typename(items) end
+  local bad = util.len_problem(items)
+  if bad then return nil, bad end
   local n = core.seqlen(items)
   if not n then return nil, "sequence expected, got a table with holes or keys beyond #items" end
   return n
@@ -95,24 +97,22 @@ local function with_progress(opts, n)
   return setmetatable({}, { __close = function() bar:finish(src, 0) end })
 end
 
---- results = par.map(fn_spec, items [, n | opts])
+-- par.map(fn, items [, n] [, opts]): n, as util.count_opts checks it.
+local function procs_count(v)
+  if type(v) ~= "number" then return nil, "number or table expected, got " .. typename(v) end
+  return util.positive_integer(v)
+end
+
+--- results = par.map(fn_spec, items [, n] [, opts]), as par.run takes them.
 -- With opts.errors == "collect": results, errs (errs[i] for each failed i;
 -- an empty table when none failed).  results.n == #items always.
 -- On a system failure (fork, socketpair...): nil, message, errno.
-function M.map(fn_spec, items, n_or_opts)
+function M.map(fn_spec, items, ...)
   local fn, why = check_fn(fn_spec)
   if not fn then argerror(1, "map", why) end
   local n, bad = check_items(items)
   if not n then argerror(2, "map", bad) end
-  local opts, t = {}, type(n_or_opts)
-  if t == "number" then
-    opts.procs, why = util.positive_integer(n_or_opts)
-    if not opts.procs then argerror(3, "map", why) end
-  elseif t == "table" then
-    opts = util.check_opts(n_or_opts, option_checks, 3, "map")
-  elseif n_or_opts ~= nil then
-    argerror(3, "map", "number or table expected, got " .. typename(n_or_opts))
-  end
+  local opts = util.count_opts("map", 3, option_checks, "procs", procs_count, 4, ...)
   if n == 0 then
     if opts.errors == "collect" then return { n = 0 }, {} end
     return { n = 0 }
