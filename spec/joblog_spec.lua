@@ -1,3 +1,4 @@
+local par = require "par"
 local joblog = require "par.joblog"
 local H = require "spec.helpers"
 
@@ -57,5 +58,17 @@ describe("par.joblog.read", function()
         assert(math.type(seq) == "integer" and type(v) == "boolean")
       end
     end
+  end)
+end)
+
+describe("par.run cut short", function()
+  it("marks the jobs par itself stopped, and only those", function()
+    local res = par.run({ "exec sleep 9.4214" }, { timeout = 0.1 })
+    assert.are.same({ "timeout", 15 }, { res[1].status, res[1].signal })
+    assert.is_nil(res[1].stopped)
+    res = par.run({ "exec sleep 9.4214", "sleep 0.2; exit 1" }, { jobs = 2, halt = "now" })
+    assert.are.same({ "signal", 15, true }, { res[1].status, res[1].signal, res[1].stopped })
+    assert.are.same({ "exit", 1 }, { res[2].status, res[2].code })
+    assert.is_nil(res[2].stopped)
   end)
 end)
