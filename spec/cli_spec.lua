@@ -323,6 +323,18 @@ describe("par command", function()
       assert.are.equal("1\n2\n3\n2\n", H.readfile(dir .. "/ran"))
     end)
 
+    it("--joblog FILE must be a regular file or absent, else a usage error before any job", function()
+      local dir = tmpdir()
+      assert_usage("--joblog: . is a directory, not a regular file",
+        par({ "--joblog", ".", "touch", "ran", ":::", "1" }, { cwd = dir }))
+      H.writefile(dir .. "/c.lua", 'return { commands = { "touch ran" }, joblog = "." }')
+      assert.are.same({ "", "par: c.lua:1: key 'joblog': . is a directory, not a regular file\n", 255 },
+        { par("run c.lua", { cwd = dir }) })
+      assert_usage("--joblog: /dev/null is a character device, not a regular file",
+        par("--joblog /dev/null run c.lua", { cwd = dir }))
+      assert.is_nil(H.readfile(dir .. "/ran"))
+    end)
+
     it("--resume and --resume-failed need --joblog", function()
       assert_usage("--resume needs --joblog FILE", par({ "--resume", "true", ":::", "1" }))
       assert_usage("--resume-failed needs --joblog FILE", par({ "--resume-failed", "true", ":::", "1" }))

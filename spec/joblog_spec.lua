@@ -2,6 +2,21 @@ local par = require "par"
 local joblog = require "par.joblog"
 local H = require "spec.helpers"
 
+local function tmpdir()
+  local d = H.lines("exec mktemp -d")[1]
+  finally(function() os.execute("rm -rf " .. par.quote(d)) end)
+  return d
+end
+
+-- The Seq column of each job line of a joblog, in file order.
+local function seqs(path)
+  local out = {}
+  for l in (H.readfile(path) or ""):gmatch("[^\n]+") do
+    if not l:find("^Seq\t") then out[#out + 1] = tonumber(l:match("^%d+")) or l end
+  end
+  return out
+end
+
 describe("par.joblog.read", function()
   local HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
   local function line(seq, exit, sig, cmd)
@@ -58,6 +73,42 @@ describe("par.joblog.read", function()
         assert(math.type(seq) == "integer" and type(v) == "boolean")
       end
     end
+  end)
+end)
+
+describe("a joblog that is not a regular file", function()
+  it("is rejected, naming what it is, before anything runs", function()
+    local dir = tmpdir()
+    for _, resume in ipairs({ false, true }) do
+      assert.has_error(function() par.run({ "touch " .. dir .. "/ran" }, { joblog = dir, resume = resume }) end,
+        "bad argument #2 to 'run' (option 'joblog': " .. dir .. " is a directory, not a regular file)")
+    end
+    assert.has_error(function() par.run({ "touch " .. dir .. "/ran" }, 1, { joblog = "/dev/null" }) end,
+      "bad argument #3 to 'run' (option 'joblog': /dev/null is a character device, not a regular file)")
+    assert.is_nil(H.readfile(dir .. "/ran"))
+  end)
+
+  it("is rejected when it is a FIFO, which would block the run #child_lua", function()
+    local dir = tmpdir()
+    local fifo = dir .. "/fifo"
+    assert(os.execute("mkfifo " .. fifo))
+    local script = dir .. "/run.lua"
+    H.writefile(script, ([[
+      local ok, err = pcall(require("par").run, { "true" }, { joblog = %q, resume = true })
+      print(ok, err)
+    ]]):format(fifo))
+    local p = assert(io.popen(H.env .. "timeout 10 lua5.4 " .. script .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("false\tbad argument #2 to 'run' (option 'joblog': " .. fifo
+      .. " is a fifo, not a regular file)\n", out)
+  end)
+
+  it("is accepted when absent, or a symlink to a regular file", function()
+    local dir = tmpdir()
+    assert(os.execute("ln -s " .. dir .. "/real " .. dir .. "/link"))
+    par.run({ "true" }, { joblog = dir .. "/link" })
+    assert.are.same({ 1 }, seqs(dir .. "/real"))
   end)
 end)
 
