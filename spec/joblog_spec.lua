@@ -2,6 +2,14 @@ local par = require "par"
 local joblog = require "par.joblog"
 local H = require "spec.helpers"
 
+local HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+
+local function tmp()
+  local p = os.tmpname()
+  finally(function() os.remove(p) end)
+  return p
+end
+
 local function tmpdir()
   local d = H.lines("exec mktemp -d")[1]
   finally(function() os.execute("rm -rf " .. par.quote(d)) end)
@@ -18,7 +26,6 @@ local function seqs(path)
 end
 
 describe("par.joblog.read", function()
-  local HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
   local function line(seq, exit, sig, cmd)
     return ("%d\t:\t1700000000.123\t     0.005\t0\t0\t%d\t%d\t%s\n"):format(seq, exit, sig, cmd or "true")
   end
@@ -54,12 +61,13 @@ describe("par.joblog.read", function()
   it("survives 10,000 random corruptions, never raising", function()
     math.randomseed(42)
     local good = HEADER
-    for i = 1, 20 do good = good .. line(i, i % 3 == 0 and 1 or 0, 0, "echo " .. i .. " \t x") end
+    for i = 1, 20 do good = good .. line(i, i % 3 == 0 and 1 or 0, 0, "echo " .. i .. " \\t x") end
     local path = os.tmpname()
     finally(function() os.remove(path) end)
     for _ = 1, 10000 do
       local s = good
       for _ = 1, math.random(1, 4) do
+        if s == "" then break end
         local at, kind = math.random(1, #s), math.random(1, 4)
         if kind == 1 then s = s:sub(1, at - 1) .. string.char(math.random(0, 255)) .. s:sub(at + 1)
         elseif kind == 2 then s = s:sub(1, at - 1) .. s:sub(at + math.random(1, 40))
@@ -73,6 +81,49 @@ describe("par.joblog.read", function()
         assert(math.type(seq) == "integer" and type(v) == "boolean")
       end
     end
+  end)
+end)
+
+describe("a joblog cut short by a killed run", function()
+  local CUT = "7\t:\t1700000000.123\t     0.005\t0\t0\t0\t0\techo seven"
+  local next_job = { status = "exit", code = 0, started = 1700000001, elapsed = 0.5, cmd = "echo eight" }
+
+  it("is ended before appending, and stays ignored, wherever the cut fell", function()
+    local path = tmp()
+    for n = 1, #CUT do
+      H.writefile(path, HEADER .. CUT:sub(1, n))
+      local log = joblog.open(path)
+      log:write(8, next_job)
+      log:close()
+      local warnings = {}
+      local done = joblog.read(path, false, function(m) warnings[#warnings + 1] = m end)
+      assert.are.same({ [8] = true }, done, "cut after byte " .. n)
+      assert.are.same({ "joblog " .. path .. ": line 2 ignored (cut short)" }, warnings, "cut after byte " .. n)
+    end
+  end)
+
+  it("loses no job of the run that appends to it #child_lua", function()
+    local log, ran = tmp(), tmp()
+    os.remove(ran)
+    H.writefile(log, HEADER .. "1\t:\t1700000000.123\t     0.005\t0\t0\t0\t0\ttrue\n2\t:\t17000")
+    local cmds = { "true", "echo 2 >> " .. ran, "echo 3 >> " .. ran }
+    local code = ([[
+      local res = require("par").run(%s, { jobs = 1, joblog = %q, resume = true })
+      print(res[1].status, res[2].status, res[3].status)
+    ]]):format(require("par.cli").lua_literal(cmds), log)
+    assert.are.equal("par: joblog " .. log .. ": line 3 ignored (no end of line)\n"
+      .. "skipped\texit\texit\n", H.lua(code))
+    assert.are.equal("par: joblog " .. log .. ": line 3 ignored (cut short)\n"
+      .. "skipped\tskipped\tskipped\n", H.lua(code))
+    assert.are.equal("2\n3\n", H.readfile(ran))
+  end)
+
+  it("ignores a line with more than 9 fields, such as GNU parallel's for a command with a tab", function()
+    local path = tmp()
+    H.writefile(path, HEADER .. "1\t:\t1700000000.123\t     0.005\t0\t0\t0\t0\tprintf 'a\tb'\n")
+    local warnings = {}
+    assert.are.same({}, joblog.read(path, false, function(m) warnings[#warnings + 1] = m end))
+    assert.are.same({ "joblog " .. path .. ": line 2 ignored (not a joblog line)" }, warnings)
   end)
 end)
 
