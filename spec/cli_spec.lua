@@ -323,6 +323,16 @@ describe("par command", function()
       assert.are.equal("1\n2\n3\n2\n", H.readfile(dir .. "/ran"))
     end)
 
+    it("--joblog FILE that cannot be written stops every job: one line on stderr, exit 255", function()
+      local dir = tmpdir()
+      local header = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+      H.writefile(dir .. "/log", header .. ("#"):rep(512 - #header - 1) .. "\n")   -- at the size limit
+      local out, err, status = run({ "-j2", "--joblog", "log", ":::", "exec sleep 9.4216", "true", "true" },
+        { cwd = dir, env = "trap '' XFSZ; ulimit -f 1; " })
+      assert.are.same({ "", "par: joblog: log: File too large\n", 255 }, { out, err, status })
+      assert.are.same({}, H.survivors("sleep 9.4216"))
+    end)
+
     it("--joblog FILE must be a regular file or absent, else a usage error before any job", function()
       local dir = tmpdir()
       assert_usage("--joblog: . is a directory, not a regular file",

@@ -25,6 +25,12 @@ local function seqs(path)
   return out
 end
 
+-- A joblog of exactly 'size' bytes, header first, ending with a newline.
+local function padded_log(path, size)
+  local filler = "1\t:\t1700000000.000\t     0.001\t0\t0\t0\t0\ttrue #"
+  H.writefile(path, HEADER .. filler .. ("x"):rep(size - #HEADER - #filler - 1) .. "\n")
+end
+
 describe("par.joblog.read", function()
   local function line(seq, exit, sig, cmd)
     return ("%d\t:\t1700000000.123\t     0.005\t0\t0\t%d\t%d\t%s\n"):format(seq, exit, sig, cmd or "true")
@@ -163,6 +169,59 @@ describe("a joblog that is not a regular file", function()
   end)
 end)
 
+describe("a joblog that cannot be written", function()
+  -- A child lua5.4 whose file size limit is 1 block of 512 bytes, with SIGXFSZ
+  -- ignored: writing past the limit fails with EFBIG, a real OS fault.
+  local LIMIT = "trap '' XFSZ; ulimit -f 1; "
+
+  it("stops the run, kills and reaps every command, raises 'joblog: PATH: strerror' #child_lua", function()
+    local log = tmp()
+    padded_log(log, 512)
+    local before = H.readfile(log)
+    local out = H.lua(([[
+      local H = require "spec.helpers"
+      local cmds = { "exec sleep 9.4211" }
+      for i = 2, 200 do cmds[i] = "true" end
+      local ok, err = pcall(require("par").run, cmds, { jobs = 2, joblog = %q, kill_after = 0.2 })
+      print(ok, err, #H.descendants())
+    ]]):format(log), LIMIT)
+    assert.are.equal("false\tjoblog: " .. log .. ": File too large\t0\n", out)
+    assert.are.same({}, H.survivors("sleep 9.4211"))
+    assert.are.equal(before, H.readfile(log))
+  end)
+
+  it("runs nothing when the header cannot be written #child_lua", function()
+    local log, dir = tmp(), tmpdir()
+    os.remove(log)
+    local out = H.lua(([[
+      local ok, err = pcall(require("par").run, { "touch %s/ran" }, { joblog = %q })
+      print(ok, err)
+    ]]):format(dir, log), "trap '' XFSZ; ulimit -f 0; ")
+    assert.are.equal("false\tjoblog: " .. log .. ": File too large\n", out)
+    assert.is_nil(H.readfile(dir .. "/ran"))
+  end)
+
+  it("stops the run on a full file system (ENOSPC), leaving nothing running", function()
+    if H.lines("exec id -u")[1] ~= "0" then
+      pending("needs root to mount a tmpfs")
+      return
+    end
+    local dir = tmpdir()
+    assert(os.execute("mount -t tmpfs -o size=16k par-spec-tmpfs " .. dir))
+    finally(function() os.execute("umount " .. dir) end)
+    local log = dir .. "/log"
+    padded_log(log, 4096)               -- its page is full: the next byte needs a new one
+    os.execute("dd if=/dev/zero of=" .. dir .. "/fill bs=4096 2>/dev/null")
+    local cmds = { "exec sleep 9.4212" }
+    for i = 2, 200 do cmds[i] = "true" end
+    assert.has_error(function() par.run(cmds, { jobs = 2, joblog = log, kill_after = 0.2 }) end,
+      "joblog: " .. log .. ": No space left on device")
+    assert.are.same({}, H.children())
+    assert.are.same({}, H.survivors("sleep 9.4212"))
+    assert.are.equal(4096, #H.readfile(log))
+  end)
+end)
+
 describe("par.run cut short", function()
   it("marks the jobs par itself stopped, and only those", function()
     local res = par.run({ "exec sleep 9.4214" }, { timeout = 0.1 })
@@ -172,5 +231,70 @@ describe("par.run cut short", function()
     assert.are.same({ "signal", 15, true }, { res[1].status, res[1].signal, res[1].stopped })
     assert.are.same({ "exit", 1 }, { res[2].status, res[2].code })
     assert.is_nil(res[2].stopped)
+  end)
+
+  it("by an interrupt leaves no joblog line for a job stopped running, or in its retry pause #child_lua", function()
+    local log, ran, trapped = tmp(), tmp(), tmp()
+    os.remove(log); os.remove(ran); os.remove(trapped)
+    local cmds = { "true", "echo $$ >> " .. ran .. "; exit 1",
+      "trap 'exit 3' TERM; echo $$ >> " .. trapped .. "; sleep 9.4213 & wait" }
+    local path = tmp()
+    H.writefile(path, ([[
+      local f = io.open("/proc/self/stat"); io.write(f:read("n"), "\n"); io.flush(); f:close()
+      local ok, err = pcall(require("par").run, %s, { jobs = 3, joblog = %q, retries = 1, retry_delay = 30,
+        kill_after = 5, on_done = function(res, i) io.write(i, " ", res.status, " ", tostring(res.stopped), "\n") end })
+      print(ok, err)
+    ]]):format(require("par.cli").lua_literal(cmds), log))
+    local p = assert(io.popen(H.env .. "exec lua5.4 " .. path .. " 2>&1"))
+    local pid = assert(tonumber(p:read("l")))
+    -- job 2 failed and was reaped (so it waits out retry_delay); job 3 traps SIGTERM
+    assert(H.eventually(function()
+      local p2, p3 = tonumber(H.readfile(ran) or ""), tonumber(H.readfile(trapped) or "")
+      return p2 and p3 and not H.readfile("/proc/" .. p2 .. "/stat") and #seqs(log) == 1
+    end, 10))
+    os.execute("kill -INT " .. pid)
+    local lines = {}
+    for l in p:read("a"):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    p:close()
+    table.sort(lines)
+    assert.are.same({ "1 exit nil", "2 exit true", "3 exit true", "false\tinterrupted" }, lines)
+    assert.are.same({ 1 }, seqs(log))
+    assert.are.same({}, H.survivors("sleep 9.4213"))
+    local res = par.run({ "true", "true", "true" }, { joblog = log, resume = true })
+    assert.are.same({ "skipped", "exit", "exit" }, { res[1].status, res[2].status, res[3].status })
+  end)
+
+  it("by an error in on_done: kills the rest, logs the jobs that ended on their own, raises the same value",
+    function()
+      local log, dir = tmp(), tmpdir()
+      os.remove(log)
+      local boom = setmetatable({}, { __tostring = function() return "boom" end })
+      local calls = 0
+      local cmds = { "true", "until [ -e " .. dir .. "/go ]; do sleep 0.01; done; echo $$ > " .. dir .. "/pid",
+        "exec sleep 9.4215" }
+      local ok, err = pcall(par.run, cmds, { jobs = 3, joblog = log, kill_after = 0.2, on_done = function()
+        calls = calls + 1
+        H.writefile(dir .. "/go", "")
+        -- job 2 has ended on its own once its pid is reaped: gone from /proc
+        assert(H.eventually(function()
+          local pid = tonumber(H.readfile(dir .. "/pid") or "")
+          return pid and not H.readfile("/proc/" .. pid .. "/stat")
+        end, 10))
+        error(boom)
+      end })
+      assert.is_false(ok)
+      assert.are.equal(boom, err)
+      assert.are.equal(1, calls)             -- not called again for the jobs drained after the error
+      assert.are.same({ 1, 2 }, seqs(log))
+      assert.are.same({}, H.children())
+      assert.are.same({}, H.survivors("sleep 9.4215"))
+    end)
+
+  it("lets on_done yield when par.run runs in a coroutine", function()
+    local co = coroutine.wrap(function()
+      local res = par.run({ "echo a", "echo b" }, { jobs = 1, on_done = function(res) coroutine.yield(res.stdout) end })
+      return #res
+    end)
+    assert.are.same({ "a\n", "b\n", 2 }, { co(), co(), co() })
   end)
 end)
