@@ -25,6 +25,23 @@ local function seqs(path)
   return out
 end
 
+-- The children of this process not in 'before' (a set of pids), zombies
+-- included: a file io.popen opened earlier and the collector has not closed
+-- yet leaves a zombie of its own, which is no leak of par's.
+local function new_children(before)
+  local out = {}
+  for _, c in ipairs(H.children()) do
+    if not before[c.pid] then out[#out + 1] = c end
+  end
+  return out
+end
+
+local function child_set()
+  local set = {}
+  for _, c in ipairs(H.children()) do set[c.pid] = true end
+  return set
+end
+
 -- A joblog of exactly 'size' bytes, header first, ending with a newline.
 local function padded_log(path, size)
   local filler = "1\t:\t1700000000.000\t     0.001\t0\t0\t0\t0\ttrue #"
@@ -214,9 +231,10 @@ describe("a joblog that cannot be written", function()
     os.execute("dd if=/dev/zero of=" .. dir .. "/fill bs=4096 2>/dev/null")
     local cmds = { "exec sleep 9.4212" }
     for i = 2, 200 do cmds[i] = "true" end
+    local kids = child_set()
     assert.has_error(function() par.run(cmds, { jobs = 2, joblog = log, kill_after = 0.2 }) end,
       "joblog: " .. log .. ": No space left on device")
-    assert.are.same({}, H.children())
+    assert.are.same({}, new_children(kids))
     assert.are.same({}, H.survivors("sleep 9.4212"))
     assert.are.equal(4096, #H.readfile(log))
   end)
@@ -272,6 +290,7 @@ describe("par.run cut short", function()
       local calls = 0
       local cmds = { "true", "until [ -e " .. dir .. "/go ]; do sleep 0.01; done; echo $$ > " .. dir .. "/pid",
         "exec sleep 9.4215" }
+      local kids = child_set()
       local ok, err = pcall(par.run, cmds, { jobs = 3, joblog = log, kill_after = 0.2, on_done = function()
         calls = calls + 1
         H.writefile(dir .. "/go", "")
@@ -286,7 +305,7 @@ describe("par.run cut short", function()
       assert.are.equal(boom, err)
       assert.are.equal(1, calls)             -- not called again for the jobs drained after the error
       assert.are.same({ 1, 2 }, seqs(log))
-      assert.are.same({}, H.children())
+      assert.are.same({}, new_children(kids))
       assert.are.same({}, H.survivors("sleep 9.4215"))
     end)
 
