@@ -342,6 +342,9 @@ describe("par command", function()
         { par("run c.lua", { cwd = dir }) })
       assert_usage("--joblog: /dev/null is a character device, not a regular file",
         par("--joblog /dev/null run c.lua", { cwd = dir }))
+      assert(os.execute("mkfifo " .. dir .. "/fifo"))    -- par reads it first for --resume: no hang
+      assert_usage("--joblog: fifo is a fifo, not a regular file",
+        par("--resume --joblog fifo touch ran ::: 1", { cwd = dir, par = "timeout 10 " .. PAR }))
       assert.is_nil(H.readfile(dir .. "/ran"))
     end)
 

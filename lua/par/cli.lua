@@ -656,6 +656,12 @@ local function run_jobs(jobs, o, cfg)
     return 0
   end
   o.progress = ro.progress
+  -- par.run checks the joblog too, but this read comes first (and a FIFO blocks it)
+  local unfit = ro.joblog and joblog.unfit(ro.joblog)
+  if unfit then
+    if cfg and o.joblog == nil then key_error(cfg, "joblog", "key 'joblog': " .. unfit) end
+    usage_error("--joblog: " .. unfit)
+  end
   local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
   local out = printer(o, jobs, skip)
   local user_done = values.on_done

@@ -159,14 +159,8 @@ local function run_args(cmds, a2, a3)
     opts.jobs = n
   end
   if opts.resume and not opts.joblog then argerror(argn, "run", "option 'resume' needs option 'joblog'", 4) end
-  if opts.joblog then
-    -- before anything reads or opens it: a FIFO would block, a directory fail late
-    local kind = core.filetype(opts.joblog)
-    if kind and kind ~= "file" then
-      argerror(argn, "run", format("option 'joblog': %s is %s, not a regular file", opts.joblog,
-        kind == "other" and "something else" or "a " .. kind), 4)
-    end
-  end
+  local unfit = opts.joblog and joblog.unfit(opts.joblog)
+  if unfit then argerror(argn, "run", "option 'joblog': " .. unfit, 4) end
   if opts.output and opts.capture then
     argerror(argn, "run", "option 'output' needs capture = false", 4)
   end

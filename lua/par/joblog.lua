@@ -12,6 +12,8 @@
 -- ignored (with a warning) and can neither swallow the next job's line nor
 -- pass for a job.  A GNU parallel line whose command holds a tab breaks the
 -- rule too: that job runs again.
+local core = require "par.core"
+
 local M = {}
 
 local format = string.format
@@ -38,6 +40,17 @@ local function exit_fields(res)
   if res.status == "timeout" then return -1, res.signal or 15 end
   if res.status == "error" then return -1, 0 end
   return res.code or -1, 0
+end
+
+--- Why 'path' cannot be a joblog, or nil: it must be a regular file or not
+-- exist yet.  Checked before anything reads or opens it: opening a FIFO
+-- blocks (uninterruptibly, for par), and a directory fails late.
+function M.unfit(path)
+  local kind = core.filetype(path)
+  if kind and kind ~= "file" then
+    return format("%s is %s, not a regular file", path, kind == "other" and "something else" or "a " .. kind)
+  end
+  return nil
 end
 
 -- Write and flush, or raise "joblog: PATH: strerror" and write no more:
