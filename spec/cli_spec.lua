@@ -323,6 +323,31 @@ describe("par command", function()
       assert.are.equal("1\n2\n3\n2\n", H.readfile(dir .. "/ran"))
     end)
 
+    it("--joblog FILE that cannot be written stops every job: one line on stderr, exit 255", function()
+      local dir = tmpdir()
+      local header = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+      H.writefile(dir .. "/log", header .. ("#"):rep(512 - #header - 1) .. "\n")   -- at the size limit
+      local out, err, status = run({ "-j2", "--joblog", "log", ":::", "exec sleep 9.4216", "true", "true" },
+        { cwd = dir, env = "trap '' XFSZ; ulimit -f 1; " })
+      assert.are.same({ "", "par: joblog: log: File too large\n", 255 }, { out, err, status })
+      assert.are.same({}, H.survivors("sleep 9.4216"))
+    end)
+
+    it("--joblog FILE must be a regular file or absent, else a usage error before any job", function()
+      local dir = tmpdir()
+      assert_usage("--joblog: . is a directory, not a regular file",
+        par({ "--joblog", ".", "touch", "ran", ":::", "1" }, { cwd = dir }))
+      H.writefile(dir .. "/c.lua", 'return { commands = { "touch ran" }, joblog = "." }')
+      assert.are.same({ "", "par: c.lua:1: key 'joblog': . is a directory, not a regular file\n", 255 },
+        { par("run c.lua", { cwd = dir }) })
+      assert_usage("--joblog: /dev/null is a character device, not a regular file",
+        par("--joblog /dev/null run c.lua", { cwd = dir }))
+      assert(os.execute("mkfifo " .. dir .. "/fifo"))    -- par reads it first for --resume: no hang
+      assert_usage("--joblog: fifo is a fifo, not a regular file",
+        par("--resume --joblog fifo touch ran ::: 1", { cwd = dir, par = "timeout 10 " .. PAR }))
+      assert.is_nil(H.readfile(dir .. "/ran"))
+    end)
+
     it("--resume and --resume-failed need --joblog", function()
       assert_usage("--resume needs --joblog FILE", par({ "--resume", "true", ":::", "1" }))
       assert_usage("--resume-failed needs --joblog FILE", par({ "--resume-failed", "true", ":::", "1" }))

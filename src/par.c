@@ -1,7 +1,10 @@
 /*
 ** par.c: luaopen_par_core.
 */
+#include <errno.h>
 #include <sched.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +66,31 @@ lua_Integer par_rawlen (lua_State *L, int idx, int arg, const char *what) {
   return raw;
 }
 
+/* core.filetype(path): what path names, following symlinks ("file",
+** "directory", "fifo", ...), or fail, msg, errno when stat fails (ENOENT:
+** absent).  par.run checks its joblog with it before opening: opening a
+** FIFO blocks, and a directory opens but cannot be read. */
+static int par_filetype (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  const char *kind = "other";
+  if (stat(path, &st) != 0) {
+    int en = errno;                 /* the Lua calls below may change errno */
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(en));
+    lua_pushinteger(L, en);
+    return 3;
+  }
+  if (S_ISREG(st.st_mode)) kind = "file";
+  else if (S_ISDIR(st.st_mode)) kind = "directory";
+  else if (S_ISFIFO(st.st_mode)) kind = "fifo";
+  else if (S_ISSOCK(st.st_mode)) kind = "socket";
+  else if (S_ISCHR(st.st_mode)) kind = "character device";
+  else if (S_ISBLK(st.st_mode)) kind = "block device";
+  lua_pushstring(L, kind);
+  return 1;
+}
+
 int luaopen_par_core (lua_State *L);
 
 int luaopen_par_core (lua_State *L) {
@@ -75,6 +103,8 @@ int luaopen_par_core (lua_State *L) {
   lua_setfield(L, -2, "monotime");
   lua_pushcfunction(L, par_isatty);
   lua_setfield(L, -2, "isatty");
+  lua_pushcfunction(L, par_filetype);
+  lua_setfield(L, -2, "filetype");
   run_open(L);
   map_open(L);
   codec_open(L);

@@ -156,6 +156,8 @@ static int host_done (Run *r, Job *j) {
   return requeue;
 }
 
+/* A stop that denies a failed job the retries it had left cuts it short
+** as surely as a kill: it is marked stopped, so that a resume reruns it. */
 static void attempts (Run *r, Job *j) {
   for (;;) {
     j->attempts++;
@@ -164,11 +166,13 @@ static void attempts (Run *r, Job *j) {
       j->attempts--;                /* not an attempt: another host will try */
       return;
     }
-    if (job_ok(j) || j->attempts > r->spec.retries ||
-        __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
+    if (job_ok(j) || j->attempts > r->spec.retries)
       return;
-    if (r->spec.retry_delay > 0 && !pause_until(r, now_mono() + r->spec.retry_delay))
+    if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE) ||
+        (r->spec.retry_delay > 0 && !pause_until(r, now_mono() + r->spec.retry_delay))) {
+      j->stopped = 1;
       return;
+    }
   }
 }
 

@@ -58,6 +58,7 @@ typedef struct Job {
   const char *errwhat;       /* ST_ERROR: the failed step, or NULL */
   int attempts;
   int truncated;
+  int stopped;               /* par cut it short: a stop's kill, or a stop during its retries */
   pid_t pid;
   double started;            /* seconds since the epoch */
   double elapsed;            /* seconds */

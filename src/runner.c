@@ -476,6 +476,10 @@ static void pushresult (lua_State *L, Runner *r, Job *j) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "truncated");
   }
+  if (j->stopped) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "stopped");
+  }
   if (r->run.spec.capture) {
     setoutput(L, "stdout", &j->out);
     setoutput(L, "stderr", &j->errout);

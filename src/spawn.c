@@ -187,6 +187,16 @@ static void reap (Child *c, int flags) {
   if (c->reaped) closefd(&c->pidfd);
 }
 
+/* Whether the leader has ended, without reaping it: as a zombie it keeps
+** its pid, our pgid, from being recycled before the group kill we send. */
+static int exited (Child *c) {
+  siginfo_t info;
+  if (c->reaped) return 1;
+  memset(&info, 0, sizeof info);
+  return waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == c->pid;
+}
+
 /* Read what is there from *fd into b, keeping at most 'max' bytes and
 ** dropping the rest, so that memory stays bounded whatever the command
 ** prints.  Closes *fd at end of file. */
@@ -242,6 +252,8 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
     killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
     if (!termsent && ((deadline > 0 && now >= deadline) || killing > 0)) {
       if (!killing) j->status = ST_TIMEOUT;
+      else if (!exited(c))
+        j->stopped = 1;             /* a leader that ended on its own keeps its outcome */
       signal_group(c, SIGTERM);
       termsent = 1;
       killat = now + r->spec.kill_after;
@@ -307,7 +319,7 @@ void spawn_job (Run *r, Job *j) {
   Child c = {0, -1, -1, -1, -1, 0, 0, {0}};
   double start;
   j->out.len = j->errout.len = 0;
-  j->truncated = j->signaled = j->code = j->err = 0;
+  j->truncated = j->signaled = j->code = j->err = j->stopped = 0;
   j->status = ST_NONE;
   j->errwhat = NULL;
   j->pid = 0;

@@ -78,11 +78,12 @@ local OPTIONS = {
   { "h", "help", nil, "help", nil, "print this help and exit" },
 }
 
-local BY_SHORT, BY_LONG = {}, {}
+local BY_SHORT, BY_LONG, BY_KEY = {}, {}, {}
 for i, o in ipairs(OPTIONS) do
   local opt = { short = o[1], long = o[2], arg = o[3], key = o[4], default = o[5], help = o[6] }
   if opt.short then BY_SHORT[opt.short] = opt end
   BY_LONG[opt.long] = opt
+  BY_KEY[opt.key] = opt
   OPTIONS[i] = opt
 end
 
@@ -535,14 +536,20 @@ local function config_list(cfg, key)
   return v
 end
 
--- An error par.run or par.map raised about its arguments, in config terms:
--- "bad argument #2 to 'run' (option 'env': ...)" -> "key 'env': ...".
-local function api_error(cfg, msg, argkeys)
+-- An error par.run or par.map raised about its arguments, in the terms of
+-- whoever gave the value: "bad argument #2 to 'run' (option 'joblog': ...)"
+-- -> "--joblog: ..." when the command line set it (or there is no config),
+-- else "c.lua:3: key 'joblog': ...".  'o' holds the command-line options.
+local function api_error(cfg, msg, argkeys, o)
   if type(msg) ~= "string" then return nil end
   local n, fname, why = msg:match("^bad argument #(%d) to '(%a+)' %((.*)%)$")
   if not n then return nil end
   local key, rest = why:match("^option '([%w_]+)': (.*)$")
-  if key then return cfg and key_error(cfg, key, format("key '%s': %s", key, rest)) end
+  if key then
+    local flag = BY_KEY[key]
+    if flag and (not cfg or o[key] ~= nil) then usage_error(format("--%s: %s", flag.long, rest)) end
+    return cfg and key_error(cfg, key, format("key '%s': %s", key, rest))
+  end
   key = argkeys[tonumber(n)]
   if not key then return nil end
   if cfg then key_error(cfg, key, format("key '%s': %s", key, why)) end
@@ -701,6 +708,12 @@ local function run_jobs(jobs, o, cfg)
     return 0
   end
   o.progress = ro.progress
+  -- par.run checks the joblog too, but this read comes first (and a FIFO blocks it)
+  local unfit = ro.joblog and joblog.unfit(ro.joblog)
+  if unfit then
+    if cfg and o.joblog == nil then key_error(cfg, "joblog", "key 'joblog': " .. unfit) end
+    usage_error("--joblog: " .. unfit)
+  end
   local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
   local out = printer(o, jobs, skip)
   local user_done = values.on_done
@@ -712,7 +725,7 @@ local function run_jobs(jobs, o, cfg)
   for i, job in ipairs(jobs) do cmds[i] = job.cmd end
   local ok, results = pcall(par.run, cmds, ro)
   if not ok then
-    api_error(cfg, results, { "commands" })
+    api_error(cfg, results, { "commands" }, o)
     out.flush()   -- an interrupt: what ended before it is still printed
     error(results, 0)
   end
@@ -875,7 +888,7 @@ local function config_map(o, plan)
   local ok, results, errs = pcall(par.map, v.fn, items, mo)
   if bar then ndone = #items; bar:finish(counter, 0) end
   if not ok then
-    api_error(cfg, results, { "fn", "items" })
+    api_error(cfg, results, { "fn", "items" }, o)
     if type(results) == "string" and results:find("^par%.map: item %d+: ") then
       -- errors = "raise": the first failure ends the map
       local msg = results:gsub("^par%.map: ", "")

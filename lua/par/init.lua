@@ -157,6 +157,8 @@ local function run_args(cmds, ...)
   if not util.is_sequence(cmds) then argerror(1, "run", "sequence expected (keys 1..n only)", 4) end
   local opts, argn = util.count_opts("run", 2, RUN_OPTS, "jobs", jobs_count, 5, ...)
   if opts.resume and not opts.joblog then argerror(argn, "run", "option 'resume' needs option 'joblog'", 4) end
+  local unfit = opts.joblog and joblog.unfit(opts.joblog)
+  if unfit then argerror(argn, "run", "option 'joblog': " .. unfit, 4) end
   if opts.output and opts.capture then
     argerror(argn, "run", "option 'output' needs capture = false", 4)
   end
@@ -257,6 +259,58 @@ local function write_group(res)
   res.stdout, res.stderr = nil, nil
 end
 
+-- Take one finished job: its result into place and, unless it was skipped
+-- or par cut it short in a run that ends early ('abort', or an interrupt),
+-- its joblog line, so that a resume reruns exactly the jobs that never ended
+-- on their own.  Returns the job's index in cmds.
+local function take(st, k, res, abort)
+  local i = st.todo[k]
+  res.cmd = st.cmds[i]
+  st.results[i] = res
+  if not res.ok then st.failed = st.failed + 1 end
+  local log = st.log
+  if log and not log.failed and res.status ~= "skipped"
+      and not (res.stopped and (abort or st.r:interrupted())) then
+    if abort then pcall(log.write, log, i, res) else log:write(i, res) end
+  end
+  return i
+end
+
+-- Every result, as each job ends; returns what r:next gave at the end
+-- ("interrupted" when SIGINT or SIGTERM cut the run short).
+local function wait_all(st, on_done)
+  local r, bar = st.r, st.bar
+  while true do
+    local k, res = r:next(bar and bar.interval)
+    if k == nil then
+      if bar then bar:finish(r, st.failed) end
+      return res
+    elseif k then
+      local i = take(st, k, res)
+      if st.group then write_group(res) end
+      if bar then bar:draw(r, st.failed) end
+      if on_done then on_done(res, i) end
+    elseif bar then
+      bar:draw(r, st.failed)
+    end
+  end
+end
+
+-- After an error in wait_all (on_done raising, a joblog failure, an
+-- interrupt raised anywhere): kill what runs, as halt = "now" would, and
+-- wait for every job, logging those that ended on their own, without
+-- on_done.  A failing joblog write here ends logging, not the wait: the
+-- first error is the one raised.
+local function abort(st)
+  st.r:stop(1)
+  while true do
+    local k, res = st.r:next()
+    if not k then break end
+    take(st, k, res, true)
+  end
+  if st.bar then st.bar:finish(st.r, st.failed) end
+end
+
 --- Run a list of commands, n at a time, on a pool of threads.
 -- @return results (in input order), nfailed
 function M.run(cmds, ...)
@@ -293,30 +347,15 @@ function M.run(cmds, ...)
     retries = opts.retries, retry_delay = opts.retry_delay,
     halt = opts.halt, max_output = opts.max_output, delay = opts.delay,
   })
-  local on_done = opts.on_done
-  local failed = 0
-  while true do
-    local k, res = r:next(bar and bar.interval)
-    if k == nil then
-      if bar then bar:finish(r, failed) end
-      if res == "interrupted" then error("interrupted", 0) end
-      break
-    elseif k then
-      local i = todo[k]
-      res.cmd = cmds[i]
-      results[i] = res
-      if not res.ok then failed = failed + 1 end
-      if group then write_group(res) end
-      -- a command cut short by an interrupt is not logged, so that a resume reruns it
-      if log and res.status ~= "skipped" and (res.status == "exit" or not r:interrupted()) then
-        log:write(i, res)
-      end
-      if bar then bar:draw(r, failed) end
-      if on_done then on_done(res, i) end
-    elseif bar then
-      bar:draw(r, failed)
-    end
+  local st = { r = r, log = log, bar = bar, cmds = cmds, todo = todo, results = results,
+    group = group, failed = 0 }
+  -- pcall, not a C boundary: on_done may still yield when par.run runs in a coroutine
+  local ok, over = pcall(wait_all, st, opts.on_done)
+  if not ok then
+    pcall(abort, st)                -- a second interrupt ends the wait; r's __close reaps
+    error(over, 0)
   end
+  if over == "interrupted" then error("interrupted", 0) end
   local nfailed = 0
   for i = 1, total do
     if not results[i] then results[i] = skipped(cmds[i], false) end

@@ -1,6 +1,19 @@
 --- The joblog of GNU parallel (`--joblog`): one tab-separated line per
 -- finished command, written and flushed as each ends, so that a batch killed
 -- halfway leaves a correct log; and the reader behind `resume`.
+--
+-- The line rule.  A complete line has exactly 9 tab-separated fields, none
+-- of them empty: the writer escapes tab, newline and carriage return in the
+-- Command column (as \t, \n, \r), and no command is empty.  A run killed
+-- while writing can leave a last line without its newline.  Before appending,
+-- the writer ends such a line with a tab and a newline: cut before its 8th
+-- tab it has at most 8 fields, cut after it 9 with the last empty, or 10.
+-- The reader takes only lines that follow the rule, so the cut line is
+-- ignored (with a warning) and can neither swallow the next job's line nor
+-- pass for a job.  A GNU parallel line whose command holds a tab breaks the
+-- rule too: that job runs again.
+local core = require "par.core"
+
 local M = {}
 
 local format = string.format
@@ -29,22 +42,50 @@ local function exit_fields(res)
   return res.code or -1, 0
 end
 
+--- Why 'path' cannot be a joblog, or nil: it must be a regular file or not
+-- exist yet.  Checked before anything reads or opens it: opening a FIFO
+-- blocks (uninterruptibly, for par), and a directory fails late.
+function M.unfit(path)
+  local kind = core.filetype(path)
+  if kind and kind ~= "file" then
+    return format("%s is %s, not a regular file", path, kind == "other" and "something else" or "a " .. kind)
+  end
+  return nil
+end
+
+-- Write and flush, or raise "joblog: PATH: strerror" and write no more:
+-- par.run then stops the run, so that no job ends without its line unseen.
+function Log:put(...)
+  local ok, err = self.file:write(...)
+  if ok then ok, err = self.file:flush() end
+  if not ok then
+    self.failed = format("joblog: %s: %s", self.path, err)
+    self:close()
+    error(self.failed, 0)
+  end
+end
+
 function M.open(path)
   local f, err = io.open(path, "a+")
   if not f then error("par.run: cannot open joblog: " .. err, 3) end
-  if f:seek("end") == 0 then
-    f:write(HEADER, "\n")
-    f:flush()
+  local log = setmetatable({ file = f, path = path, host = ":" }, Log)
+  local size = f:seek("end")
+  if size == 0 then
+    log:put(HEADER, "\n")
+  else
+    f:seek("set", size - 1)
+    local last = f:read(1)
+    f:seek("end")                   -- C: a read and a write need a seek between them
+    if last ~= "\n" then log:put("\t\n") end   -- a cut line: see the line rule
   end
-  return setmetatable({ file = f, host = ":" }, Log)
+  return log
 end
 
 function Log:write(seq, res)
   local exitval, sig = exit_fields(res)
-  self.file:write(format("%d\t%s\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t%s\n",
+  self:put(format("%d\t%s\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t%s\n",
     seq, res.host or self.host, res.started or 0, res.elapsed or 0, 0,
     res.stdout and #res.stdout or 0, exitval, sig, command_text(res.cmd)))
-  self.file:flush()
 end
 
 function Log:close()
@@ -59,7 +100,7 @@ Log.__gc = Log.close
 --- Read a joblog for resuming.  Returns a table seq -> ok for the commands
 -- not to run again: every logged one, or with rerun_failed only those that
 -- ended with exit 0 and no signal.  The log is read, not trusted: lines that
--- do not parse (a truncated last line, garbage) are skipped with a warning.
+-- break the line rule (a cut line, garbage) are skipped with a warning.
 function M.read(path, rerun_failed, warn)
   warn = warn or function(msg) io.stderr:write("par: ", msg, "\n") end
   local done = {}
@@ -73,12 +114,13 @@ function M.read(path, rerun_failed, warn)
     if line == "" and nl == "" then break end
     if lineno > 1 or line ~= HEADER then
       local seq, exitval, sig = line:match(
-        "^(%d+)\t[^\t]*\t%d+%.?%d*\t *%d+%.?%d*\t%d+\t%d+\t(%-?%d+)\t(%d+)\t")
+        "^(%d+)\t[^\t]+\t%d+%.?%d*\t *%d+%.?%d*\t%d+\t%d+\t(%-?%d+)\t(%d+)\t[^\t]+$")
       seq = seq and math.tointeger(tonumber(seq))
       if not seq or nl == "" then
         bad = bad + 1
         if bad <= 3 then warn(format("joblog %s: line %d ignored (%s)", path, lineno,
-          nl == "" and "no end of line" or "not a joblog line")) end
+          nl == "" and "no end of line" or line:find("\t$") and "cut short"
+          or "not a joblog line")) end
       else
         local ok = tonumber(exitval) == 0 and tonumber(sig) == 0
         if ok or not rerun_failed then done[seq] = done[seq] or ok end
