@@ -120,3 +120,60 @@ describe("par.map under faults", function()
     assert.are.same({}, H.children())
   end)
 end)
+
+-- {======================================================================
+-- Resource limits.  Each case runs in a child lua5.4 under its limit.
+
+local function sanitized()
+  return (os.getenv("LD_PRELOAD") or ""):find("san", 1, true) ~= nil
+end
+
+-- A caller holding 140 MiB of strings.
+local HEAP = [[
+  local par = require "par"
+  local heap = {}
+  for i = 1, 140 do heap[i] = string.rep(string.char(64 + i % 26), 2^20 - 64) end
+  collectgarbage()
+]]
+
+-- ulimit -v for a child that runs HEAP: what the caller needs (its VmPeak,
+-- about 150 MB here) and 40 MiB more.  That leaves room for workers that
+-- map what they use, not for the 64 MiB a worker's arena used to map up
+-- front, nor for a 100 MiB string.
+local limit
+local function heap_limit()
+  if not limit then
+    local out = H.lua(HEAP .. [[
+      print(io.open("/proc/self/status"):read("a"):match("VmPeak:%s*(%d+)"))
+    ]])
+    limit = assert(tonumber(out), out) + 40 * 1024
+  end
+  return limit
+end
+
+describe("par.map under resource limits", function()
+  it("runs tiny items beside a 140 MiB caller under ulimit -v #child_lua", function()
+    if sanitized() then return pending("ASan and UBSan reserve terabytes of address space: no ulimit -v") end
+    local out = H.lua(HEAP .. [[
+      local r, errs = par.map(function(x) return x end, { 1, 2, 3 }, { procs = 2, errors = "collect" })
+      print(r.n, r[1], r[2], r[3], next(errs))
+    ]], "ulimit -v " .. heap_limit() .. "; ")
+    assert.are.equal("3\t1\t2\t3\tnil\n", out)
+  end)
+
+  it("fails the item that cannot get memory, and only that one #child_lua", function()
+    if sanitized() then return pending("ASan and UBSan reserve terabytes of address space: no ulimit -v") end
+    local out = H.lua(HEAP .. [[
+      local function fn(x)
+        if x == 2 then return ("x"):rep(100 * 2^20) end
+        return x
+      end
+      local r, errs = par.map(fn, { 1, 2, 3 }, { procs = 2, errors = "collect" })
+      print(r.n, r[1], r[2], r[3], errs[1], errs[2], errs[3])
+      print(pcall(par.map, fn, { 1, 2, 3 }, 2))
+    ]], "ulimit -v " .. heap_limit() .. "; ")
+    assert.are.equal("3\t1\tnil\t3\tnil\tpar.map: item 2: not enough memory\tnil\n"
+      .. "false\tpar.map: item 2: not enough memory\n", out)
+  end)
+
+end)
