@@ -151,6 +151,27 @@ local function heap_limit()
   return limit
 end
 
+local function uid()
+  return tonumber(H.readfile("/proc/self/status"):match("\nUid:%s*(%d+)"))
+end
+
+-- RLIMIT_NPROC does not apply to root, so these children run as a uid no
+-- account uses: the limit then counts only the child's own processes and
+-- threads.  The checkout is world-readable; the snippet is made so too.
+local UID = 47321
+
+local function lua_as_user(code, prlimit)
+  local path = os.tmpname()
+  H.writefile(path, code)
+  os.execute("chmod 644 " .. path)
+  local p = assert(io.popen(("prlimit %s setpriv --reuid=%d --regid=%d --clear-groups env %slua5.4 %s 2>&1")
+    :format(prlimit, UID, UID, H.env, path)))
+  local out = p:read("a")
+  p:close()
+  os.remove(path)
+  return out
+end
+
 describe("par.map under resource limits", function()
   it("runs tiny items beside a 140 MiB caller under ulimit -v #child_lua", function()
     if sanitized() then return pending("ASan and UBSan reserve terabytes of address space: no ulimit -v") end
@@ -176,4 +197,29 @@ describe("par.map under resource limits", function()
       .. "false\tpar.map: item 2: not enough memory\n", out)
   end)
 
+  it("returns nil, msg, errno when no worker can set itself up #child_lua", function()
+    local shim = "spec/support/nomap.so"
+    if not H.readfile(shim) then return pending("make " .. shim .. " first (make test does)") end
+    local out = H.lua([[
+      local par = require "par"
+      print(par.map(function(x) return x end, { 1, 2, 3 }, { procs = 2, errors = "collect" }))
+      print(par.map(function(x) return x end, { 1, 2, 3 }, { procs = 2, init = function() end }))
+    ]], ("LD_PRELOAD='%s %s/%s' "):format(os.getenv("LD_PRELOAD") or "", os.getenv("PWD"), shim))
+    assert.are.equal(("nil\tworker setup: Cannot allocate memory\t12\n"):rep(2), out)
+  end)
+
+  it("goes on with the workers it could fork under ulimit -u, or returns nil, msg, errno #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    local code = [[
+      local par = require "par"
+      local r, errs = par.map(function(x) return x * 2 end, { 1, 2, 3, 4, 5, 6, 7, 8 },
+        { procs = 4, errors = "collect" })
+      if not r then print(r, errs) else print(r.n, table.concat(r, " "), next(errs)) end
+      print(par.map(function(x) return x end, { 1, 2 }, 2))
+    ]]
+    assert.are.equal("8\t2 4 6 8 10 12 14 16\tnil\n" .. "table: X\n",
+      (lua_as_user(code, "--nproc=3"):gsub("table: 0x%x+", "table: X")))
+    assert.are.equal("nil\tfork: Resource temporarily unavailable\n"
+      .. "nil\tfork: Resource temporarily unavailable\t11\n", lua_as_user(code, "--nproc=1"))
+  end)
 end)
