@@ -223,3 +223,29 @@ describe("par.map under resource limits", function()
       .. "nil\tfork: Resource temporarily unavailable\t11\n", lua_as_user(code, "--nproc=1"))
   end)
 end)
+
+describe("par.run under resource limits", function()
+  it("waits for a command to end when ulimit -u stops a spawn, then spawns #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    -- 20 threads and the caller leave room for 9 commands
+    local out = lua_as_user([[
+      local cmds = {}
+      for i = 1, 50 do cmds[i] = { "true" } end
+      local res, nfailed = require("par").run(cmds, 20)
+      local errs = {}
+      for i = 1, 50 do if not res[i].ok then errs[#errs + 1] = res[i].error end end
+      print(#res, nfailed, errs[1])
+    ]], "--nproc=30")
+    assert.are.equal("50\t0\tnil\n", out)
+  end)
+
+  it("reports the spawn's error when nothing else of the run could end #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    local out = lua_as_user([[
+      local res, nfailed = require("par").run({ { "true" }, { "true" } }, 1)
+      print(nfailed, res[1].error, res[2].error)
+    ]], "--nproc=2")
+    assert.are.equal("2\tcannot run 'true': Resource temporarily unavailable"
+      .. "\tcannot run 'true': Resource temporarily unavailable\n", out)
+  end)
+end)
