@@ -44,7 +44,11 @@ deps:
 spec/support/sigchld.so: spec/support/sigchld.c
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
 
-test: deps all spec/support/sigchld.so
+# An LD_PRELOAD shim some specs use: par.map's workers get no mmap.
+spec/support/nomap.so: spec/support/nomap.c
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
+
+test: deps all spec/support/sigchld.so spec/support/nomap.so
 	$(BUSTED)
 
 # Only the SSH specs: two throwaway sshd on 127.0.0.2 and 127.0.0.3
@@ -68,7 +72,7 @@ bench: deps all
 # under sanitizers too: its volume is bounded by the machine's spawn rate (about
 # a minute here), and the 1,000-command spec exercises the same paths.
 asan: deps
-	$(MAKE) clean all spec/support/sigchld.so CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
+	$(MAKE) clean all spec/support/sigchld.so spec/support/nomap.so CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(SANBUSTED) --exclude-tags=curl,load
 	$(MAKE) clean

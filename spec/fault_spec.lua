@@ -120,3 +120,132 @@ describe("par.map under faults", function()
     assert.are.same({}, H.children())
   end)
 end)
+
+-- {======================================================================
+-- Resource limits.  Each case runs in a child lua5.4 under its limit.
+
+local function sanitized()
+  return (os.getenv("LD_PRELOAD") or ""):find("san", 1, true) ~= nil
+end
+
+-- A caller holding 140 MiB of strings.
+local HEAP = [[
+  local par = require "par"
+  local heap = {}
+  for i = 1, 140 do heap[i] = string.rep(string.char(64 + i % 26), 2^20 - 64) end
+  collectgarbage()
+]]
+
+-- ulimit -v for a child that runs HEAP: what the caller needs (its VmPeak,
+-- about 150 MB here) and 40 MiB more.  That leaves room for workers that
+-- map what they use, not for the 64 MiB a worker's arena used to map up
+-- front, nor for a 100 MiB string.
+local limit
+local function heap_limit()
+  if not limit then
+    local out = H.lua(HEAP .. [[
+      print(io.open("/proc/self/status"):read("a"):match("VmPeak:%s*(%d+)"))
+    ]])
+    limit = assert(tonumber(out), out) + 40 * 1024
+  end
+  return limit
+end
+
+local function uid()
+  return tonumber(H.readfile("/proc/self/status"):match("\nUid:%s*(%d+)"))
+end
+
+-- RLIMIT_NPROC does not apply to root, so these children run as a uid no
+-- account uses: the limit then counts only the child's own processes and
+-- threads.  The checkout is world-readable; the snippet is made so too.
+local UID = 47321
+
+local function lua_as_user(code, prlimit)
+  local path = os.tmpname()
+  H.writefile(path, code)
+  os.execute("chmod 644 " .. path)
+  local p = assert(io.popen(("prlimit %s setpriv --reuid=%d --regid=%d --clear-groups env %slua5.4 %s 2>&1")
+    :format(prlimit, UID, UID, H.env, path)))
+  local out = p:read("a")
+  p:close()
+  os.remove(path)
+  return out
+end
+
+describe("par.map under resource limits", function()
+  it("runs tiny items beside a 140 MiB caller under ulimit -v #child_lua", function()
+    if sanitized() then return pending("ASan and UBSan reserve terabytes of address space: no ulimit -v") end
+    local out = H.lua(HEAP .. [[
+      local r, errs = par.map(function(x) return x end, { 1, 2, 3 }, { procs = 2, errors = "collect" })
+      print(r.n, r[1], r[2], r[3], next(errs))
+    ]], "ulimit -v " .. heap_limit() .. "; ")
+    assert.are.equal("3\t1\t2\t3\tnil\n", out)
+  end)
+
+  it("fails the item that cannot get memory, and only that one #child_lua", function()
+    if sanitized() then return pending("ASan and UBSan reserve terabytes of address space: no ulimit -v") end
+    local out = H.lua(HEAP .. [[
+      local function fn(x)
+        if x == 2 then return ("x"):rep(100 * 2^20) end
+        return x
+      end
+      local r, errs = par.map(fn, { 1, 2, 3 }, { procs = 2, errors = "collect" })
+      print(r.n, r[1], r[2], r[3], errs[1], errs[2], errs[3])
+      print(pcall(par.map, fn, { 1, 2, 3 }, 2))
+    ]], "ulimit -v " .. heap_limit() .. "; ")
+    assert.are.equal("3\t1\tnil\t3\tnil\tpar.map: item 2: not enough memory\tnil\n"
+      .. "false\tpar.map: item 2: not enough memory\n", out)
+  end)
+
+  it("returns nil, msg, errno when no worker can set itself up #child_lua", function()
+    local shim = "spec/support/nomap.so"
+    if not H.readfile(shim) then return pending("make " .. shim .. " first (make test does)") end
+    local out = H.lua([[
+      local par = require "par"
+      print(par.map(function(x) return x end, { 1, 2, 3 }, { procs = 2, errors = "collect" }))
+      print(par.map(function(x) return x end, { 1, 2, 3 }, { procs = 2, init = function() end }))
+    ]], ("LD_PRELOAD='%s %s/%s' "):format(os.getenv("LD_PRELOAD") or "", os.getenv("PWD"), shim))
+    assert.are.equal(("nil\tworker setup: Cannot allocate memory\t12\n"):rep(2), out)
+  end)
+
+  it("goes on with the workers it could fork under ulimit -u, or returns nil, msg, errno #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    local code = [[
+      local par = require "par"
+      local r, errs = par.map(function(x) return x * 2 end, { 1, 2, 3, 4, 5, 6, 7, 8 },
+        { procs = 4, errors = "collect" })
+      if not r then print(r, errs) else print(r.n, table.concat(r, " "), next(errs)) end
+      print(par.map(function(x) return x end, { 1, 2 }, 2))
+    ]]
+    assert.are.equal("8\t2 4 6 8 10 12 14 16\tnil\n" .. "table: X\n",
+      (lua_as_user(code, "--nproc=3"):gsub("table: 0x%x+", "table: X")))
+    assert.are.equal("nil\tfork: Resource temporarily unavailable\n"
+      .. "nil\tfork: Resource temporarily unavailable\t11\n", lua_as_user(code, "--nproc=1"))
+  end)
+end)
+
+describe("par.run under resource limits", function()
+  it("waits for a command to end when ulimit -u stops a spawn, then spawns #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    -- 20 threads and the caller leave room for 9 commands
+    local out = lua_as_user([[
+      local cmds = {}
+      for i = 1, 50 do cmds[i] = { "true" } end
+      local res, nfailed = require("par").run(cmds, 20)
+      local errs = {}
+      for i = 1, 50 do if not res[i].ok then errs[#errs + 1] = res[i].error end end
+      print(#res, nfailed, errs[1])
+    ]], "--nproc=30")
+    assert.are.equal("50\t0\tnil\n", out)
+  end)
+
+  it("reports the spawn's error when nothing else of the run could end #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    local out = lua_as_user([[
+      local res, nfailed = require("par").run({ { "true" }, { "true" } }, 1)
+      print(nfailed, res[1].error, res[2].error)
+    ]], "--nproc=2")
+    assert.are.equal("2\tcannot run 'true': Resource temporarily unavailable"
+      .. "\tcannot run 'true': Resource temporarily unavailable\n", out)
+  end)
+end)

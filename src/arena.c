@@ -19,27 +19,59 @@
 ** The budget counts the memory taken from regions, which is what the
 ** worker dirties; reused blocks do not count again.
 */
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "arena.h"
 
-#define ARENA_REGION  ((size_t)64 << 20)   /* fresh memory mapped at a time */
+/*
+** Regions start at one huge page and double up to ARENA_REGION, so that a
+** worker's address space grows with what it uses.  Mapped with
+** MAP_NORESERVE, a region costs no memory until it is touched, but it does
+** count against RLIMIT_AS (ulimit -v): a caller holding most of its limit
+** could not start a worker that asked for 64 MiB up front.  When a region
+** cannot be had, a smaller one just big enough for the block is tried,
+** so that a worker near its limit fails only the allocation that does not
+** fit.  Regions are aligned to ARENA_HUGE, as only aligned huge pages can
+** back them.
+*/
+#define ARENA_HUGE    ((size_t)2 << 20)    /* the first region: a huge page */
+#define ARENA_REGION  ((size_t)64 << 20)   /* regions grow up to this */
+#define ARENA_UNIT    ((size_t)64 << 10)   /* a region for one block, at least */
 #define ARENA_SCAN    8              /* blocks looked at in a large list */
 
 static size_t arena_round (size_t n, size_t to) {
   return (n + to - 1) & ~(to - 1);
 }
 
-static int arena_region (Arena *a, size_t n) {
-  size_t size = n > ARENA_REGION ? arena_round(n, ARENA_REGION) : ARENA_REGION;
-  char *p = (char *)mmap(NULL, size, PROT_READ | PROT_WRITE,
+/* 'size' bytes of fresh memory, aligned to ARENA_HUGE if 'align' (a
+** mapping ARENA_HUGE longer, trimmed at both ends); NULL if none. */
+static char *arena_map (size_t size, int align) {
+  size_t pad = align ? ARENA_HUGE : 0, head;
+  char *p = (char *)mmap(NULL, size + pad, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return -1;
+  if (p == MAP_FAILED) return NULL;
+  if (!align) return p;
+  head = arena_round((uintptr_t)p, ARENA_HUGE) - (uintptr_t)p;
+  if (head > 0) munmap(p, head);
+  if (pad > head) munmap(p + head + size, pad - head);
+  return p + head;
+}
+
+static int arena_region (Arena *a, size_t n) {
+  size_t want = a->grow < ARENA_HUGE ? ARENA_HUGE : a->grow;
+  size_t size = n > want ? arena_round(n, ARENA_HUGE) : want;
+  char *p = arena_map(size, 1);
+  if (p == NULL) p = arena_map(size, 0);
+  if (p == NULL && arena_round(n, ARENA_UNIT) < size)
+    p = arena_map(size = arena_round(n, ARENA_UNIT), 0);
+  if (p == NULL) return -1;
   madvise(p, size, MADV_HUGEPAGE);
   a->top = p;
   a->end = p + size;
   a->last = NULL;
+  a->grow = want < ARENA_REGION ? 2 * want : ARENA_REGION;
   if (a->nregion < ARENA_NREGION) {  /* beyond: blocks are not reused */
     a->region[a->nregion].lo = p;
     a->region[a->nregion++].hi = p + size;

@@ -23,6 +23,7 @@ typedef struct Arena {
   char *top, *end;       /* the free part of the current region */
   char *last;            /* the block handed out last: it can grow or go */
   size_t used;           /* bytes taken from regions: what the budget counts */
+  size_t grow;           /* size of the next region; 0: the first one's */
   int nregion;
   struct { char *lo, *hi; } region[ARENA_NREGION];
   Free *small[ARENA_NSMALL + 1];     /* by size / ARENA_ALIGN */

@@ -65,6 +65,8 @@
 #define F_RETIRE      'q'   /* no body: over budget; the rest of the range is
                                given back and the worker exits */
 #define F_INITERR     'i'   /* body: as F_ERROR, for opts.init */
+#define F_NOMEM       'm'   /* no body: out of memory where no other frame
+                               could be built; the worker exits */
 
 #define HDR_SHORT     5
 #define HDR_LONG      13
@@ -95,8 +97,9 @@
 
 /* One per worker slot, in a MAP_SHARED mapping; padded to a cache line so
 ** that two workers never write the same line.  The worker writes, the
-** parent reads.  'cur' is the item it started last (-1 while in init, 0
-** before its first item).  With timeouts, 't0' is when 'cur' started, in
+** parent reads.  'cur' is the item it started last (SLOT_SETUP until the
+** worker has set itself up, SLOT_INIT while it runs opts.init, 0 before
+** its first item).  With timeouts, 't0' is when 'cur' started, in
 ** CLOCK_MONOTONIC ns, and 0 while no item runs; it doubles as a sequence
 ** lock: the parent trusts 'cur' only if 't0' read the same around it. */
 typedef struct Slot {
@@ -104,6 +107,9 @@ typedef struct Slot {
   int64_t t0;
   char pad[64 - sizeof(lua_Integer) - sizeof(int64_t)];
 } Slot;
+
+#define SLOT_SETUP    (-2)
+#define SLOT_INIT     (-1)
 
 static int64_t now_ns (clockid_t clk) {
   struct timespec ts;
@@ -147,7 +153,8 @@ typedef struct Range {
   lua_Integer a, b;
 } Range;
 
-enum { W_IDLE, W_BUSY, W_RETIRING, W_QUIT };     /* at work: <= W_BUSY */
+/* at work: <= W_BUSY; W_NOSTART: the slot's last worker could not start */
+enum { W_IDLE, W_BUSY, W_RETIRING, W_QUIT, W_NOSTART };
 
 typedef struct Worker {
   pid_t pid;             /* 0: no process in this slot */
@@ -155,6 +162,7 @@ typedef struct Worker {
   int state;
   lua_Integer a, b;      /* while W_BUSY: items a..b are still to come */
   lua_Integer killed;    /* item it was killed for running too long, or 0 */
+  int nomem;             /* it sent F_NOMEM */
   Buf in;                /* bytes read and not yet decoded */
 } Worker;
 
@@ -629,6 +637,7 @@ static int child_task (lua_State *L, Child *c, lua_Integer *a, lua_Integer *b) {
 static void child_init (lua_State *L, Child *c) {
   int status;
   if (!lua_isnil(L, MAP_INIT)) {
+    __atomic_store_n(&c->slot->cur, SLOT_INIT, __ATOMIC_SEQ_CST);
     lua_pushvalue(L, MAP_INIT);
     lua_xmove(L, c->T, 1);
     status = lua_pcall(c->T, 0, 0, T_MSGH);
@@ -729,6 +738,14 @@ static void child_holes (lua_State *L) {
            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 }
 
+/* Out of memory where not even an error frame could be built (setting up,
+** or reporting an item): say so in a frame built on the stack.  Results
+** not sent yet are lost; the parent gives those items to another worker. */
+static void child_nomem (Child *c) {
+  char h[HDR_SHORT] = {F_NOMEM, 0, 0, 0, 0};
+  write_all(c->fd, h, sizeof h);
+}
+
 static void child_main (lua_State *L, Pool *p, int self, int fd) {
   Child c;
   Arena arena;
@@ -759,7 +776,8 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
   lua_pushnil(L);                     /* MAP_ONRESULT: not for workers */
   lua_pushlightuserdata(L, &c);       /* CHILD_BASE */
   status = lua_pcall(L, 5, 0, 0);
-  if (status != LUA_OK && lua_type(L, -1) == LUA_TSTRING &&
+  if (status == LUA_ERRMEM) child_nomem(&c);
+  else if (status != LUA_OK && lua_type(L, -1) == LUA_TSTRING &&
       strcmp(lua_tostring(L, -1), "init failed") != 0)
     fprintf(stderr, "par.map: worker %ld: %s\n", (long)getpid(),
             lua_tostring(L, -1));
@@ -784,7 +802,25 @@ static int fd_high (int fd) {
   return nfd;
 }
 
-static void worker_start (lua_State *L, Pool *p, int k) {
+static int pool_alive (Pool *p) {
+  int k, n = 0;
+  for (k = 0; k < p->nw; k++) n += p->w[k].pid != 0;
+  return n;
+}
+
+/* A worker could not start (fork failed; or it could not set itself up,
+** as on ENOMEM under a ulimit -v): the pool goes on with the workers it
+** has, and only with none left does the map fail with nil, msg, errno. */
+static void worker_nostart (lua_State *L, Pool *p, Worker *w,
+                            const char *what, int e) {
+  w->state = W_NOSTART;
+  if (pool_alive(p) > 0) return;
+  errno = e;
+  pool_fail(L, p, what);
+}
+
+/* Fork a worker into slot k; 0 if it could not start (worker_nostart). */
+static int worker_start (lua_State *L, Pool *p, int k) {
   Worker *w = &p->w[k];
   int sv[2];
   pid_t pid;
@@ -798,7 +834,7 @@ static void worker_start (lua_State *L, Pool *p, int k) {
     if (sv[1] >= 0) close(sv[1]);
     pool_fail(L, p, "fcntl");
   }
-  __atomic_store_n(&p->slots[k].cur, -1, __ATOMIC_SEQ_CST);   /* in init */
+  __atomic_store_n(&p->slots[k].cur, SLOT_SETUP, __ATOMIC_SEQ_CST);
   p->slots[k].t0 = 0;
   fflush(NULL);                 /* or the child would print it again */
   t = now_ns(CLOCK_MONOTONIC);
@@ -807,8 +843,8 @@ static void worker_start (lua_State *L, Pool *p, int k) {
     int e = errno;
     close(sv[0]);
     close(sv[1]);
-    errno = e;
-    pool_fail(L, p, "fork");
+    worker_nostart(L, p, w, "fork", e);
+    return 0;
   }
   if (pid == 0) {
     close(sv[0]);
@@ -821,7 +857,9 @@ static void worker_start (lua_State *L, Pool *p, int k) {
   w->fd = sv[0];
   w->state = W_IDLE;
   w->killed = 0;
+  w->nomem = 0;
   w->in.len = 0;
+  return 1;
 }
 
 static const char *signame (int sig) {
@@ -873,15 +911,28 @@ static void item_fail_reason (lua_State *L, Pool *p, lua_Integer i) {
   item_failed(L, p, i);
 }
 
+/* Why a worker died: it ran out of memory, or its wait status. */
+static void push_why (lua_State *L, Worker *w, int st) {
+  if (w->nomem) lua_pushliteral(L, "not enough memory");
+  else push_death(L, st);
+}
+
 /* A busy worker is gone.  Blame the item it was running (the shared slot
 ** says which), or the first it held if it never started one; the items it
-** ran whose results it had not sent yet go back in the queue. */
+** ran whose results it had not sent yet go back in the queue.  A death in
+** opts.init raises; one for want of memory before it could even set
+** itself up blames no item. */
 static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
   lua_Integer cur = __atomic_load_n(&p->slots[w - p->w].cur, __ATOMIC_SEQ_CST);
   lua_Integer blame = (cur >= w->a && cur <= w->b) ? cur : w->a;
-  if (cur == -1) {
+  if (cur == SLOT_SETUP && w->nomem) {
+    todo_push(L, p, w->a, w->b);
+    worker_nostart(L, p, w, "worker setup", ENOMEM);
+    return;
+  }
+  if (cur == SLOT_INIT) {
     lua_pushliteral(L, "par.map: init: ");
-    push_death(L, st);
+    push_why(L, w, st);
     lua_concat(L, 2);
     lua_error(L);
   }
@@ -893,7 +944,7 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
     blame = w->killed;
     push_timeout(L, p->timeout);
   }
-  else push_death(L, st);
+  else push_why(L, w, st);
   todo_push(L, p, w->a, blame - 1);
   todo_push(L, p, blame + 1, w->b);
   item_fail_reason(L, p, blame);
@@ -1036,6 +1087,7 @@ static void frame_handle (lua_State *L, Pool *p, Worker *w, int kind,
     case F_ERROR: item_error(L, p, w, s, len); break;
     case F_UNSENT: item_unsent(L, p, w, s, len); break;
     case F_RETIRE: worker_retire(L, p, w); break;
+    case F_NOMEM: w->nomem = 1; break;
     case F_INITERR:
       push_error(L, w, "init", s, len);
       lua_error(L);
@@ -1117,9 +1169,9 @@ static void pool_dispatch (lua_State *L, Pool *p) {
   }
   for (k = 0; k < p->nw && p->left > 0; k++) {
     if (p->w[k].pid != 0) continue;
+    if (p->w[k].state == W_NOSTART && pool_alive(p) > 0) continue;
     if (!pool_worthfork(p)) break;
-    worker_start(L, p, k);
-    worker_give(p, &p->w[k]);
+    if (worker_start(L, p, k)) worker_give(p, &p->w[k]);
   }
 }
 

@@ -10,11 +10,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "run.h"
 
 #define STACKSIZE (256 * 1024)      /* a worker needs little: one read buffer */
+#define SPAWN_MISSES 8              /* see run_child_retry */
+#define SPAWN_BACKOFF 0.01          /* seconds, doubling ... */
+#define SPAWN_BACKOFF_MAX 1.0       /* ... up to this */
 
 static void lock (Run *r) { pthread_mutex_lock(&r->mu); }
 static void unlock (Run *r) { pthread_mutex_unlock(&r->mu); }
@@ -25,11 +29,24 @@ static void wakeup (int fd) {
   /* EAGAIN is fine: the pipe is full, so a wake-up is already pending */
 }
 
+/* The condition waits with CLOCK_MONOTONIC deadlines. */
+static int cond_init (pthread_cond_t *c) {
+  pthread_condattr_t a;
+  int e;
+  if ((e = pthread_condattr_init(&a)) != 0) return e;
+  e = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  if (e == 0) e = pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+  return e;
+}
+
 int run_init (Run *r) {
   int e;
   r->wake[0] = r->wake[1] = r->stop[0] = r->stop[1] = r->devnull = -1;
   if ((e = pthread_mutex_init(&r->mu, NULL)) != 0) return e;
   r->mu_ok = 1;
+  if ((e = cond_init(&r->reaped)) != 0) return e;
+  r->cond_ok = 1;
   if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
       pipe2(r->stop, O_CLOEXEC | O_NONBLOCK) != 0)
     return errno;
@@ -68,6 +85,81 @@ static int pick_host (Run *r, int *none_left) {
   *none_left = live == 0;
   return best;
 }
+
+/* {======================================================= */
+/* Spawns that fail with EAGAIN                             */
+
+void run_child_begin (Run *r) {
+  lock(r);
+  r->live++;
+  r->ntries++;
+  unlock(r);
+}
+
+void run_child_failed (Run *r) {
+  lock(r);
+  r->live--;
+  unlock(r);
+}
+
+void run_child_end (Run *r) {
+  lock(r);
+  r->live--;
+  r->nreaped++;
+  pthread_cond_broadcast(&r->reaped);
+  unlock(r);
+}
+
+static void wait_reaped (Run *r, unsigned long seen, double secs) {
+  struct timespec ts;
+  double t;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + secs;
+  ts.tv_sec = (time_t)t;
+  ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+  while (r->nreaped == seen && !__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
+    if (pthread_cond_timedwait(&r->reaped, &r->mu, &ts) == ETIMEDOUT) break;
+}
+
+/*
+** posix_spawn failed with EAGAIN: the user's process limit (RLIMIT_NPROC,
+** ulimit -u, which counts threads too) or a cgroup's pids.max.  While
+** other children of the run live, one of them ending makes room: wait for
+** that, or for a backoff (processes outside the run hold slots too, and
+** may end), then try again.  With no other child of the run alive, or once
+** the run is stopping, the error stands.  Siblings waiting alike race for
+** each slot that frees up, and a spawn holds its slot a while before
+** posix_spawn returns, so losing a race is not counted: a failed try is a
+** miss, and SPAWN_MISSES of them end the retries, only when a child of the
+** run was reaped since the last one and no other spawn of the run was
+** tried meanwhile.  (Were every try to fail, the run's children would
+** end without successors, and the error would then stand.)  The caller's
+** own pending child does not count as live while it waits, or two threads
+** failing at once would wait for each other.
+*/
+int run_child_retry (Run *r, SpawnRetry *t) {
+  int again;
+  lock(r);
+  r->live--;
+  if (t->failed++ > 0 && r->nreaped != t->nreaped && r->ntries == t->ntries + 1)
+    t->misses++;                    /* the one try since was ours */
+  t->nreaped = r->nreaped;
+  t->ntries = r->ntries;
+  again = r->live > 0 && t->misses < SPAWN_MISSES &&
+          !__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
+  if (again) {
+    t->backoff = t->backoff <= 0 ? SPAWN_BACKOFF : t->backoff * 2;
+    if (t->backoff > SPAWN_BACKOFF_MAX) t->backoff = SPAWN_BACKOFF_MAX;
+    wait_reaped(r, t->nreaped, t->backoff);
+    again = !__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
+  }
+  r->live++;                        /* back: the next try, or run_child_failed */
+  r->ntries += again;
+  unlock(r);
+  return again;
+}
+
+/* }======================================================= */
 
 static Job *next_job (Run *r) {
   Job *j = r->requeued;
@@ -270,6 +362,7 @@ void run_stop (Run *r, int kill) {
     wake = r->killing == 0;
     __atomic_store_n(&r->killing, kill, __ATOMIC_RELEASE);
   }
+  if (r->cond_ok) pthread_cond_broadcast(&r->reaped);   /* see run_child_retry */
   unlock(r);
   if (wake) wakeup(r->stop[1]);     /* never read: stays readable for all */
 }
@@ -312,6 +405,8 @@ void run_free (Run *r) {
   for (char **e = r->spec.envp; e != NULL && *e != NULL; e++) free(*e);
   free(r->spec.envp);
   closeall(r);
+  if (r->cond_ok) pthread_cond_destroy(&r->reaped);
+  r->cond_ok = 0;
   if (r->mu_ok) pthread_mutex_destroy(&r->mu);
   r->mu_ok = 0;
   r->jobs = NULL;

@@ -82,6 +82,11 @@ typedef struct Run {
   double next_start;         /* monotonic time the next start may happen */
   Job *done_head, *done_tail;
   Job *requeued;             /* jobs back from an unreachable host, run first */
+  int live;                  /* children being spawned or not yet reaped */
+  unsigned long ntries;      /* spawns tried so far ... */
+  unsigned long nreaped;     /* ... and children reaped */
+  int cond_ok;               /* reaped is initialised */
+  pthread_cond_t reaped;     /* broadcast when a child is reaped, and on stop */
   int wake[2];               /* workers -> caller: a job is done */
   int stop[2];               /* caller -> workers: readable once killing */
   int devnull;
@@ -102,6 +107,21 @@ void run_counts (Run *r, size_t *claimed, size_t *finished);
 void run_stop (Run *r, int kill);
 /* Stop, kill, reap and join everything, close every descriptor, free. */
 void run_free (Run *r);
+
+/* A worker's retries of one spawn that failed with EAGAIN. */
+typedef struct SpawnRetry {
+  unsigned long ntries, nreaped;   /* the run's counts at the last failure */
+  int failed, misses;
+  double backoff;            /* seconds */
+} SpawnRetry;
+
+/* spawn.c counts its children with these, so that a spawn failing with
+** EAGAIN can tell whether another child of the run may end and make room. */
+void run_child_begin (Run *r);                 /* before posix_spawn */
+int run_child_retry (Run *r, SpawnRetry *t);   /* it failed with EAGAIN: 1 to
+                                                  try again, 0 to give up */
+void run_child_failed (Run *r);                /* the spawn failed for good */
+void run_child_end (Run *r);                   /* the child was reaped */
 
 /* spawn.c: run one attempt of 'j'; fills its outcome. */
 void spawn_job (Run *r, Job *j);

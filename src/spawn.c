@@ -314,6 +314,19 @@ static void outcome (Job *j, Child *c) {
   if (!timedout) j->status = j->signaled ? ST_SIGNAL : ST_EXIT;
 }
 
+/* spawn_start, tried again while it fails with EAGAIN and run.c says a
+** child of the run may yet end and make room (run_child_retry). */
+static int spawn_retry (Run *r, Job *j, Child *c) {
+  SpawnRetry t = {0, 0, 0, 0, 0};
+  int e;
+  run_child_begin(r);
+  while ((e = spawn_start(r, j, c)) == EAGAIN && j->errwhat == NULL &&
+         run_child_retry(r, &t))
+    ;
+  if (e != 0) run_child_failed(r);
+  return e;
+}
+
 /* One attempt: its outcome replaces the previous attempt's. */
 void spawn_job (Run *r, Job *j) {
   Child c = {0, -1, -1, -1, -1, 0, 0, {0}};
@@ -325,11 +338,12 @@ void spawn_job (Run *r, Job *j) {
   j->pid = 0;
   j->started = now_real();
   start = now_mono();
-  if ((j->err = spawn_start(r, j, &c)) != 0)
+  if ((j->err = spawn_retry(r, j, &c)) != 0)
     j->status = ST_ERROR;
   else {
     j->pid = c.pid;
     spawn_wait(r, j, &c, start);
+    run_child_end(r);
     outcome(j, &c);
   }
   j->elapsed = now_mono() - start;
