@@ -3,11 +3,7 @@
 local H = require "spec.helpers"
 local quote = require("par").quote
 
-local ROOT = assert(io.popen("pwd")):read("l")
-local ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
-  quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"), quote(ROOT .. "/?.so;;"))
-local PAR = "lua5.4 " .. quote(ROOT .. "/bin/par")
-local HINT = "usage: par [options] [CMD] [::: ARG...] | par [options] run|map CONFIG.lua; see par --help\n"
+local ROOT, ENV, PAR, HINT = H.ROOT, H.PAR_ENV, H.PAR, H.HINT
 
 local function tmpdir()
   local d = assert(io.popen("mktemp -d")):read("l")

@@ -133,6 +133,14 @@ function M.writefile(path, s)
   f:close()
 end
 
+--- For running bin/par from any folder: absolute paths of this checkout.
+local quote = function(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
+M.ROOT = assert(io.popen("pwd")):read("l")
+M.PAR_ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
+  quote(M.ROOT .. "/lua/?.lua;" .. M.ROOT .. "/lua/?/init.lua;;"), quote(M.ROOT .. "/?.so;;"))
+M.PAR = "lua5.4 " .. quote(M.ROOT .. "/bin/par")
+M.HINT = "usage: par [options] [CMD] [::: ARG...] | par [options] run|map CONFIG.lua; see par --help\n"
+
 M.env = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' "
 
 --- Run a Lua snippet in a child lua5.4 with par on the paths; returns its
