@@ -239,6 +239,14 @@ describe("par.run under resource limits", function()
     assert.are.equal("50\t0\tnil\n", out)
   end)
 
+  it("returns nil, msg, errno when no worker thread can start #child_lua", function()
+    if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
+    local out = lua_as_user([[
+      print(require("par").run({ { "true" }, { "true" } }, 2))
+    ]], "--nproc=1")
+    assert.are.equal("nil\tpthread_create: Resource temporarily unavailable\t11\n", out)
+  end)
+
   it("reports the spawn's error when nothing else of the run could end #child_lua", function()
     if uid() ~= 0 then return pending("needs root, to run a child as another user (RLIMIT_NPROC spares root)") end
     local out = lua_as_user([[

@@ -365,10 +365,15 @@ static void fix_sigchld (Runner *r) {
   }
 }
 
+/* A failure of the system (no thread, no pipe): tear down what started,
+** then fail, "what: strerror", errno, as luaL_fileresult does. */
 static int syserror (lua_State *L, Runner *r, const char *what, int e) {
   runner_teardown(r);
   r->open = 0;
-  return luaL_error(L, "par.run: %s: %s", what, strerror(e));
+  luaL_pushfail(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(e));
+  lua_pushinteger(L, e);
+  return 3;
 }
 
 /* core.runner(cmds, opts): copy everything, then start the workers. */

@@ -339,7 +339,7 @@ function M.run(cmds, ...)
     remote = {}
     for k, i in ipairs(todo) do remote[k] = remote_line(cmds[i], opts, shell) end
   end
-  local r <close> = core.runner(argvs(cmds, shell, todo), {
+  local r <close>, syswhy, errno = core.runner(argvs(cmds, shell, todo), {
     jobs = math.min(jobs, math.max(#todo, 1)), hosts = hosts, remote = remote,
     capture = capture or group,
     stdin = opts.stdin, env = opts.env, cwd = opts.cwd,
@@ -347,6 +347,7 @@ function M.run(cmds, ...)
     retries = opts.retries, retry_delay = opts.retry_delay,
     halt = opts.halt, max_output = opts.max_output, delay = opts.delay,
   })
+  if not r then return nil, syswhy, errno end   -- no thread could start: nothing ran
   local st = { r = r, log = log, bar = bar, cmds = cmds, todo = todo, results = results,
     group = group, failed = 0 }
   -- pcall, not a C boundary: on_done may still yield when par.run runs in a coroutine
