@@ -723,12 +723,13 @@ local function run_jobs(jobs, o, cfg)
   end
   local cmds = {}
   for i, job in ipairs(jobs) do cmds[i] = job.cmd end
-  local ok, results = pcall(par.run, cmds, ro)
+  local ok, results, why = pcall(par.run, cmds, ro)
   if not ok then
     api_error(cfg, results, { "commands" }, o)
     out.flush()   -- an interrupt: what ended before it is still printed
     error(results, 0)
   end
+  if results == nil then error({ system = why }, 0) end
   out.flush()
   local nfailed = 0
   for _, res in ipairs(results) do
