@@ -6,7 +6,7 @@ local quote = require("par").quote
 local ROOT, ENV, PAR, HINT = H.ROOT, H.PAR_ENV, H.PAR, H.HINT
 
 local function tmpdir()
-  local d = assert(io.popen("mktemp -d")):read("l")
+  local d = H.lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
   finally(function() os.execute("rm -rf " .. quote(d)) end)
   return d
 end

@@ -8,7 +8,7 @@ local quote = par.quote
 local ENV, PAR, HINT = H.PAR_ENV, H.PAR, H.HINT
 
 local function tmpdir()
-  local d = assert(io.popen("mktemp -d")):read("l")
+  local d = H.lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
   finally(function() os.execute("rm -rf " .. quote(d)) end)
   return d
 end

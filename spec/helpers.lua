@@ -135,7 +135,7 @@ end
 
 --- For running bin/par from any folder: absolute paths of this checkout.
 local quote = function(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
-M.ROOT = assert(io.popen("pwd")):read("l")
+M.ROOT = lines("pwd")[1]
 M.PAR_ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
   quote(M.ROOT .. "/lua/?.lua;" .. M.ROOT .. "/lua/?/init.lua;;"), quote(M.ROOT .. "/?.so;;"))
 M.PAR = "lua5.4 " .. quote(M.ROOT .. "/bin/par")
