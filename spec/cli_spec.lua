@@ -5,11 +5,7 @@ local quote = require("par").quote
 
 local ROOT, ENV, PAR, HINT = H.ROOT, H.PAR_ENV, H.PAR, H.HINT
 
-local function tmpdir()
-  local d = H.lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
-  finally(function() os.execute("rm -rf " .. quote(d)) end)
-  return d
-end
+local function tmpdir() return H.tmpdir(finally) end
 
 -- Words to shell text: a table is quoted word by word, a string used as is.
 local function words(args)

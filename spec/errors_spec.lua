@@ -7,11 +7,7 @@ local quote = par.quote
 
 local ENV, PAR, HINT = H.PAR_ENV, H.PAR, H.HINT
 
-local function tmpdir()
-  local d = H.lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
-  finally(function() os.execute("rm -rf " .. quote(d)) end)
-  return d
-end
+local function tmpdir() return H.tmpdir(finally) end
 
 -- The names in folder 'd', sorted.
 local function listing(d)

@@ -17,19 +17,33 @@ local function lines(cmd)
 end
 M.lines = lines
 
---- Pids whose parent is 'pid' (default: this process), with their states.
-function M.children(pid)
-  pid = pid or M.pid()
-  local kids = {}
+--- Every process on the machine as { [pid] = { ppid =, state =, cmdline = } }.
+local function processes()
+  local procs = {}
   for _, name in ipairs(lines("exec ls /proc")) do
     local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/stat")
     if f then
       local stat = f:read("a") or ""
       f:close()
       local state, ppid = stat:match("%) (%S) (%d+)")
-      if tonumber(ppid) == pid then kids[#kids + 1] = { pid = tonumber(name), state = state } end
+      local c = io.open("/proc/" .. name .. "/cmdline", "rb")
+      local cmdline = c and (c:read("a") or ""):gsub("%z", " ") or ""
+      if c then c:close() end
+      if state then procs[tonumber(name)] = { ppid = tonumber(ppid), state = state, cmdline = cmdline } end
     end
   end
+  return procs
+end
+M.processes = processes
+
+--- Pids whose parent is 'pid' (default: this process), with their states.
+function M.children(pid)
+  pid = pid or M.pid()
+  local kids = {}
+  for p, info in pairs(processes()) do
+    if info.ppid == pid then kids[#kids + 1] = { pid = p, state = info.state } end
+  end
+  table.sort(kids, function(x, y) return x.pid < y.pid end)
   return kids
 end
 
@@ -55,24 +69,6 @@ function M.alive(pid)
   return state ~= nil and state ~= "Z"
 end
 
---- Every process on the machine as { [pid] = { ppid =, state =, cmdline = } }.
-local function processes()
-  local procs = {}
-  for _, name in ipairs(lines("exec ls /proc")) do
-    local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/stat")
-    if f then
-      local stat = f:read("a") or ""
-      f:close()
-      local state, ppid = stat:match("%) (%S) (%d+)")
-      local c = io.open("/proc/" .. name .. "/cmdline", "rb")
-      local cmdline = c and (c:read("a") or ""):gsub("%z", " ") or ""
-      if c then c:close() end
-      if state then procs[tonumber(name)] = { ppid = tonumber(ppid), state = state, cmdline = cmdline } end
-    end
-  end
-  return procs
-end
-M.processes = processes
 
 --- Every descendant of 'pid' (default: this process), zombies included,
 -- found by walking the parent links of /proc/*/stat: { {pid =, state =, cmdline =} }.
@@ -106,6 +102,13 @@ function M.survivors(marker)
   end
   table.sort(out)
   return out
+end
+
+--- A fresh temporary folder, removed by busted's 'finally' when the spec ends.
+function M.tmpdir(finally)
+  local d = lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
+  finally(function() os.execute("rm -rf '" .. d .. "'") end)
+  return d
 end
 
 --- Wait up to 'secs' for 'pred' to hold (polling); returns its last value.
