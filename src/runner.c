@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,16 +136,17 @@ static void load_jobs (lua_State *L, Run *run, int idx) {
   run->njobs = (size_t)n;
   lua_pushvalue(L, idx);
   for (lua_Integer i = 1; i <= n; i++) {
-    const char *what = lua_pushfstring(L, "command #%I", (LUAI_UACINT)i);
+    char what[48];                  /* on the stack: no Lua string per command */
     lua_Integer why = -1;
+    snprintf(what, sizeof what, "command #" LUA_INTEGER_FMT, (LUAI_UACINT)i);
     run->jobs[i - 1].index = (int)i;
     run->jobs[i - 1].host = -1;
     /* cmds[i] is an argv array of strings (par/init.lua made strings into
     ** {shell, "-c", cmd}); copy it, since on_done may edit cmds. */
-    if (lua_rawgeti(L, -2, i) == LUA_TTABLE)
+    if (lua_rawgeti(L, -1, i) == LUA_TTABLE)
       why = load_argv(L, &run->jobs[i - 1].argv, 1, what);
     if (why != 0) luaL_argerror(L, 1, argv_problem(L, what, why));
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }
