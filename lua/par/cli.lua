@@ -363,9 +363,7 @@ end
 -- Shell text of a command: argv tables quoted word by word.
 local function command_text(c)
   if type(c) ~= "table" then return tostring(c) end
-  local words = {}
-  for i, w in ipairs(c) do words[i] = par.quote(w) end
-  return concat(words, " ")
+  return util.shell_line(c)
 end
 
 local function one_line(s)

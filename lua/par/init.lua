@@ -18,13 +18,7 @@ local argerror, typename = util.argerror, util.typename
 M.cpus = core.cpus
 
 --- Quote a string for a POSIX shell, so that `sh -c` sees it as one word.
-function M.quote(s)
-  if type(s) == "number" then s = tostring(s) end
-  if type(s) ~= "string" then argerror(1, "quote", "string expected, got " .. typename(s)) end
-  if s:find("\0", 1, true) then argerror(1, "quote", "string contains a NUL byte") end
-  if s ~= "" and not s:find("[^%w@%%+=:,./_-]") then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+M.quote = util.quote
 
 --- The partitions { {lo, hi}, ... } covering first..last in blocks of size;
 -- the last block may be short, and first > last gives no block.
@@ -196,12 +190,6 @@ end
 -- {======================================================================
 -- Remote hosts: ssh HOST -- LINE, where LINE applies cwd and env remotely.
 
-local function quote_words(words)
-  local out = {}
-  for i = 1, #words do out[i] = M.quote(rawget(words, i)) end
-  return table.concat(out, " ")
-end
-
 local function remote_line(c, opts, shell)
   local parts = {}
   if opts.cwd then parts[#parts + 1] = "cd " .. M.quote(opts.cwd) .. " &&" end
@@ -216,9 +204,9 @@ local function remote_line(c, opts, shell)
     end
   end
   if type(c) == "string" then
-    parts[#parts + 1] = quote_words(shell) .. " " .. M.quote(c)
+    parts[#parts + 1] = util.shell_line(shell) .. " " .. M.quote(c)
   else
-    parts[#parts + 1] = quote_words(c)
+    parts[#parts + 1] = util.shell_line(c)
   end
   return table.concat(parts, " ")
 end

@@ -13,6 +13,7 @@
 -- pass for a job.  A GNU parallel line whose command holds a tab breaks the
 -- rule too: that job runs again.
 local core = require "par.core"
+local util = require "par.util"
 
 local M = {}
 
@@ -24,12 +25,7 @@ Log.__index = Log
 
 --- The Command column: argv commands quoted for the shell, on one line.
 local function command_text(cmd)
-  if type(cmd) == "table" then
-    local quote = require("par").quote
-    local words = {}
-    for i, a in ipairs(cmd) do words[i] = quote(a) end
-    cmd = table.concat(words, " ")
-  end
+  if type(cmd) == "table" then cmd = util.shell_line(cmd) end
   return (cmd:gsub("[\n\t\r]", { ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }))
 end
 

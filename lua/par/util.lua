@@ -43,6 +43,23 @@ function M.len_problem(t)
     tostring(n), raw)
 end
 
+--- Quote a string for a POSIX shell, so that `sh -c` sees it as one word
+-- (par.quote).  Numbers are quoted as their text.
+function M.quote(s)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then M.argerror(1, "quote", "string expected, got " .. M.typename(s)) end
+  if s:find("\0", 1, true) then M.argerror(1, "quote", "string contains a NUL byte") end
+  if s ~= "" and not s:find("[^%w@%%+=:,./_-]") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- The shell line that runs argv 'words': each word quoted, space-separated.
+function M.shell_line(words)
+  local out = {}
+  for i = 1, #words do out[i] = M.quote(rawget(words, i)) end
+  return table.concat(out, " ")
+end
+
 --- Most jobs one host of opts.hosts ("N/host") may run at once.
 M.MAX_SLOTS = 65536
 
