@@ -508,7 +508,7 @@ describe("par command", function()
         bad("return { commands = 'echo a' }", "c.lua:1: key 'commands': table or function expected, got string")
         bad("return { commands = {}, halt = 'later' }",
           "c.lua:1: key 'halt': expected one of never, soon, now, got 'later'")
-        bad("return { commands = {}, timeout = -1 }", "c.lua:1: key 'timeout': must be a finite number > 0")
+        bad("return { commands = {}, timeout = -1 }", "c.lua:1: key 'timeout': must be a finite number > 0, got -1")
         bad("return { commands = { 'true', 42 } }",
           "c.lua:1: key 'commands': command #2 is a number, not a string or argv table")
         bad("return { commands = { 'true' }, env = { ['A=B'] = 'x' } }",

@@ -123,17 +123,20 @@ describe("par.core's option checks", function()
 
   it("name the argument and the option, as the Lua layer does", function()
     local function opt(msg, opts) runner_error("bad argument #2 to 'runner' (" .. msg .. ")", ok, opts) end
-    opt("option 'jobs': integer >= 1 expected", { jobs = "x" })
-    opt("option 'jobs': integer >= 1 expected", { jobs = 2.0 })
-    opt("option 'capture': boolean expected", { jobs = 1, capture = 1 })
-    opt("option 'timeout': finite number > 0 expected", { jobs = 1, timeout = -1 })
-    opt("option 'kill_after': finite number >= 0 expected", { jobs = 1, kill_after = 1 / 0 })
-    opt("option 'retries': integer >= 0 expected", { jobs = 1, retries = 1.5 })
-    opt("option 'max_output': integer >= 0 expected", { jobs = 1, max_output = -1 })
-    opt("option 'halt': 'never', 'soon' or 'now' expected", { jobs = 1, halt = "later" })
-    opt("option 'cwd': string without NUL bytes expected", { jobs = 1, cwd = "a\0b" })
-    opt("option 'stdin': string expected", { jobs = 1, stdin = 1 })
-    opt("option 'env': table expected", { jobs = 1, env = "A=1" })
+    opt("option 'jobs': number expected, got string", { jobs = "x" })
+    opt("option 'jobs': number has no integer representation", { jobs = 2.5 })
+    opt("option 'jobs': must be >= 1, got 0", { jobs = 0 })
+    opt("option 'jobs': number expected, got nil", {})
+    opt("option 'capture': boolean expected, got number", { jobs = 1, capture = 1 })
+    opt("option 'timeout': must be a finite number > 0, got -1", { jobs = 1, timeout = -1 })
+    opt("option 'kill_after': must be a finite number >= 0, got inf", { jobs = 1, kill_after = 1 / 0 })
+    opt("option 'retries': number has no integer representation", { jobs = 1, retries = 1.5 })
+    opt("option 'max_output': must be >= 0, got -1", { jobs = 1, max_output = -1 })
+    opt("option 'halt': expected one of never, soon, now, got 'later'", { jobs = 1, halt = "later" })
+    opt("option 'halt': expected one of never, soon, now, got number", { jobs = 1, halt = 1 })
+    opt("option 'cwd': string contains a NUL byte", { jobs = 1, cwd = "a\0b" })
+    opt("option 'stdin': string expected, got number", { jobs = 1, stdin = 1 })
+    opt("option 'env': table expected, got string", { jobs = 1, env = "A=1" })
     opt("option 'env': names must be non-empty strings without '=' or NUL bytes",
       { jobs = 1, env = { ["A=B"] = "x" } })
     opt("option 'env': values must be strings without NUL bytes, or false", { jobs = 1, env = { A = true } })
@@ -184,7 +187,7 @@ describe("a huge par.map timeout", function()
 
   it("is refused only when it is not finite", function()
     assert.has_error(function() par.map(tostring, { 1 }, { timeout = 1 / 0 }) end,
-      "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0)")
+      "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0, got inf)")
     assert.has_error(function() require("par.core").map(tostring, { 1 }, { timeout = 1 / 0 }) end,
       "bad argument #3 to 'map' (option 'timeout': finite number > 0 expected)")
   end)
@@ -331,5 +334,69 @@ describe("input lines with NUL bytes", function()
 
   it("are fine with -0, where NUL ends an item", function()
     assert.are.same({ "a\nb\n", "", 0 }, { par_cmd("-0 -k echo", tmpdir(), "a\0b\0") })
+  end)
+end)
+
+describe("a failure of the system itself", function()
+  -- One child lua5.4 per limit: each prints what par.run and par.map gave.
+  local CALLS = [[
+    local par = require "par"
+    local function show(what, ok, a, b, c)
+      if not ok then print(what, "raised", a) elseif a == nil then print(what, "nil", b, c)
+      else print(what, "ok") end
+    end
+    show("run", pcall(function()
+      local res, why, errno = par.run({ "echo hi" }, 1)
+      if not res then return res, why, errno end
+      -- a command that could not start is data: the call itself did not fail
+      if res[1].stdout == "hi\n" or res[1].error == "cannot run '/bin/sh': pipe: Too many open files" then
+        return res
+      end
+      return nil, "wrong result: " .. tostring(res[1].status), 0
+    end))
+    show("map", pcall(function()
+      local res, why, errno = par.map(function(x) return x * 2 end, { 1, 2, 3 }, 2)
+      if res and res[3] ~= 6 then return nil, "wrong result", 0 end
+      return res, why, errno
+    end))
+  ]]
+
+  it("is nil, 'what: strerror', errno from par.run and par.map under ulimit -n #child_lua", function()
+    local failed = { run = 0, map = 0 }
+    for n = 4, 12 do
+      -- stderr joins stdout before the limit: dash cannot redirect under it
+      local p = assert(io.popen(("exec 2>&1; ulimit -n %d; %slua5.4 -e %s"):format(n, H.env, quote(CALLS))))
+      local out = p:read("a")
+      p:close()
+      for call, how, rest in out:gmatch("(%a+)\t(%a+)([^\n]*)\n") do
+        if how == "nil" then
+          assert.matches("^\t%a[%w_ ]*: Too many open files\t24$", rest)
+          failed[call] = failed[call] + 1
+        else
+          assert.are.equal("ok", how, call .. " under ulimit -n " .. n .. ": " .. how .. rest)
+        end
+      end
+      assert.are.equal(2, select(2, out:gsub("\n", "")), out)
+    end
+    assert.is_true(failed.run > 0 and failed.map > 0)   -- the limits did bite
+  end)
+
+  it("is nil, 'joblog: PATH: strerror', errno when the joblog cannot be opened", function()
+    local res, why, errno = par.run({ "true" }, { joblog = "/etc/passwd/log" })
+    assert.are.same({ nil, "joblog: /etc/passwd/log: Not a directory", 20 }, { res, why, errno })
+  end)
+
+  it("is nil, msg, errno for a joblog in a directory par may not write #child_lua", function()
+    local dir = tmpdir()
+    os.execute("chmod 555 " .. dir)
+    local script = os.tmpname()
+    finally(function() os.remove(script) end)
+    H.writefile(script, ("print(require('par').run({ 'true' }, { joblog = %q }))"):format(dir .. "/log"))
+    os.execute("chmod 644 " .. script)
+    local p = assert(io.popen(("setpriv --reuid=47321 --regid=47321 --clear-groups env %slua5.4 %s 2>&1")
+      :format(H.env, script)))
+    local out = p:read("a")
+    p:close()
+    assert.are.equal(("nil\tjoblog: %s/log: Permission denied\t13\n"):format(dir), out)
   end)
 end)

@@ -705,13 +705,15 @@ describe("par.map", function()
         "bad argument #2 to 'map' (sequence expected, got a table with holes or keys beyond #items)" },
       { function() par.map(id, { 1, 2, [4] = 4 }) end,
         "bad argument #2 to 'map' (sequence expected, got a table with holes or keys beyond #items)" },
-      { function() par.map(id, { 1 }, 0) end, "bad argument #3 to 'map' (must be >= 1, got 0)" },
+      { function() par.map(id, { 1 }, 0) end, "bad argument #3 to 'map' (number of jobs: must be >= 1, got 0)" },
       { function() par.map(id, { 1 }, 1.5) end,
-        "bad argument #3 to 'map' (number has no integer representation)" },
+        "bad argument #3 to 'map' (number of jobs: number has no integer representation)" },
       { function() par.map(id, { 1 }, "2") end,
         "bad argument #3 to 'map' (number or table expected, got string)" },
-      { function() par.map(id, { 1 }, { jobs = 2 }) end,
-        "bad argument #3 to 'map' (unknown option 'jobs')" },
+      { function() par.map(id, { 1 }, { jobs = 2, procs = 3 }) end,
+        "bad argument #3 to 'map' (option 'procs': contradicts option 'jobs')" },
+      { function() par.map(id, { 1 }, { jobs = 0 }) end,
+        "bad argument #3 to 'map' (option 'jobs': must be >= 1, got 0)" },
       { function() par.map(id, { 1 }, { procs = 0 }) end,
         "bad argument #3 to 'map' (option 'procs': must be >= 1, got 0)" },
       { function() par.map(id, { 1 }, { chunksize = "big" }) end,
@@ -725,7 +727,7 @@ describe("par.map", function()
       { function() par.map(id, { 1 }, { worker_memory = 0 }) end,
         "bad argument #3 to 'map' (option 'worker_memory': must be >= 1, got 0)" },
       { function() par.map(id, { 1 }, { timeout = -1 }) end,
-        "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0)" },
+        "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0, got -1)" },
     }
     for k, case in ipairs(cases) do
       it("rejects case " .. k .. ": " .. case[2], function()

@@ -248,7 +248,7 @@ describe("par.run", function()
       err("bad argument #2 to 'run' (number of jobs: must be >= 1, got 0)", { "true" }, 0)
       err("bad argument #2 to 'run' (number of jobs: must be >= 1, got -1)", { "true" }, -1)
       err("bad argument #2 to 'run' (number of jobs: number has no integer representation)", { "true" }, 2.5)
-      err("bad argument #2 to 'run' (number of jobs: integer expected, got string)", { "true" }, "x")
+      err("bad argument #2 to 'run' (number or table expected, got string)", { "true" }, "x")
       err("bad argument #2 to 'run' (option 'jobs': must be >= 1, got 0)", { "true" }, { jobs = 0 })
     end)
 
@@ -263,7 +263,7 @@ describe("par.run", function()
       err("bad argument #2 to 'run' (option 'env': variable 'A' must be a string without NUL bytes, or false)",
         { "true" }, { env = { A = 1 } })
       err("bad argument #2 to 'run' (option 'stdin': string expected, got table)", { "true" }, { stdin = {} })
-      err("bad argument #2 to 'run' (option 'timeout': must be a finite number > 0)", { "true" },
+      err("bad argument #2 to 'run' (option 'timeout': must be a finite number > 0, got 0)", { "true" },
         { timeout = 0 })
     end)
 

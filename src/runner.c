@@ -82,9 +82,11 @@ static void runner_live (Live *e, int why) {
 /* {======================================================= */
 /* Copying the commands and options into C memory           */
 
-/* Checks word their errors as the Lua layer does: "bad argument #2 to
-** 'runner' (option 'jobs': integer >= 1 expected)".  The values checked
-** are at the stack top, so luaL_check* would blame argument #-1. */
+/* Checks word their errors as the Lua layer does (par/util.lua), so that
+** one bad value has one message whichever layer sees it first: "bad
+** argument #2 to 'runner' (option 'jobs': must be >= 1, got 0)".  The
+** values checked are at the stack top, so luaL_check* would blame argument
+** #-1. */
 static int opterror (lua_State *L, const char *k, const char *msg) {
   return luaL_argerror(L, 2, lua_pushfstring(L, "option '%s': %s", k, msg));
 }
@@ -152,10 +154,11 @@ static void load_jobs (lua_State *L, Run *run, int idx) {
 }
 
 /* opts[k], which must be nil or of type t; returns its type. */
-static int optfield (lua_State *L, int idx, const char *k, int t,
-                     const char *expected) {
+static int optfield (lua_State *L, int idx, const char *k, int t) {
   int got = lua_getfield(L, idx, k);
-  if (got != LUA_TNIL && got != t) opterror(L, k, expected);
+  if (got != LUA_TNIL && got != t)
+    opterror(L, k, lua_pushfstring(L, "%s expected, got %s", lua_typename(L, t),
+                                   luaL_typename(L, -1)));
   return got;
 }
 
@@ -163,11 +166,11 @@ static int optfield (lua_State *L, int idx, const char *k, int t,
 static double optnum (lua_State *L, int idx, const char *k, double def,
                       int positive) {
   double v = def;
-  const char *expected = positive ? "finite number > 0 expected"
-                                  : "finite number >= 0 expected";
-  if (optfield(L, idx, k, LUA_TNUMBER, expected) == LUA_TNUMBER) {
+  if (optfield(L, idx, k, LUA_TNUMBER) == LUA_TNUMBER) {
     v = lua_tonumber(L, -1);
-    if (!(positive ? v > 0 : v >= 0) || v == HUGE_VAL) opterror(L, k, expected);
+    if (!(positive ? v > 0 : v >= 0) || v == HUGE_VAL)
+      opterror(L, k, lua_pushfstring(L, "must be a finite number %s 0, got %s",
+                                     positive ? ">" : ">=", luaL_tolstring(L, -1, NULL)));
   }
   lua_pop(L, 1);
   return v;
@@ -177,10 +180,14 @@ static double optnum (lua_State *L, int idx, const char *k, double def,
 static lua_Integer optint (lua_State *L, int idx, const char *k,
                            lua_Integer def, lua_Integer min, lua_Integer max) {
   lua_Integer v = def;
-  int t = lua_getfield(L, idx, k);
-  if (t != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < min)
-      opterror(L, k, lua_pushfstring(L, "integer >= %I expected", (LUAI_UACINT)min));
+  if (optfield(L, idx, k, LUA_TNUMBER) == LUA_TNUMBER) {
+    int isint;
+    v = lua_tointegerx(L, -1, &isint);       /* 2.0 is 2, as luaL_checkinteger says */
+    if (!isint)
+      opterror(L, k, "number has no integer representation");
+    if (v < min)
+      opterror(L, k, lua_pushfstring(L, "must be >= %I, got %I", (LUAI_UACINT)min,
+                                     (LUAI_UACINT)v));
     if (v > max) v = max;
   }
   lua_pop(L, 1);
@@ -189,7 +196,7 @@ static lua_Integer optint (lua_State *L, int idx, const char *k,
 
 static int optflag (lua_State *L, int idx, const char *k, int def) {
   int v = def;
-  if (optfield(L, idx, k, LUA_TBOOLEAN, "boolean expected") == LUA_TBOOLEAN)
+  if (optfield(L, idx, k, LUA_TBOOLEAN) == LUA_TBOOLEAN)
     v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
@@ -199,11 +206,9 @@ static int optflag (lua_State *L, int idx, const char *k, int def) {
 static char *optstr (lua_State *L, int idx, const char *k, size_t *len,
                      int text) {
   char *p = NULL;
-  const char *expected = text ? "string without NUL bytes expected"
-                              : "string expected";
-  if (optfield(L, idx, k, LUA_TSTRING, expected) == LUA_TSTRING) {
+  if (optfield(L, idx, k, LUA_TSTRING) == LUA_TSTRING) {
     const char *s = lua_tolstring(L, -1, len);
-    if (text && strlen(s) != *len) opterror(L, k, expected);
+    if (text && strlen(s) != *len) opterror(L, k, "string contains a NUL byte");
     if ((p = malloc(*len + 1)) == NULL) luaL_error(L, "not enough memory");
     memcpy(p, s, *len + 1);
   }
@@ -214,11 +219,13 @@ static char *optstr (lua_State *L, int idx, const char *k, size_t *len,
 static int opthalt (lua_State *L, int idx) {
   static const char *const halts[] = {"never", "soon", "now"};
   int m = 0;
-  if (optfield(L, idx, "halt", LUA_TSTRING, "'never', 'soon' or 'now' expected")
-      == LUA_TSTRING) {
-    const char *s = lua_tostring(L, -1);
+  int t = lua_getfield(L, idx, "halt");
+  if (t != LUA_TNIL) {
+    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : "";
     while (m < 3 && strcmp(s, halts[m]) != 0) m++;
-    if (m == 3) opterror(L, "halt", "'never', 'soon' or 'now' expected");
+    if (m == 3)
+      opterror(L, "halt", lua_pushfstring(L, "expected one of never, soon, now, got %s",
+               t == LUA_TSTRING ? lua_pushfstring(L, "'%s'", s) : luaL_typename(L, -1)));
   }
   lua_pop(L, 1);
   return m;
@@ -243,7 +250,7 @@ static void check_envpair (lua_State *L) {
 static void load_env (lua_State *L, Run *run, int idx) {
   size_t n = 0, m = 0;
   char **envp;
-  if (optfield(L, idx, "env", LUA_TTABLE, "table expected") == LUA_TNIL) {
+  if (optfield(L, idx, "env", LUA_TTABLE) == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -305,7 +312,7 @@ static void load_host (lua_State *L, Host *h, const char *what) {
 static void load_hosts (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   lua_Integer n;
-  if (optfield(L, idx, "hosts", LUA_TTABLE, "table expected") == LUA_TNIL) {
+  if (optfield(L, idx, "hosts", LUA_TTABLE) == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -384,11 +391,10 @@ static int par_runner (lua_State *L) {
   int e, jobs;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "jobs");                 /* required: no default */
-  if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
-    opterror(L, "jobs", "integer >= 1 expected");
-  jobs = lua_tointeger(L, -1) < INT_MAX ? (int)lua_tointeger(L, -1) : INT_MAX;
+  if (lua_getfield(L, 2, "jobs") == LUA_TNIL)   /* required: no default */
+    opterror(L, "jobs", "number expected, got nil");
   lua_pop(L, 1);
+  jobs = (int)optint(L, 2, "jobs", 1, 1, INT_MAX);
   r = (Runner *)lua_newuserdatauv(L, sizeof *r, 1);
   memset(r, 0, sizeof *r);          /* closed and empty: safe to collect */
   r->intrfd = -1;

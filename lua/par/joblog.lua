@@ -61,9 +61,11 @@ function Log:put(...)
   end
 end
 
+--- Open the joblog at 'path' for appending (its header written when it is
+-- new); or nil, "joblog: PATH: <strerror>", errno.
 function M.open(path)
-  local f, err = io.open(path, "a+")
-  if not f then error("par.run: cannot open joblog: " .. err, 3) end
+  local f, err, errno = io.open(path, "a+")
+  if not f then return nil, "joblog: " .. err, errno end
   local log = setmetatable({ file = f, path = path, host = ":" }, Log)
   local size = f:seek("end")
   if size == 0 then

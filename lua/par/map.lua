@@ -6,6 +6,7 @@
 local core = require "par.core"
 local util = require "par.util"
 local progress = require "par.progress"
+local options = require "par.options"
 
 local M = {}
 
@@ -55,31 +56,10 @@ local function resolve(spec)
 end
 
 local function check_fn(fn_spec)
-  if type(fn_spec) == "function" then return fn_spec end
-  if type(fn_spec) == "string" then return resolve(fn_spec) end
-  return nil, "function or string expected, got " .. typename(fn_spec)
+  local fn, why = options.find("map", "fn").check(fn_spec)
+  if type(fn) == "string" then return resolve(fn) end
+  return fn, why
 end
-
---- #items, or nil, why.
-local function check_items(items)
-  if type(items) ~= "table" then return nil, "table expected, got " .. typename(items) end
-  local bad = util.len_problem(items)
-  if bad then return nil, bad end
-  local n = core.seqlen(items)
-  if not n then return nil, "sequence expected, got a table with holes or keys beyond #items" end
-  return n
-end
-
-local option_checks = {
-  procs = util.positive_integer,
-  chunksize = util.positive_integer,
-  init = util.func,
-  on_result = util.func,
-  errors = util.oneof("raise", "collect"),
-  worker_memory = util.positive_integer,
-  timeout = util.positive_number,
-  progress = util.boolean_or("always"),
-}
 
 -- The progress display of a map: items done (results received), workers
 -- busy; redrawn as results arrive, finished even when the map raises.
@@ -97,12 +77,6 @@ local function with_progress(opts, n)
   return setmetatable({}, { __close = function() bar:finish(src, 0) end })
 end
 
--- par.map(fn, items [, n] [, opts]): n, as util.count_opts checks it.
-local function procs_count(v)
-  if type(v) ~= "number" then return nil, "number or table expected, got " .. typename(v) end
-  return util.positive_integer(v)
-end
-
 --- results = par.map(fn_spec, items [, n] [, opts]), as par.run takes them.
 -- With opts.errors == "collect": results, errs (errs[i] for each failed i;
 -- an empty table when none failed).  results.n == #items always.
@@ -110,14 +84,15 @@ end
 function M.map(fn_spec, items, ...)
   local fn, why = check_fn(fn_spec)
   if not fn then argerror(1, "map", why) end
-  local n, bad = check_items(items)
-  if not n then argerror(2, "map", bad) end
-  local opts = util.count_opts("map", 3, option_checks, "procs", procs_count, 4, ...)
+  local ok, n = options.find("map", "items").check(items)
+  if not ok then argerror(2, "map", n) end
+  local opts, argn, bad = options.args("map", 3, ...)
+  if not opts then argerror(argn, "map", bad) end
   if n == 0 then
     if opts.errors == "collect" then return { n = 0 }, {} end
     return { n = 0 }
   end
-  opts.procs = opts.procs or core.cpus()
+  opts.procs, opts.jobs = opts.jobs or core.cpus(), nil   -- the core's name for jobs
   opts.n = n          -- core.seqlen said so: the core need not look again
   local bar <close> = with_progress(opts, n) -- luacheck: ignore 211 (closed on return)
   return core.map(fn, items, opts)

@@ -60,6 +60,31 @@ function M.shell_line(words)
   return table.concat(out, " ")
 end
 
+--- The partitions { {lo, hi}, ... } covering first..last in blocks of size;
+-- the last block may be short, and first > last gives no block.
+function M.ranges(first, last, size)
+  for i = 1, 3 do
+    local v = select(i, first, last, size)
+    if math.type(v) ~= "integer" then
+      M.argerror(i, "ranges", type(v) == "number" and "number has no integer representation"
+        or "integer expected, got " .. M.typename(v))
+    end
+  end
+  if size < 1 then M.argerror(3, "ranges", "block size must be >= 1, got " .. size) end
+  local out = {}
+  if first > last then return out end
+  if last - first < 0 then M.argerror(2, "ranges", "range too large") end
+  local lo = first
+  while true do
+    if last - lo < size then   -- no overflow: lo <= last here
+      out[#out + 1] = { lo, last }
+      return out
+    end
+    out[#out + 1] = { lo, lo + size - 1 }
+    lo = lo + size
+  end
+end
+
 --- Most jobs one host of opts.hosts ("N/host") may run at once.
 M.MAX_SLOTS = 65536
 
@@ -87,68 +112,19 @@ function M.host_problem(h, what)
   return nil
 end
 
---- Integer >= min, or nil with a reason.
+--- Integer >= min, or nil with a reason.  A float with an exact integer
+-- value counts as that integer, as luaL_checkinteger has it.
 function M.check_count(v, min)
-  if math_type(v) ~= "integer" then
+  local i = math_type(v) and math.tointeger(v)
+  if not i then
     if type(v) == "number" then return nil, "number has no integer representation" end
     return nil, "integer expected, got " .. M.typename(v)
   end
-  if v < min then return nil, format("must be >= %d, got %d", min, v) end
-  return v
+  if i < min then return nil, format("must be >= %d, got %d", min, i) end
+  return i
 end
 
---- Check an options table against a spec { name = checker }, where a checker
--- returns the normalised value or nil, reason.  Raises on an unknown option
--- (naming it) or a bad value.  Returns a new table of the checked options.
-function M.check_opts(opts, spec, argn, fname, level)
-  level = level or 4
-  local out = {}
-  for k, v in next, opts do
-    local check = type(k) == "string" and spec[k]
-    if not check then
-      M.argerror(argn, fname, format("unknown option '%s'", tostring(k)), level)
-    end
-    local val, why = check(v)
-    if val == nil then
-      M.argerror(argn, fname, format("option '%s': %s", k, why), level)
-    end
-    out[k] = val
-  end
-  return out
-end
-
---- The optional count and options of fname(x, y [, n] [, opts]), from the
--- arguments at position 'first' on (the ...).  'count' checks n (n, or nil,
--- why), 'key' is the option n stands for, 'spec' the options' checkers (as
--- for check_opts).  Returns the checked options, with opts[key] = n, and
--- the position they came from.  A value past them is a bad argument, and
--- so is an opts[key] that contradicts n.  'level' blames the caller of the
--- API function, as in argerror, counted from here.
-function M.count_opts(fname, first, spec, key, count, level, ...)
-  local a, b = ...
-  local opts, argn, n = {}, first, nil
-  if type(a) == "table" then
-    opts, b = M.check_opts(a, spec, first, fname, level + 1), nil
-  elseif a ~= nil then
-    local why
-    n, why = count(a)
-    if n == nil then M.argerror(first, fname, why, level) end
-  end
-  if b ~= nil then
-    if type(b) ~= "table" then M.argerror(first + 1, fname, "table expected, got " .. M.typename(b), level) end
-    opts, argn = M.check_opts(b, spec, first + 1, fname, level + 1), first + 1
-    if n ~= nil and opts[key] ~= nil and opts[key] ~= n then
-      M.argerror(argn, fname, format("option '%s' contradicts argument #%d", key, first), level)
-    end
-  end
-  for i = type(a) == "table" and 2 or 3, select("#", ...) do
-    if select(i, ...) ~= nil then M.argerror(first + i - 1, fname, "no value expected", level) end
-  end
-  if n ~= nil then opts[key] = n end
-  return opts, argn
-end
-
---- Checkers for check_opts.
+--- Checkers: value -> value, or nil, why (options.lua uses them).
 function M.boolean(v)
   if type(v) ~= "boolean" then return nil, "boolean expected, got " .. M.typename(v) end
   return v
@@ -159,13 +135,17 @@ function M.nonneg_integer(v) return M.check_count(v, 0) end
 
 function M.positive_number(v)
   if type(v) ~= "number" then return nil, "number expected, got " .. M.typename(v) end
-  if not (v > 0) or v == math.huge then return nil, "must be a finite number > 0" end -- luacheck: ignore 581 (NaN)
+  if not (v > 0) or v == math.huge then -- luacheck: ignore 581 (NaN)
+    return nil, "must be a finite number > 0, got " .. tostring(v)
+  end
   return v
 end
 
 function M.nonneg_number(v)
   if type(v) ~= "number" then return nil, "number expected, got " .. M.typename(v) end
-  if not (v >= 0) or v == math.huge then return nil, "must be a finite number >= 0" end -- luacheck: ignore 581 (NaN)
+  if not (v >= 0) or v == math.huge then -- luacheck: ignore 581 (NaN)
+    return nil, "must be a finite number >= 0, got " .. tostring(v)
+  end
   return v
 end
 

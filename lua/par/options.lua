@@ -1,0 +1,451 @@
+--- Every option of par.run, par.map and the par command, once.
+--
+-- One list per call.  An entry is an option (or, with 'arg', a positional
+-- argument that a config file gives as a key):
+--   name     its key in opts, and in a config file
+--   check    value -> value, or nil, why: what the API accepts
+--   default  the default as README and --help show it (nil: none)
+--   help     one line, for README's tables
+--   flags    the par command's flags that set it (see FLAG below); a flag
+--            table shared by two calls ('--jobs') is the same table
+--   config   checker of the config key when it differs from check (a
+--            config's values are the par command's: jobs = "50%");
+--            false when a config cannot set it
+--   alias    another name the API accepts for it (par.map's procs)
+--   arg      the argument's position, for positional entries
+--   core     par.run hands it to the core as it is (runner.c reads it)
+-- par.run, par.map, the par command's parser, its config checks and its
+-- --help all read these lists; spec/options_spec.lua holds README's option
+-- tables to them.
+local util = require "par.util"
+local joblog = require "par.joblog"
+
+local M = {}
+
+local type, next, rawget, tostring, ipairs = type, next, rawget, tostring, ipairs
+local format = string.format
+local typename = util.typename
+
+local function quoted(v)
+  return type(v) == "string" and ("'" .. v .. "'") or typename(v)
+end
+
+-- {======================================================================
+-- Checkers: value -> value, or nil, why
+
+local function check_string(v)
+  if type(v) ~= "string" then return nil, "string expected, got " .. typename(v) end
+  if v:find("\0", 1, true) then return nil, "string contains a NUL byte" end
+  return v
+end
+
+--- A command given as an argv table: nil, why unless it is one.
+function M.check_argv(t, what)
+  if type(t) ~= "table" then return nil, what .. " must be a string or an argv table" end
+  local bad = util.len_problem(t)
+  if bad then return nil, what .. ": " .. bad end
+  if #t == 0 or not util.is_sequence(t) then return nil, what .. " must be a non-empty sequence of strings" end
+  for k = 1, #t do
+    local a = rawget(t, k)
+    if type(a) ~= "string" then
+      return nil, format("%s: element %d is a %s, not a string", what, k, typename(a))
+    end
+    if a:find("\0", 1, true) then return nil, format("%s: element %d contains a NUL byte", what, k) end
+  end
+  return t
+end
+
+--- par.run's commands: a sequence of strings and argv tables.
+local function check_commands(cmds)
+  if type(cmds) ~= "table" then return nil, "table expected, got " .. typename(cmds) end
+  local bad = util.len_problem(cmds)
+  if bad then return nil, bad end
+  if not util.is_sequence(cmds) then return nil, "sequence expected (keys 1..n only)" end
+  for i = 1, #cmds do
+    local c = rawget(cmds, i)
+    if type(c) == "string" then
+      if c == "" then return nil, format("command #%d is an empty string", i) end
+      if c:find("\0", 1, true) then return nil, format("command #%d contains a NUL byte", i) end
+    else
+      local ok, why = M.check_argv(c, "command #" .. i)
+      if not ok then return nil, why end
+    end
+  end
+  return cmds
+end
+
+--- par.map's items: #items, or nil, why.
+local function check_items(items)
+  if type(items) ~= "table" then return nil, "table expected, got " .. typename(items) end
+  local bad = util.len_problem(items)
+  if bad then return nil, bad end
+  local n = require("par.core").seqlen(items)
+  if not n then return nil, "sequence expected, got a table with holes or keys beyond #items" end
+  return items, n
+end
+
+local function check_fn(v)
+  if type(v) == "function" or type(v) == "string" then return v end
+  return nil, "function or string expected, got " .. typename(v)
+end
+
+local function check_env(v)
+  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  for k, val in next, v do
+    if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+      return nil, "bad variable name " .. format("%q", tostring(k))
+    end
+    if val ~= false and type(val) ~= "string" or (val and val:find("\0", 1, true)) then
+      return nil, format("variable '%s' must be a string without NUL bytes, or false", k)
+    end
+  end
+  return v
+end
+
+local function check_shell(v)
+  if type(v) == "string" then
+    return check_string(v) and { v, "-c" } or nil, "string without NUL bytes expected"
+  end
+  return M.check_argv(v, "shell")
+end
+
+local function check_hosts(v)
+  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  local bad = util.len_problem(v)
+  if bad then return nil, bad end
+  if #v == 0 or not util.is_sequence(v) then return nil, "non-empty sequence of host names expected" end
+  for i = 1, #v do
+    local why = util.host_problem(rawget(v, i), "host #" .. i)
+    if why then return nil, why end
+  end
+  return v
+end
+
+local function check_ssh(v)
+  if type(v) == "string" then
+    local words = {}
+    for w in v:gmatch("%S+") do words[#words + 1] = w end
+    if #words == 0 then return nil, "empty ssh command" end
+    return words
+  end
+  return M.check_argv(v, "ssh")
+end
+
+local function check_joblog(v)
+  local path, why = check_string(v)
+  if not path then return nil, why end
+  why = joblog.unfit(path)
+  if why then return nil, why end
+  return path
+end
+
+--- The par command's number of jobs (a config's too): an integer >= 0
+-- (0: one per job) or "N%" of the CPUs.
+function M.cli_jobs(v)
+  if math.type(v) == "integer" and v >= 0 then return v end
+  if type(v) == "string" then
+    if v:match("^%d+%.?%d*%%$") then return v end
+    local n = v:match("^%d+$") and math.tointeger(tonumber(v))
+    if n then return n end
+  end
+  return nil, "integer >= 0 or 'N%' expected, got " .. quoted(v)
+end
+
+local function sequence_or_function(v)
+  if type(v) == "function" then return v end
+  if type(v) ~= "table" then return nil, "table or function expected, got " .. typename(v) end
+  if not util.is_sequence(v) then return nil, "sequence expected (keys 1..n only)" end
+  return v
+end
+
+local function table_value(v)
+  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
+  return v
+end
+
+local function string_or_table(v)
+  if type(v) ~= "string" and type(v) ~= "table" then
+    return nil, "string or table expected, got " .. typename(v)
+  end
+  return v
+end
+
+local function fn_value(v)
+  if type(v) ~= "function" and type(v) ~= "string" then
+    return nil, "function or 'module.func' string expected, got " .. typename(v)
+  end
+  return v
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Flags of the par command.  FLAG: short (one letter or nil), long, arg
+-- (the value's name; nil for a flag without a value), parse (string ->
+-- value, or nil, why; for a flag with a value), value (what a flag without
+-- one sets; default true), key (where the parsed value goes: default the
+-- option's name), default and help (for --help).
+
+-- A number from the command line, then the option's own check.
+local function number_flag(check)
+  return function(s)
+    local v = tonumber(s)
+    if v == nil then return nil, "number expected, got '" .. s .. "'" end
+    return check(math.tointeger(v) or v)
+  end
+end
+
+local function word_flag(check)
+  return function(s) return check(s) end
+end
+
+local function host_words(s)
+  local hosts = {}
+  for h in s:gmatch("[^,%s]+") do
+    local why = util.host_problem(h)
+    if why then return nil, why end
+    hosts[#hosts + 1] = h
+  end
+  if #hosts == 0 then return nil, "no host given" end
+  return hosts
+end
+
+local JOBS = { short = "j", long = "jobs", arg = "N", parse = M.cli_jobs, default = "CPUS",
+  help = "run N jobs at once; N% is a share of the CPUs; 0 runs all at once" }
+local TIMEOUT = { long = "timeout", arg = "S", parse = number_flag(util.positive_number),
+  help = "stop a job after S seconds (SIGTERM to its group, then SIGKILL)" }
+local BAR = { long = "bar", value = "always", help = "show a progress line on stderr" }
+
+-- }======================================================================
+
+local HALT = util.oneof("never", "soon", "now")
+local PROGRESS = util.boolean_or("always")
+
+--- par.run(cmds [, n] [, opts])
+M.run = {
+  { name = "commands", arg = 1, check = check_commands, config = sequence_or_function,
+    help = "a sequence of commands: strings run with the shell, argv tables directly" },
+  { name = "jobs", check = util.positive_integer, config = M.cli_jobs, flags = { JOBS },
+    default = "`par.cpus()`", help = "worker threads; never more than commands" },
+  { name = "capture", check = util.boolean, default = "`true`",
+    help = "`false`: commands share the caller's stdout and stderr" },
+  { name = "stdin", core = true, check = util.string, default = "`/dev/null`", help = "a string fed to every command" },
+  { name = "env", core = true, check = check_env, config = table_value,
+    help = "`{NAME = \"value\"}` adds or overrides a variable, `{NAME = false}` removes one" },
+  { name = "cwd", core = true, check = check_string, help = "directory the commands run in" },
+  { name = "shell", check = check_shell, config = string_or_table, default = "`{\"/bin/sh\", \"-c\"}`",
+    help = "for string commands: a program (`\"bash\"`) or an argv prefix" },
+  { name = "timeout", core = true, check = util.positive_number, flags = { TIMEOUT },
+    help = "seconds; then SIGTERM to the command's process group, SIGKILL `kill_after` seconds later" },
+  { name = "kill_after", core = true, check = util.nonneg_number, default = "2",
+    help = "seconds between a timeout's SIGTERM and its SIGKILL" },
+  { name = "retries", core = true, check = util.nonneg_integer, default = "0",
+    flags = { { long = "retries", arg = "N", parse = number_flag(util.nonneg_integer),
+      help = "run a failed job up to N more times" } },
+    help = "run a failed command again, up to `retries` more times" },
+  { name = "retry_delay", core = true, check = util.nonneg_number, default = "0",
+    help = "seconds to wait before each retry" },
+  { name = "halt", core = true, check = HALT, default = "`\"never\"`",
+    flags = { { long = "halt", arg = "WHEN", parse = word_flag(HALT),
+      help = "after a failure: soon starts no new job, now also kills the running ones" } },
+    help = "`\"soon\"`: after a failure start nothing new; `\"now\"`: also stop running commands" },
+  { name = "on_done", check = util.func,
+    help = "`function(result, i)` on the caller's thread as each command ends" },
+  { name = "progress", check = PROGRESS, default = "`false`", flags = { BAR },
+    help = "one line on stderr, redrawn; `true` only on a terminal, `\"always\"` anyway" },
+  { name = "joblog", check = check_joblog, config = util.string,
+    flags = { { long = "joblog", arg = "FILE",
+      help = "append GNU parallel's joblog line for each job as it ends" } },
+    help = "append GNU parallel's `--joblog` lines, flushed as each command ends" },
+  { name = "resume", check = util.boolean_or("failed"), default = "`false`",
+    flags = { { long = "resume", help = "with a joblog: skip the jobs it already holds" },
+      { long = "resume-failed", value = "failed",
+        help = "with a joblog: rerun its failed jobs, skip the others in it" } },
+    help = "with `joblog`: `true` skips what the log holds; `\"failed\"` reruns its failures" },
+  { name = "max_output", core = true, check = util.nonneg_integer, default = "64 MiB",
+    help = "bytes kept per stream; the rest is read and dropped, `truncated = true`" },
+  { name = "output", check = util.oneof("group", "ungroup"),
+    help = "with `capture = false`: `\"group\"` writes each command's output in one block;"
+      .. " `\"ungroup\"` passes it through" },
+  { name = "delay", core = true, check = util.nonneg_number, default = "0",
+    flags = { { long = "delay", arg = "S", parse = number_flag(util.nonneg_number),
+      help = "wait at least S seconds between two job starts" } },
+    help = "minimum seconds between two command starts" },
+  { name = "hosts", check = check_hosts, config = table_value,
+    flags = { { short = "S", long = "sshlogin", arg = "HOSTS", parse = host_words, key = "sshlogin",
+      help = "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here)" },
+      { long = "sshloginfile", arg = "FILE", key = "sshloginfile",
+        help = "read ssh hosts from FILE, one per line (# comments)" } },
+    help = "`{\"[N/]host\", ...}`: run the commands there over ssh; `\":\"` is this machine" },
+  { name = "ssh", check = check_ssh, config = string_or_table, default = "`ssh`",
+    help = "the ssh client, as a string of words or an argv table" },
+}
+
+--- par.map(fn, items [, n] [, opts])
+M.map = {
+  { name = "fn", arg = 1, check = check_fn, config = fn_value,
+    help = "a function, or `\"module.name.func\"`" },
+  { name = "items", arg = 2, check = check_items, config = sequence_or_function,
+    help = "a sequence of values" },
+  { name = "jobs", alias = "procs", check = util.positive_integer, config = M.cli_jobs,
+    flags = { JOBS }, default = "`par.cpus()`", help = "worker processes; never more than items" },
+  { name = "chunksize", check = util.positive_integer, default = "guided",
+    help = "items handed to a worker at a time" },
+  { name = "init", check = util.func, help = "a function each worker runs once, before its first item" },
+  { name = "on_result", check = util.func,
+    help = "`function(value, i)` in the caller as each result arrives" },
+  { name = "errors", check = util.oneof("raise", "collect"), default = "`\"raise\"`",
+    help = "`\"collect\"`: return `results, errs`" },
+  { name = "worker_memory", check = util.positive_integer, default = "64 MiB",
+    help = "fresh memory a worker may take before it is replaced" },
+  { name = "timeout", check = util.positive_number, flags = { TIMEOUT }, help = "seconds per item" },
+  { name = "progress", check = PROGRESS, default = "`false`", flags = { BAR },
+    help = "as for `par.run`, counting items" },
+}
+
+local FORMAT = util.oneof("json", "lua")
+
+--- The par command's own options; 'modes' are the ones each applies to
+-- ("lines" and "args": commands from input; "run", "map": a config), and
+-- 'config' the config kind that may set it too.
+M.cli = {
+  { name = "arg_file", modes = "lines args",
+    flags = { { short = "a", long = "arg-file", arg = "FILE", default = "stdin",
+      help = "read commands (or, with CMD, arguments) from FILE; '-' is stdin" } } },
+  { name = "null", modes = "lines args",
+    flags = { { short = "0", long = "null", help = "input items end with NUL, not newline" } } },
+  { name = "keep_order", modes = "lines args run", config = "run", check = util.boolean,
+    flags = { { short = "k", long = "keep-order",
+      help = "print job output in input order, not completion order" } } },
+  { name = "tag", modes = "lines args run", config = "run", check = util.boolean,
+    flags = { { long = "tag", help = "prefix each output line with the job's argument and a tab" } } },
+  { name = "dry_run", modes = "lines args run",
+    flags = { { long = "dry-run", help = "print the commands, run nothing" } } },
+  { name = "format", modes = "map", config = "map", check = FORMAT,
+    flags = { { long = "format", arg = "FMT", parse = word_flag(FORMAT), default = "json",
+      help = "par map: print results as json or lua, one per line" } } },
+  { name = "verbose", modes = "lines args run map",
+    flags = { { short = "v", long = "verbose",
+      help = "print each command before its output, and why each failed job failed" } } },
+  { name = "version", modes = "lines args run map",
+    flags = { { long = "version", help = "print the version and exit" } } },
+  { name = "help", modes = "lines args run map",
+    flags = { { short = "h", long = "help", help = "print this help and exit" } } },
+}
+
+-- {======================================================================
+-- Reading the lists
+
+local BY_NAME = {}
+for call, list in next, { run = M.run, map = M.map, cli = M.cli } do
+  local t = {}
+  for _, o in ipairs(list) do
+    t[o.name] = o
+    if o.alias then t[o.alias] = o end
+  end
+  BY_NAME[call] = t
+end
+
+--- The entry of option 'name' (or its alias) of 'call', or nil.
+function M.find(call, name)
+  return BY_NAME[call][name]
+end
+
+--- Check the options table 'opts' of 'call' ("run" or "map"): the checked
+-- options in a new table, aliases under the option's name; or nil, name,
+-- why (why is nil for an option that does not exist).  A positional
+-- argument is not an option.
+function M.check(call, opts)
+  local out, by = {}, BY_NAME[call]
+  for k, v in next, opts do
+    local o = type(k) == "string" and by[k]
+    if not o or o.arg then return nil, tostring(k) end
+    local val, why = o.check(v)
+    if val == nil then return nil, k, why end
+    if out[o.name] ~= nil and out[o.name] ~= val then
+      return nil, o.alias or k, format("contradicts option '%s'", o.name)
+    end
+    out[o.name] = val
+  end
+  return out
+end
+
+--- What one option says of another, which neither check can see: nil, or
+-- name, why.
+function M.relations(call, opts)
+  if call ~= "run" then return nil end
+  if opts.resume and not opts.joblog then return "resume", "needs option 'joblog'" end
+  if opts.output and opts.capture then return "output", "needs capture = false" end
+  return nil
+end
+
+--- Each flag of the par command once, in the order --help lists them, with
+-- 'option' (its entry) and 'call' ("run", "map" or "cli": the first call
+-- that lists it) filled in.
+function M.flags()
+  local out, seen = {}, {}
+  for _, call in ipairs({ "cli", "run", "map" }) do
+    for _, o in ipairs(M[call]) do
+      for _, f in ipairs(o.flags or {}) do
+        if not seen[f] then
+          seen[f] = true
+          out[#out + 1] = setmetatable({ option = o, call = call }, { __index = f })
+        end
+      end
+    end
+  end
+  return out
+end
+
+--- The checker of config key 'name' of a "run" or "map" config, or nil.
+function M.config_check(call, name)
+  local o = BY_NAME[call][name]
+  if o and o.config ~= false then return o.config or o.check end
+  for _, c in ipairs(M.cli) do
+    if c.name == name and c.config == call then return c.check end
+  end
+  return nil
+end
+
+--- The options of fname(x, y [, n] [, opts]) for 'call', from the
+-- arguments at position 'first' on (the ...): n is the number of jobs.
+-- Returns the checked options (with opts.jobs = n) and the position they
+-- came from; or nil, position, why.  A value past them is a bad argument,
+-- and so is an opts.jobs that contradicts n.
+function M.args(call, first, ...)
+  local a, b = ...
+  local opts, argn, n = {}, first, nil
+  if type(a) == "number" then
+    local why
+    n, why = util.positive_integer(a)
+    if n == nil then return nil, first, "number of jobs: " .. why end
+  elseif type(a) == "table" then
+    b, argn = a, first - 1
+  elseif a ~= nil then
+    return nil, first, "number or table expected, got " .. typename(a)
+  end
+  if b ~= nil then
+    argn = argn + 1
+    if type(b) ~= "table" then return nil, argn, "table expected, got " .. typename(b) end
+    local name, why
+    opts, name, why = M.check(call, b)
+    if not opts then
+      return nil, argn, why and format("option '%s': %s", name, why) or format("unknown option '%s'", name)
+    end
+    if n ~= nil and opts.jobs ~= nil and opts.jobs ~= n then
+      return nil, argn, format("option '%s' contradicts argument #%d",
+        rawget(b, "jobs") ~= nil and "jobs" or "procs", first)
+    end
+    name, why = M.relations(call, opts)
+    if name then return nil, argn, format("option '%s' %s", name, why) end
+  end
+  for i = argn - first + 2, select("#", ...) do
+    if select(i, ...) ~= nil then return nil, first + i - 1, "no value expected" end
+  end
+  if n ~= nil then opts.jobs = n end
+  return opts, argn
+end
+
+-- }======================================================================
+
+return M
