@@ -512,7 +512,7 @@ describe("par command", function()
         bad("return { commands = { 'true', 42 } }",
           "c.lua:1: key 'commands': command #2 is a number, not a string or argv table")
         bad("return { commands = { 'true' }, env = { ['A=B'] = 'x' } }",
-          'c.lua:1: key \'env\': bad variable name "A=B"')
+          'c.lua:1: key \'env\': bad variable name 'A=B'')
       end)
 
       it("with a missing or broken commands", function()

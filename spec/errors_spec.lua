@@ -137,9 +137,8 @@ describe("par.core's option checks", function()
     opt("option 'cwd': string contains a NUL byte", { jobs = 1, cwd = "a\0b" })
     opt("option 'stdin': string expected, got number", { jobs = 1, stdin = 1 })
     opt("option 'env': table expected, got string", { jobs = 1, env = "A=1" })
-    opt("option 'env': names must be non-empty strings without '=' or NUL bytes",
-      { jobs = 1, env = { ["A=B"] = "x" } })
-    opt("option 'env': values must be strings without NUL bytes, or false", { jobs = 1, env = { A = true } })
+    opt("option 'env': bad variable name 'A=B'", { jobs = 1, env = { ["A=B"] = "x" } })
+    opt("option 'env': variable 'A' must be a string without NUL bytes, or false", { jobs = 1, env = { A = true } })
     opt("option 'hosts': 1 to 4096 hosts expected", { jobs = 1, hosts = {} })
     opt("option 'hosts': host #1: table expected", { jobs = 1, hosts = { ":" } })
     opt("option 'hosts': host #1: slots: integer >= 1 expected",

@@ -258,7 +258,7 @@ describe("par.run", function()
       err("bad argument #2 to 'run' (option 'capture': boolean expected, got string)", { "true" },
         { capture = "yes" })
       err("bad argument #2 to 'run' (option 'cwd': string expected, got number)", { "true" }, { cwd = 1 })
-      err("bad argument #2 to 'run' (option 'env': bad variable name \"A=B\")", { "true" },
+      err("bad argument #2 to 'run' (option 'env': bad variable name 'A=B')", { "true" },
         { env = { ["A=B"] = "x" } })
       err("bad argument #2 to 'run' (option 'env': variable 'A' must be a string without NUL bytes, or false)",
         { "true" }, { env = { A = 1 } })

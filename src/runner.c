@@ -231,6 +231,24 @@ static int opthalt (lua_State *L, int idx) {
   return m;
 }
 
+/* The name at -2 as the Lua layer shows a bad one: 'A=B', NUL as \0. */
+static const char *envname (lua_State *L) {
+  luaL_Buffer b;
+  size_t len, i;
+  const char *s;
+  if (lua_type(L, -2) != LUA_TSTRING) return luaL_typename(L, -2);
+  s = lua_tolstring(L, -2, &len);
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '\'');
+  for (i = 0; i < len; i++) {
+    if (s[i] == '\0') luaL_addstring(&b, "\\0");
+    else luaL_addchar(&b, s[i]);
+  }
+  luaL_addchar(&b, '\'');
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
 /* Is the env entry at -2 (name), -1 (value) one par can set?  A name is a
 ** non-empty string without '=' or NUL bytes; a value a string without NUL
 ** bytes, or false (remove the variable). */
@@ -239,10 +257,11 @@ static void check_envpair (lua_State *L) {
   const char *s;
   if (lua_type(L, -2) != LUA_TSTRING || (s = lua_tolstring(L, -2, &len), len == 0) ||
       strlen(s) != len || strchr(s, '=') != NULL)
-    opterror(L, "env", "names must be non-empty strings without '=' or NUL bytes");
+    opterror(L, "env", lua_pushfstring(L, "bad variable name %s", envname(L)));
   if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return;
   if (lua_type(L, -1) != LUA_TSTRING || (s = lua_tolstring(L, -1, &len), strlen(s) != len))
-    opterror(L, "env", "values must be strings without NUL bytes, or false");
+    opterror(L, "env", lua_pushfstring(L, "variable '%s' must be a string without NUL bytes, or false",
+                                       lua_tostring(L, -2)));
 }
 
 /* The caller's environment with opts.env applied: a string value adds or

@@ -93,7 +93,8 @@ local function check_env(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
   for k, val in next, v do
     if type(k) ~= "string" or k == "" or k:find("[=%z]") then
-      return nil, "bad variable name " .. format("%q", tostring(k))
+      return nil, "bad variable name " .. (type(k) == "string" and "'" .. k:gsub("%z", "\\0") .. "'"
+        or typename(k))
     end
     if val ~= false and type(val) ~= "string" or (val and val:find("\0", 1, true)) then
       return nil, format("variable '%s' must be a string without NUL bytes, or false", k)
