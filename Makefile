@@ -24,6 +24,7 @@ HERE        = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;'
 SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
 LUAS = $(wildcard lua/par/*.lua)
+CLI_LUAS = $(wildcard lua/par/cli/*.lua)
 
 .PHONY: all deps test test-ssh demo bench install clean asan tsan valgrind lint fuzz
 
@@ -111,9 +112,10 @@ lint:
 	  --inline-suppr -I src src
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par/cli $(DESTDIR)$(BINDIR)
 	install -m 755 par/core.so $(DESTDIR)$(LIBDIR)/par/core.so
 	install -m 644 $(LUAS) $(DESTDIR)$(LUADIR)/par/
+	install -m 644 $(CLI_LUAS) $(DESTDIR)$(LUADIR)/par/cli/
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
