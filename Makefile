@@ -24,6 +24,7 @@ HERE        = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;'
 SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
 LUAS = $(wildcard lua/par/*.lua)
+CLI_LUAS = $(wildcard lua/par/cli/*.lua)
 
 .PHONY: all deps test test-ssh demo bench install clean asan tsan valgrind lint fuzz
 
@@ -110,10 +111,14 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr -I src src
 
+# par.cli was one file, par/cli.lua, before it became par/cli/: an old one
+# left in LUADIR would shadow par/cli/init.lua, so it goes.
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par/cli $(DESTDIR)$(BINDIR)
 	install -m 755 par/core.so $(DESTDIR)$(LIBDIR)/par/core.so
 	install -m 644 $(LUAS) $(DESTDIR)$(LUADIR)/par/
+	install -m 644 $(CLI_LUAS) $(DESTDIR)$(LUADIR)/par/cli/
+	rm -f $(DESTDIR)$(LUADIR)/par/cli.lua
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:

@@ -1,0 +1,237 @@
+--- What the par command runs, and running it: jobs from the command line or
+-- a par run config on par.run, a par map config on par.map.  Each entry
+-- point returns the number of jobs (or items) that failed.
+local par = require "par"
+local util = require "par.util"
+local joblog = require "par.joblog"
+local progress = require "par.progress"
+local config = require "par.cli.config"
+local input = require "par.cli.input"
+local output = require "par.cli.output"
+local errors = require "par.cli.errors"
+
+local M = {}
+
+local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
+local format, concat = string.format, table.concat
+local typename = util.typename
+local usage_error, key_error = errors.usage, config.key_error
+local put, flush_out = output.put, output.flush_out
+
+-- A jobs value (see par.cli.args.check_jobs) as a number of workers for
+-- 'ntasks' tasks: "N%" of the CPUs (at least one), 0 one per task.
+local function resolve_jobs(v, ntasks)
+  if type(v) == "string" then
+    local pct = tonumber(v:match("^(.-)%%$"))
+    return math.max(1, math.floor(par.cpus() * pct / 100))
+  end
+  if v == 0 then return math.max(ntasks, 1) end
+  return v
+end
+
+-- Hosts from an --sshloginfile: one a line, blank lines and # comments skipped.
+local function read_hosts(path)
+  local f, err = io.open(path)
+  if not f then usage_error("--sshloginfile: " .. err) end
+  local hosts, n = {}, 0
+  for line in f:lines() do
+    n = n + 1
+    line = line:match("^%s*(.-)%s*$")
+    if line ~= "" and not line:find("^#") then
+      local why = util.host_problem(line)
+      if why then f:close(); usage_error(format("--sshloginfile: %s:%d: %s", path, n, why)) end
+      hosts[#hosts + 1] = line
+    end
+  end
+  f:close()
+  if #hosts == 0 then usage_error("--sshloginfile: no host in " .. path) end
+  return hosts
+end
+
+-- par.run's options from the config's values and the command line.
+local function run_options(cfg_values, o, njobs)
+  local ro = {}
+  for k, v in pairs(cfg_values) do ro[k] = v end
+  ro.commands, ro.keep_order, ro.tag, ro.on_done = nil, nil, nil, nil
+  if o.jobs ~= nil then ro.jobs = o.jobs end
+  ro.jobs = ro.jobs ~= nil and resolve_jobs(ro.jobs, njobs) or nil
+  for _, k in ipairs({ "timeout", "retries", "halt", "joblog", "delay" }) do
+    if o[k] ~= nil then ro[k] = o[k] end
+  end
+  local hosts = o.sshlogin or o.sshloginfile and read_hosts(o.sshloginfile)
+  if hosts then
+    ro.hosts = ro.hosts or {}
+    for _, h in ipairs(hosts) do ro.hosts[#ro.hosts + 1] = h end
+  end
+  if o.resume then ro.resume = true end
+  if o.resume_failed then ro.resume = "failed" end
+  if o.bar then ro.progress = "always" end
+  -- par prints the output itself: grouped unless the config asks for ungrouped
+  if ro.capture == false or ro.output == "ungroup" then
+    ro.capture, ro.output = false, nil
+  else
+    ro.capture, ro.output = true, nil
+  end
+  return ro
+end
+
+-- Run 'jobs' ({ cmd, text, tag }); returns the number that failed.
+local function run_jobs(jobs, o, cfg)
+  local values = cfg and cfg.values or {}
+  o.keep_order = o.keep_order or values.keep_order
+  o.tag = o.tag or values.tag
+  local ro = run_options(values, o, #jobs)
+  if ro.resume and not ro.joblog then
+    if cfg and cfg.values.resume and not o.resume and not o.resume_failed then
+      key_error(cfg, "resume", "key 'resume' needs key 'joblog'")
+    end
+    usage_error((o.resume_failed and "--resume-failed" or "--resume") .. " needs --joblog FILE")
+  end
+  if not ro.capture and (o.keep_order or o.tag) then
+    usage_error((o.tag and "--tag" or "--keep-order")
+      .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
+  end
+  if o.dry_run then
+    for _, job in ipairs(jobs) do put(job.text, "\n") end
+    flush_out()
+    return 0
+  end
+  o.progress = ro.progress
+  -- par.run checks the joblog too, but this read comes first (and a FIFO blocks it)
+  local unfit = ro.joblog and joblog.unfit(ro.joblog)
+  if unfit then
+    if cfg and o.joblog == nil then key_error(cfg, "joblog", "key 'joblog': " .. unfit) end
+    usage_error("--joblog: " .. unfit)
+  end
+  local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
+  local out = output.printer(o, jobs, skip)
+  local user_done = values.on_done
+  ro.on_done = function(res, i)
+    if ro.capture then out.done(res, i) end
+    if user_done then user_done(res, i) end
+  end
+  local cmds = {}
+  for i, job in ipairs(jobs) do cmds[i] = job.cmd end
+  local ok, results, why = pcall(par.run, cmds, ro)
+  if not ok then
+    config.api_error(cfg, results, { "commands" }, o)
+    out.flush()   -- an interrupt: what ended before it is still printed
+    error(results, 0)
+  end
+  if results == nil then errors.system(why) end
+  out.flush()
+  local nfailed = 0
+  for _, res in ipairs(results) do
+    if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
+  end
+  return nfailed
+end
+
+-- The jobs of a command line: its input lines as commands, or CMD once per
+-- argument (of ::: or of the input).
+local function command_jobs(o, plan)
+  local jobs = {}
+  if plan.mode == "lines" and not plan.list then
+    for i, line in ipairs(input.read(o.arg_file, o.null, "command")) do
+      jobs[i] = { cmd = line, text = line, tag = line }
+    end
+    return jobs
+  end
+  local list = plan.list or input.read(o.arg_file, o.null, "argument")
+  local template = concat(plan.words, " ")
+  for i, a in ipairs(list) do
+    local cmd = plan.mode == "lines" and a or input.expand(template, a, i)
+    if cmd:find("\0", 1, true) then usage_error(format("argument %d contains a NUL byte", i)) end
+    jobs[i] = { cmd = cmd, text = cmd, tag = a }
+  end
+  return jobs
+end
+
+-- Refuse the command-line options (by key) that 'par <mode>' does not take.
+local function refuse_options(o, keys, mode)
+  for _, k in ipairs(keys) do
+    if o[k] then usage_error(format("option '--%s' does not apply to 'par %s'", (k:gsub("_", "-")), mode)) end
+  end
+end
+
+-- Shell text of a command: argv tables quoted word by word.
+local function command_text(c)
+  if type(c) ~= "table" then return tostring(c) end
+  return util.shell_line(c)
+end
+
+--- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
+function M.command_line(o, plan)
+  return run_jobs(command_jobs(o, plan), o)
+end
+
+--- par run CONFIG.lua: the config's commands.
+function M.config_run(o, plan)
+  refuse_options(o, { "arg_file", "null" }, "run")
+  local cfg = config.load(plan.config, config.RUN_KEYS, plan.config_args)
+  local cmds = config.list(cfg, "commands")
+  local jobs = {}
+  for i, c in ipairs(cmds) do
+    if type(c) ~= "string" and type(c) ~= "table" then
+      key_error(cfg, "commands", format("key 'commands': command #%d is a %s, not a string or argv table",
+        i, typename(c)))
+    end
+    local text = command_text(c)
+    jobs[i] = { cmd = c, text = text, tag = text }
+  end
+  return run_jobs(jobs, o, cfg)
+end
+
+-- par.map's options from the config's values and the command line.
+local function map_options(cfg_values, o, nitems)
+  local mo = { errors = cfg_values.errors or "collect" }
+  for _, k in ipairs({ "chunksize", "init", "worker_memory", "timeout" }) do mo[k] = cfg_values[k] end
+  if o.timeout then mo.timeout = o.timeout end
+  local procs = o.jobs
+  if procs == nil then procs = cfg_values.procs end
+  mo.procs = procs ~= nil and resolve_jobs(procs, nitems) or nil
+  return mo
+end
+
+--- par map CONFIG.lua: the config's fn over its items, each result printed.
+function M.config_map(o, plan)
+  refuse_options(o, { "retries", "halt", "joblog", "resume", "resume_failed", "tag",
+    "dry_run", "delay", "arg_file", "null", "sshlogin", "sshloginfile" }, "map")
+  local cfg = config.load(plan.config, config.MAP_KEYS, plan.config_args)
+  local v = cfg.values
+  if v.fn == nil then key_error(cfg, "fn", "key 'fn' is missing") end
+  local items = config.list(cfg, "items")
+  local fmt = o.format or v.format or "json"
+  local write_results = output.results_writer(fmt, o.verbose)
+  local mo = map_options(v, o, #items)
+  local mode = o.bar and "always" or v.progress
+  local bar = progress.new(#items, mode, "items")
+  local ndone = 0
+  local counter = { counts = function()
+    local running = math.min(mo.procs or par.cpus(), #items - ndone)
+    return ndone + running, ndone
+  end }
+  local user_result = v.on_result
+  if bar or user_result then
+    mo.on_result = function(i, res)
+      ndone = ndone + 1
+      if bar then bar:draw(counter, 0) end
+      if user_result then return user_result(i, res) end
+    end
+  end
+  local ok, results, errs = pcall(par.map, v.fn, items, mo)
+  if bar then ndone = #items; bar:finish(counter, 0) end
+  if not ok then
+    config.api_error(cfg, results, { "fn", "items" }, o)
+    if type(results) == "string" and results:find("^par%.map: item %d+: ") then
+      -- errors = "raise": the first failure ends the map
+      output.item_error(results, o.verbose)
+      return 1
+    end
+    error(results, 0)
+  end
+  if results == nil then errors.system(errs) end
+  return write_results(results, errs)
+end
+
+return M
