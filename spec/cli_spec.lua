@@ -257,7 +257,7 @@ describe("par command", function()
       assert.are.same({ "", "par: job 1 failed (timeout): sleep 30\n", 1 },
         { par({ "--timeout", "0.2", ":::", "sleep 30" }) })
       local out, err, status = par({ "--timeout", "0", "true", ":::", "1" })
-      assert_usage("--timeout: a positive number expected, got '0'", out, err, status)
+      assert_usage("--timeout: must be a finite number > 0, got 0", out, err, status)
     end)
 
     it("--retries N reruns a failed job up to N more times", function()
@@ -268,7 +268,7 @@ describe("par command", function()
       out, err, status, dir = run({ "--retries", "1", ":::", cmd })
       assert.are.same({ "", "", 1 }, { out, err, status })
       assert.are.equal("x\nx\n", H.readfile(dir .. "/count"))
-      assert_usage("--retries: a non-negative integer expected, got 'x'", par({ "--retries", "x", "true" }))
+      assert_usage("--retries: integer expected, got 'x'", par({ "--retries", "x", "true" }))
     end)
 
     it("--halt soon starts nothing after a failure", function()
@@ -290,7 +290,7 @@ describe("par command", function()
       local out, err, status, dir = run({ "-j1", "--halt", "never", ":::", "exit 2", "touch ran" })
       assert.are.same({ "", "", 1 }, { out, err, status })
       assert.are.equal("", H.readfile(dir .. "/ran"))
-      assert_usage("--halt: never, soon or now expected, got 'later'", par({ "--halt", "later", "true" }))
+      assert_usage("--halt: expected one of never, soon, now, got 'later'", par({ "--halt", "later", "true" }))
     end)
 
     it("--joblog FILE writes GNU parallel's joblog", function()
@@ -351,7 +351,7 @@ describe("par command", function()
       local starts = {}
       for seq, t in H.readfile(dir .. "/log"):gmatch("\n(%d)\t:\t([%d.]+)") do starts[tonumber(seq)] = tonumber(t) end
       assert.is_true(math.abs(starts[2] - starts[1]) >= 0.29)
-      assert_usage("--delay: a non-negative number expected, got '-1'", par({ "--delay", "-1", "true" }))
+      assert_usage("--delay: must be a finite number >= 0, got -1", par({ "--delay", "-1", "true" }))
     end)
   end)
 
@@ -384,8 +384,8 @@ describe("par command", function()
       assert_usage("option '--joblog' needs a value (FILE)", par("--joblog"))
       assert_usage("option '--tag' takes no value", par("--tag=1 true"))
       assert_usage("'par run' needs a config file", par("run"))
-      assert_usage("--format applies only to 'par map'", par("--format lua true"))
-      assert_usage("--format: json or lua expected, got 'xml'", par("--format xml map x.lua"))
+      assert_usage("option '--format' applies only to 'par map'", par("--format lua true"))
+      assert_usage("--format: expected one of json, lua, got 'xml'", par("--format xml map x.lua"))
     end)
 
     it("is 143 (128 + SIGTERM) after SIGTERM, with every job stopped", function()
@@ -510,9 +510,9 @@ describe("par command", function()
           "c.lua:1: key 'halt': expected one of never, soon, now, got 'later'")
         bad("return { commands = {}, timeout = -1 }", "c.lua:1: key 'timeout': must be a finite number > 0, got -1")
         bad("return { commands = { 'true', 42 } }",
-          "c.lua:1: key 'commands': command #2 is a number, not a string or argv table")
+          "c.lua:1: key 'commands': command #2 must be a string or an argv table")
         bad("return { commands = { 'true' }, env = { ['A=B'] = 'x' } }",
-          'c.lua:1: key \'env\': bad variable name 'A=B'')
+          "c.lua:1: key 'env': bad variable name 'A=B'")
       end)
 
       it("with a missing or broken commands", function()

@@ -55,7 +55,9 @@ local function resolve(spec)
   return v
 end
 
-local function check_fn(fn_spec)
+--- The function fn_spec names: itself, or the function a "module.func"
+-- string resolves to; or nil, why.
+function M.resolve(fn_spec)
   local fn, why = options.find("map", "fn").check(fn_spec)
   if type(fn) == "string" then return resolve(fn) end
   return fn, why
@@ -82,7 +84,7 @@ end
 -- an empty table when none failed).  results.n == #items always.
 -- On a system failure (fork, socketpair...): nil, message, errno.
 function M.map(fn_spec, items, ...)
-  local fn, why = check_fn(fn_spec)
+  local fn, why = M.resolve(fn_spec)
   if not fn then argerror(1, "map", why) end
   local ok, n = options.find("map", "items").check(items)
   if not ok then argerror(2, "map", n) end

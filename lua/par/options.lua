@@ -185,13 +185,15 @@ end
 -- (the value's name; nil for a flag without a value), parse (string ->
 -- value, or nil, why; for a flag with a value), value (what a flag without
 -- one sets; default true), key (where the parsed value goes: default the
--- option's name), default and help (for --help).
+-- option's name), default and help (for --help; 'final' marks a flag that
+-- does its job and exits, shown without a default).
 
--- A number from the command line, then the option's own check.
-local function number_flag(check)
+-- A number from the command line ('what': "number" or "integer"), then
+-- the option's own check.
+local function number_flag(check, what)
   return function(s)
     local v = tonumber(s)
-    if v == nil then return nil, "number expected, got '" .. s .. "'" end
+    if v == nil then return nil, format("%s expected, got '%s'", what or "number", s) end
     return check(math.tointeger(v) or v)
   end
 end
@@ -241,7 +243,7 @@ M.run = {
   { name = "kill_after", core = true, check = util.nonneg_number, default = "2",
     help = "seconds between a timeout's SIGTERM and its SIGKILL" },
   { name = "retries", core = true, check = util.nonneg_integer, default = "0",
-    flags = { { long = "retries", arg = "N", parse = number_flag(util.nonneg_integer),
+    flags = { { long = "retries", arg = "N", parse = number_flag(util.nonneg_integer, "integer"),
       help = "run a failed job up to N more times" } },
     help = "run a failed command again, up to `retries` more times" },
   { name = "retry_delay", core = true, check = util.nonneg_number, default = "0",
@@ -329,9 +331,9 @@ M.cli = {
     flags = { { short = "v", long = "verbose",
       help = "print each command before its output, and why each failed job failed" } } },
   { name = "version", modes = "lines args run map",
-    flags = { { long = "version", help = "print the version and exit" } } },
+    flags = { { long = "version", final = true, help = "print the version and exit" } } },
   { name = "help", modes = "lines args run map",
-    flags = { { short = "h", long = "help", help = "print this help and exit" } } },
+    flags = { { short = "h", long = "help", final = true, help = "print this help and exit" } } },
 }
 
 -- {======================================================================
@@ -372,30 +374,39 @@ function M.check(call, opts)
 end
 
 --- What one option says of another, which neither check can see: nil, or
--- name, why.
+-- the option's name and the option it needs (or nil, and what it needs).
 function M.relations(call, opts)
   if call ~= "run" then return nil end
-  if opts.resume and not opts.joblog then return "resume", "needs option 'joblog'" end
-  if opts.output and opts.capture then return "output", "needs capture = false" end
+  if opts.resume and not opts.joblog then return "resume", "joblog" end
+  if opts.output and opts.capture then return "output", nil, "capture = false" end
   return nil
 end
 
---- Each flag of the par command once, in the order --help lists them, with
--- 'option' (its entry) and 'call' ("run", "map" or "cli": the first call
--- that lists it) filled in.
+--- Each flag of the par command once, in the order --help lists them, as
+-- a table that reads the flag's fields, with 'option' (the entry of the
+-- first call that lists it), 'call' ("cli", "run" or "map") and 'modes'
+-- (the set of modes of the par command it applies to) filled in.
 function M.flags()
-  local out, seen = {}, {}
+  local out, by = {}, {}
   for _, call in ipairs({ "cli", "run", "map" }) do
     for _, o in ipairs(M[call]) do
       for _, f in ipairs(o.flags or {}) do
-        if not seen[f] then
-          seen[f] = true
-          out[#out + 1] = setmetatable({ option = o, call = call }, { __index = f })
+        local t = by[f]
+        if not t then
+          t = setmetatable({ option = o, call = call, modes = {} }, { __index = f })
+          by[f] = t
+          out[#out + 1] = t
         end
+        local modes = call == "cli" and o.modes or call == "run" and "lines args run" or "map"
+        for m in modes:gmatch("%a+") do t.modes[m] = true end
       end
     end
   end
-  return out
+  local last = {}                   -- --version and --help close the list
+  for i = #out, 1, -1 do
+    if out[i].final then table.insert(last, 1, table.remove(out, i)) end
+  end
+  return table.move(last, 1, #last, #out + 1, out)
 end
 
 --- The checker of config key 'name' of a "run" or "map" config, or nil.
@@ -437,8 +448,11 @@ function M.args(call, first, ...)
       return nil, argn, format("option '%s' contradicts argument #%d",
         rawget(b, "jobs") ~= nil and "jobs" or "procs", first)
     end
-    name, why = M.relations(call, opts)
-    if name then return nil, argn, format("option '%s' %s", name, why) end
+    local other
+    name, other, why = M.relations(call, opts)
+    if name then
+      return nil, argn, format("option '%s' needs %s", name, other and "option '" .. other .. "'" or why)
+    end
   end
   for i = argn - first + 2, select("#", ...) do
     if select(i, ...) ~= nil then return nil, first + i - 1, "no value expected" end

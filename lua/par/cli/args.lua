@@ -1,127 +1,65 @@
---- The par command line: the options (one table that the parser and --help
--- both read), their value parsers, and the parser that splits a command line
--- into options and a plan.
+--- The par command line: the parser that splits a command line into
+-- options and a plan, and --help.  Both read the flags of par.options,
+-- where every option is listed once.
 --
--- The parser and --help need, per option, only the record built below:
---   { short = "j" or nil, long = "jobs", arg = "N" or nil (nil: a flag),
---     key = "jobs", default = "CPUS" or nil, help = "...",
---     parse = function(text) -> value (raises a usage error) or nil }
--- OPTIONS and VALUE_PARSERS are where those records come from.
+-- The parsed options are keyed by option name (flag.key where a flag sets
+-- a key of its own: --sshlogin, --sshloginfile); opts.given[key] names
+-- the flag that set it ("--joblog"), for messages.
 local par = require "par"
-local util = require "par.util"
+local options = require "par.options"
 local errors = require "par.cli.errors"
 
 local M = {}
 
-local type, ipairs, tostring = type, ipairs, tostring
+local ipairs, tostring = ipairs, tostring
 local format, concat = string.format, table.concat
 local usage_error = errors.usage
-local typename = util.typename
 
 -- {======================================================================
 -- Options
 
--- Option values, checked as they are read; 'what' names the option.
-local function parse_number(s, what, min_exclusive)
-  local v = tonumber(s)
-  if not v or v ~= v or v == math.huge or v < 0 or (min_exclusive and v == 0) then
-    usage_error(format("%s: %s number expected, got '%s'", what, min_exclusive and "a positive" or "a non-negative", s))
-  end
-  return v
+local FLAGS = options.flags()
+local BY_SHORT, BY_LONG = {}, {}
+for _, f in ipairs(FLAGS) do
+  if f.short then BY_SHORT[f.short] = f end
+  BY_LONG[f.long] = f
 end
 
-local function parse_count(s, what)
-  local v = math.tointeger(tonumber(s))
-  if not v or v < 0 or not s:find("^%s*%d+%s*$") then
-    usage_error(format("%s: a non-negative integer expected, got '%s'", what, s))
-  end
-  return v
+--- The key a flag sets in the parsed options.
+local function key_of(f) return f.key or f.option.name end
+
+--- The flag that set parsed option 'key' last ("--jobs"), or nil.
+function M.flag(opts, key)
+  return opts.given[key]
 end
 
---- A jobs value (integer >= 0 or "N%"), or nil, why: for -j, and for the
--- configs' jobs and procs keys.
-function M.check_jobs(v)
-  if math.type(v) == "integer" and v >= 0 then return v end
-  if type(v) == "string" then
-    local pct = v:match("^(%d+%.?%d*)%%$")
-    if pct then return v end
-    local n = v:match("^%d+$") and math.tointeger(tonumber(v))
-    if n then return n end
-  end
-  return nil, "integer >= 0 or 'N%' expected, got " ..
-    (type(v) == "string" and ("'" .. v .. "'") or typename(v))
+--- The name of the first flag of option 'name' of 'call', with its value
+-- ("--joblog FILE"), or nil when no flag sets it.
+function M.flag_of(call, name)
+  local o = options.find(call, name)
+  local f = o and o.flags and o.flags[1]
+  return f and "--" .. f.long .. (f.arg and " " .. f.arg or "")
 end
 
-local VALUE_PARSERS = {
-  jobs = function(s)
-    local v, why = M.check_jobs(s)
-    if v == nil then usage_error("--jobs: " .. why) end
-    return v
-  end,
-  timeout = function(s) return parse_number(s, "--timeout", true) end,
-  delay = function(s) return parse_number(s, "--delay") end,
-  retries = function(s) return parse_count(s, "--retries") end,
-  halt = function(s)
-    if s ~= "never" and s ~= "soon" and s ~= "now" then
-      usage_error(format("--halt: never, soon or now expected, got '%s'", s))
+--- Refuse an option that the plan's mode does not take.
+function M.check_modes(opts, mode)
+  for _, f in ipairs(FLAGS) do
+    if opts.given[key_of(f)] == "--" .. f.long and not f.modes[mode] then
+      if mode == "lines" or mode == "args" then
+        usage_error(format("option '--%s' applies only to 'par %s'", f.long,
+          f.modes.run and "run" or "map"))
+      end
+      usage_error(format("option '--%s' does not apply to 'par %s'", f.long, mode))
     end
-    return s
-  end,
-  sshlogin = function(s)
-    local hosts = {}
-    for h in s:gmatch("[^,%s]+") do
-      local why = util.host_problem(h)
-      if why then usage_error("--sshlogin: " .. why) end
-      hosts[#hosts + 1] = h
-    end
-    if #hosts == 0 then usage_error("--sshlogin: no host given") end
-    return hosts
-  end,
-  format = function(s)
-    if s ~= "json" and s ~= "lua" then usage_error(format("--format: json or lua expected, got '%s'", s)) end
-    return s
-  end,
-}
-
--- One row per option: short flag, long flag, arg name (nil: a flag), key in
--- opts, default for --help, help line.  Its value parser is VALUE_PARSERS[key].
-local OPTIONS = {
-  { "a", "arg-file", "FILE", "arg_file", "stdin", "read commands (or, with CMD, arguments) from FILE; '-' is stdin" },
-  { "0", "null", nil, "null", "off", "input items end with NUL, not newline" },
-  { "j", "jobs", "N", "jobs", "CPUS", "run N jobs at once; N% is a share of the CPUs; 0 runs all at once" },
-  { nil, "timeout", "S", "timeout", "none", "stop a job after S seconds (SIGTERM to its group, then SIGKILL)" },
-  { nil, "retries", "N", "retries", "0", "run a failed job up to N more times" },
-  { nil, "halt", "WHEN", "halt", "never", "after a failure: soon starts no new job, now also kills the running ones" },
-  { nil, "joblog", "FILE", "joblog", "none", "append GNU parallel's joblog line for each job as it ends" },
-  { nil, "resume", nil, "resume", "off", "with a joblog: skip the jobs it already holds" },
-  { nil, "resume-failed", nil, "resume_failed", "off", "with a joblog: rerun its failed jobs, skip the others in it" },
-  { nil, "bar", nil, "bar", "off", "show a progress line on stderr" },
-  { "k", "keep-order", nil, "keep_order", "off", "print job output in input order, not completion order" },
-  { nil, "tag", nil, "tag", "off", "prefix each output line with the job's argument and a tab" },
-  { nil, "dry-run", nil, "dry_run", "off", "print the commands, run nothing" },
-  { nil, "delay", "S", "delay", "0", "wait at least S seconds between two job starts" },
-  { "S", "sshlogin", "HOSTS", "sshlogin", "none",
-    "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here)" },
-  { nil, "sshloginfile", "FILE", "sshloginfile", "none", "read ssh hosts from FILE, one per line (# comments)" },
-  { nil, "format", "FMT", "format", "json", "par map: print results as json or lua, one per line" },
-  { "v", "verbose", nil, "verbose", "off", "print each command before its output, and why each failed job failed" },
-  { nil, "version", nil, "version", nil, "print the version and exit" },
-  { "h", "help", nil, "help", nil, "print this help and exit" },
-}
-
-local BY_SHORT, BY_LONG, BY_KEY = {}, {}, {}
-for i, o in ipairs(OPTIONS) do
-  local opt = { short = o[1], long = o[2], arg = o[3], key = o[4], default = o[5], help = o[6],
-    parse = VALUE_PARSERS[o[4]] }
-  if opt.short then BY_SHORT[opt.short] = opt end
-  BY_LONG[opt.long] = opt
-  BY_KEY[opt.key] = opt
-  OPTIONS[i] = opt
+  end
 end
 
---- The option that sets opts[key], or nil.
-function M.option(key)
-  return BY_KEY[key]
+-- The default as --help shows it: README's text without its code marks.
+local function help_default(f)
+  if f.default then return f.default end
+  if not f.arg then return "off" end
+  local d = f.option.default
+  return d and (d:gsub('[`"]', "")) or "none"
 end
 
 --- The text of --help.
@@ -142,12 +80,12 @@ function M.help()
     "",
     "options (default in brackets):",
   }
-  for _, o in ipairs(OPTIONS) do
-    local names = (o.short and ("-" .. o.short .. ", ") or "    ") .. "--" .. o.long
-      .. (o.arg and (" " .. o.arg) or "")
-    local default = o.default
+  for _, f in ipairs(FLAGS) do
+    local names = (f.short and ("-" .. f.short .. ", ") or "    ") .. "--" .. f.long
+      .. (f.arg and (" " .. f.arg) or "")
+    local default = not f.final and help_default(f) or nil
     if default == "CPUS" then default = tostring(par.cpus()) .. ", the CPUs" end
-    lines[#lines + 1] = format("  %-22s %s%s", names, o.help, default and (" [" .. default .. "]") or "")
+    lines[#lines + 1] = format("  %-22s %s%s", names, f.help, default and (" [" .. default .. "]") or "")
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "exit status: 0 all jobs ok; 1-100 the number that failed; 101 more than 100;"
@@ -162,8 +100,17 @@ end
 -- The parser
 
 -- Store one option; 'value' is nil for a flag.
-local function set_option(opts, o, value)
-  opts[o.key] = o.arg and (o.parse and o.parse(value) or value) or true
+local function set_option(opts, f, value)
+  local key = key_of(f)
+  if f.arg and f.parse then
+    local v, why = f.parse(value)
+    if v == nil then usage_error(format("--%s: %s", f.long, why)) end
+    value = v
+  elseif not f.arg then
+    value = f.value == nil or f.value
+  end
+  opts[key] = value
+  opts.given[key] = "--" .. f.long
 end
 
 -- Parse the long option at args[i] ("--name" or "--name=value"); returns the next index.
@@ -230,7 +177,7 @@ end
 --- Split the command line into options and the rest.  Returns opts and a
 -- plan: { mode = "lines"|"args"|"run"|"map", words, config, config_args, ... }.
 function M.parse(args)
-  local opts = {}
+  local opts = { given = {} }
   local i, dashdash = parse_options(opts, args, 1)
   local plan = {}
   local first = args[i]

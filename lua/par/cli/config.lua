@@ -2,6 +2,7 @@
 -- (RUN_KEYS, MAP_KEYS), and errors that blame the line of the config that
 -- set a key.
 local util = require "par.util"
+local options = require "par.options"
 local cli_args = require "par.cli.args"
 local errors = require "par.cli.errors"
 
@@ -46,74 +47,11 @@ function M.key_error(cfg, key, msg)
   config_error(format("%s%s: %s", cfg.path, line and (":" .. line) or "", msg))
 end
 
--- Checkers for config keys: value -> value, or nil, why.
-local function sequence_or_function(v)
-  if type(v) == "function" then return v end
-  if type(v) ~= "table" then return nil, "table or function expected, got " .. typename(v) end
-  if not util.is_sequence(v) then return nil, "sequence expected (keys 1..n only)" end
-  return v
+--- The checker of each key of a par run config (kind "run") or a par map
+-- config ("map"), from par.options.
+function M.keys(kind)
+  return function(key) return options.config_check(kind, key) end
 end
-
-local function table_value(v)
-  if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
-  return v
-end
-
-local function string_or_table(v)
-  if type(v) ~= "string" and type(v) ~= "table" then
-    return nil, "string or table expected, got " .. typename(v)
-  end
-  return v
-end
-
-local function fn_value(v)
-  if type(v) ~= "function" and type(v) ~= "string" then
-    return nil, "function or 'module.func' string expected, got " .. typename(v)
-  end
-  return v
-end
-
---- The keys of a par run config, each with its checker.
-M.RUN_KEYS = {
-  commands = sequence_or_function,
-  jobs = cli_args.check_jobs,
-  timeout = util.positive_number,
-  kill_after = util.nonneg_number,
-  retries = util.nonneg_integer,
-  retry_delay = util.nonneg_number,
-  halt = util.oneof("never", "soon", "now"),
-  joblog = util.string,
-  resume = util.boolean_or("failed"),
-  progress = util.boolean_or("always"),
-  env = table_value,
-  cwd = util.string,
-  shell = string_or_table,
-  stdin = util.string,
-  capture = util.boolean,
-  output = util.oneof("group", "ungroup"),
-  max_output = util.nonneg_integer,
-  delay = util.nonneg_number,
-  on_done = util.func,
-  keep_order = util.boolean,
-  tag = util.boolean,
-  hosts = table_value,
-  ssh = string_or_table,
-}
-
---- The keys of a par map config, each with its checker.
-M.MAP_KEYS = {
-  fn = fn_value,
-  items = sequence_or_function,
-  procs = cli_args.check_jobs,
-  chunksize = util.positive_integer,
-  init = util.func,
-  on_result = util.func,
-  errors = util.oneof("raise", "collect"),
-  worker_memory = util.positive_integer,
-  timeout = util.positive_number,
-  progress = util.boolean_or("always"),
-  format = util.oneof("json", "lua"),
-}
 
 -- Prepend the config's directory to package.path, so that the config (and
 -- par map's "module.func") can require modules kept beside it.
@@ -143,7 +81,7 @@ function M.load(path, keys, args)
   end
   local cfg = { path = path, source = source, values = {} }
   for k, v in pairs(t) do
-    local check = type(k) == "string" and keys[k]
+    local check = type(k) == "string" and keys(k)
     if not check then M.key_error(cfg, k, "unknown key " .. key_name(k)) end
     local val, why = check(v)
     if val == nil then M.key_error(cfg, k, format("key '%s': %s", k, why)) end
@@ -171,24 +109,30 @@ function M.list(cfg, key)
   return v
 end
 
---- An error par.run or par.map raised about its arguments, in the terms of
--- whoever gave the value: "bad argument #2 to 'run' (option 'joblog': ...)"
--- -> "--joblog: ..." when the command line set it (or there is no config),
--- else "c.lua:3: key 'joblog': ...".  'o' holds the command-line options.
-function M.api_error(cfg, msg, argkeys, o)
-  if type(msg) ~= "string" then return nil end
-  local n, fname, why = msg:match("^bad argument #(%d) to '(%a+)' %((.*)%)$")
-  if not n then return nil end
-  local key, rest = why:match("^option '([%w_]+)': (.*)$")
-  if key then
-    local flag = cli_args.option(key)
-    if flag and (not cfg or o[key] ~= nil) then usage_error(format("--%s: %s", flag.long, rest)) end
-    return cfg and M.key_error(cfg, key, format("key '%s': %s", key, rest))
+-- A bad option value, blamed on whoever gave it: the flag that set it
+-- ("--joblog: ..."), else the config's key ("c.lua:3: key 'joblog': ...").
+local function blame(cfg, o, name, why)
+  local flag = o.given[name]
+  if flag or not cfg then usage_error(format("%s: %s", flag or name, why)) end
+  M.key_error(cfg, name, format("key '%s': %s", name, why))
+end
+
+--- par.run's or par.map's options ('call'), assembled from the config 'cfg'
+-- (nil for none) and the command line's options 'o', checked as the API
+-- checks them: the checked options, or a usage or config error.
+function M.check_options(call, opts, cfg, o)
+  local checked, name, why = options.check(call, opts)
+  if not checked then blame(cfg, o, name, why or "unknown option") end
+  local other
+  name, other, why = options.relations(call, checked)
+  if name then
+    local flag = o.given[name]
+    if flag or not cfg then
+      usage_error(format("%s needs %s", flag or name, other and cli_args.flag_of(call, other) or why))
+    end
+    M.key_error(cfg, name, format("key '%s' needs %s", name, other and "key '" .. other .. "'" or why))
   end
-  key = argkeys[tonumber(n)]
-  if not key then return nil end
-  if cfg then M.key_error(cfg, key, format("key '%s': %s", key, why)) end
-  usage_error(format("%s: %s", fname, why))
+  return checked
 end
 
 return M

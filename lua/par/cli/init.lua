@@ -39,7 +39,7 @@ local function main(argv)
   local o, plan = args.parse(argv)
   if o.help then put(args.help()); flush_out(); return 0 end
   if o.version then put("par ", par.VERSION, "\n"); flush_out(); return 0 end
-  if o.format and plan.mode ~= "map" then errors.usage("--format applies only to 'par map'") end
+  args.check_modes(o, plan.mode)
   if plan.mode == "run" then return exit_status(jobs.config_run(o, plan)) end
   if plan.mode == "map" then return exit_status(jobs.config_map(o, plan)) end
   return exit_status(jobs.command_line(o, plan))

@@ -5,6 +5,8 @@ local par = require "par"
 local util = require "par.util"
 local joblog = require "par.joblog"
 local progress = require "par.progress"
+local options = require "par.options"
+local parmap = require "par.map"
 local config = require "par.cli.config"
 local input = require "par.cli.input"
 local output = require "par.cli.output"
@@ -14,7 +16,6 @@ local M = {}
 
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 local format, concat = string.format, table.concat
-local typename = util.typename
 local usage_error, key_error = errors.usage, config.key_error
 local put, flush_out = output.put, output.flush_out
 
@@ -48,45 +49,68 @@ local function read_hosts(path)
   return hosts
 end
 
+-- The options of 'call' that a config's values give, under their names
+-- (par.map's procs is jobs), but for those the par command handles itself
+-- ('own') and the positional ones.
+local function config_options(call, cfg, own)
+  local out = {}
+  for k, v in pairs(cfg and cfg.values or {}) do
+    local opt = options.find(call, k)
+    if opt and not opt.arg and not own[opt.name] then
+      if out[opt.name] ~= nil and out[opt.name] ~= v then
+        key_error(cfg, k, format("key '%s' contradicts key '%s'", k, opt.name))
+      end
+      out[opt.name] = v
+    end
+  end
+  return out
+end
+
+-- Then the command line's, over them.
+local function cli_options(call, opts, o)
+  for _, opt in ipairs(options[call]) do
+    if opt.flags and o[opt.name] ~= nil then opts[opt.name] = o[opt.name] end
+  end
+  return opts
+end
+
+-- The config's hosts, then the command line's (-S, --sshloginfile).
+local function host_options(ro, o)
+  if not o.sshlogin and not o.sshloginfile then return end
+  local hosts = {}
+  for _, h in ipairs(ro.hosts or {}) do hosts[#hosts + 1] = h end
+  for _, h in ipairs(o.sshlogin or {}) do hosts[#hosts + 1] = h end
+  for _, h in ipairs(o.sshloginfile and read_hosts(o.sshloginfile) or {}) do hosts[#hosts + 1] = h end
+  ro.hosts = hosts
+end
+
 -- par.run's options from the config's values and the command line.
-local function run_options(cfg_values, o, njobs)
-  local ro = {}
-  for k, v in pairs(cfg_values) do ro[k] = v end
-  ro.commands, ro.keep_order, ro.tag, ro.on_done = nil, nil, nil, nil
-  if o.jobs ~= nil then ro.jobs = o.jobs end
-  ro.jobs = ro.jobs ~= nil and resolve_jobs(ro.jobs, njobs) or nil
-  for _, k in ipairs({ "timeout", "retries", "halt", "joblog", "delay" }) do
-    if o[k] ~= nil then ro[k] = o[k] end
-  end
-  local hosts = o.sshlogin or o.sshloginfile and read_hosts(o.sshloginfile)
-  if hosts then
-    ro.hosts = ro.hosts or {}
-    for _, h in ipairs(hosts) do ro.hosts[#ro.hosts + 1] = h end
-  end
-  if o.resume then ro.resume = true end
-  if o.resume_failed then ro.resume = "failed" end
-  if o.bar then ro.progress = "always" end
+local function run_options(cfg, o, njobs)
+  local ro = cli_options("run", config_options("run", cfg, { on_done = true }), o)
+  host_options(ro, o)
+  if ro.jobs ~= nil then ro.jobs = resolve_jobs(ro.jobs, njobs) end
   -- par prints the output itself: grouped unless the config asks for ungrouped
   if ro.capture == false or ro.output == "ungroup" then
     ro.capture, ro.output = false, nil
   else
     ro.capture, ro.output = true, nil
   end
-  return ro
+  return config.check_options("run", ro, cfg, o)
 end
 
 -- Run 'jobs' ({ cmd, text, tag }); returns the number that failed.
 local function run_jobs(jobs, o, cfg)
   local values = cfg and cfg.values or {}
+  local cmds = {}
+  for i, job in ipairs(jobs) do cmds[i] = job.cmd end
+  local cok, why = options.find("run", "commands").check(cmds)
+  if not cok then
+    if cfg then key_error(cfg, "commands", "key 'commands': " .. why) end
+    usage_error(why)
+  end
   o.keep_order = o.keep_order or values.keep_order
   o.tag = o.tag or values.tag
-  local ro = run_options(values, o, #jobs)
-  if ro.resume and not ro.joblog then
-    if cfg and cfg.values.resume and not o.resume and not o.resume_failed then
-      key_error(cfg, "resume", "key 'resume' needs key 'joblog'")
-    end
-    usage_error((o.resume_failed and "--resume-failed" or "--resume") .. " needs --joblog FILE")
-  end
+  local ro = run_options(cfg, o, #jobs)
   if not ro.capture and (o.keep_order or o.tag) then
     usage_error((o.tag and "--tag" or "--keep-order")
       .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
@@ -97,12 +121,6 @@ local function run_jobs(jobs, o, cfg)
     return 0
   end
   o.progress = ro.progress
-  -- par.run checks the joblog too, but this read comes first (and a FIFO blocks it)
-  local unfit = ro.joblog and joblog.unfit(ro.joblog)
-  if unfit then
-    if cfg and o.joblog == nil then key_error(cfg, "joblog", "key 'joblog': " .. unfit) end
-    usage_error("--joblog: " .. unfit)
-  end
   local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
   local out = output.printer(o, jobs, skip)
   local user_done = values.on_done
@@ -110,11 +128,9 @@ local function run_jobs(jobs, o, cfg)
     if ro.capture then out.done(res, i) end
     if user_done then user_done(res, i) end
   end
-  local cmds = {}
-  for i, job in ipairs(jobs) do cmds[i] = job.cmd end
-  local ok, results, why = pcall(par.run, cmds, ro)
+  local ok, results
+  ok, results, why = pcall(par.run, cmds, ro)
   if not ok then
-    config.api_error(cfg, results, { "commands" }, o)
     out.flush()   -- an interrupt: what ended before it is still printed
     error(results, 0)
   end
@@ -147,13 +163,6 @@ local function command_jobs(o, plan)
   return jobs
 end
 
--- Refuse the command-line options (by key) that 'par <mode>' does not take.
-local function refuse_options(o, keys, mode)
-  for _, k in ipairs(keys) do
-    if o[k] then usage_error(format("option '--%s' does not apply to 'par %s'", (k:gsub("_", "-")), mode)) end
-  end
-end
-
 -- Shell text of a command: argv tables quoted word by word.
 local function command_text(c)
   if type(c) ~= "table" then return tostring(c) end
@@ -167,48 +176,42 @@ end
 
 --- par run CONFIG.lua: the config's commands.
 function M.config_run(o, plan)
-  refuse_options(o, { "arg_file", "null" }, "run")
-  local cfg = config.load(plan.config, config.RUN_KEYS, plan.config_args)
+  local cfg = config.load(plan.config, config.keys("run"), plan.config_args)
   local cmds = config.list(cfg, "commands")
   local jobs = {}
   for i, c in ipairs(cmds) do
-    if type(c) ~= "string" and type(c) ~= "table" then
-      key_error(cfg, "commands", format("key 'commands': command #%d is a %s, not a string or argv table",
-        i, typename(c)))
-    end
     local text = command_text(c)
     jobs[i] = { cmd = c, text = text, tag = text }
   end
   return run_jobs(jobs, o, cfg)
 end
 
--- par.map's options from the config's values and the command line.
-local function map_options(cfg_values, o, nitems)
-  local mo = { errors = cfg_values.errors or "collect" }
-  for _, k in ipairs({ "chunksize", "init", "worker_memory", "timeout" }) do mo[k] = cfg_values[k] end
-  if o.timeout then mo.timeout = o.timeout end
-  local procs = o.jobs
-  if procs == nil then procs = cfg_values.procs end
-  mo.procs = procs ~= nil and resolve_jobs(procs, nitems) or nil
-  return mo
+-- par.map's options from the config's values and the command line; the
+-- par command draws the progress line and calls on_result itself.
+local function map_options(cfg, o, nitems)
+  local mo = cli_options("map", config_options("map", cfg, { progress = true, on_result = true }), o)
+  mo.progress = nil
+  if mo.errors == nil then mo.errors = "collect" end
+  if mo.jobs ~= nil then mo.jobs = resolve_jobs(mo.jobs, nitems) end
+  return config.check_options("map", mo, cfg, o)
 end
 
 --- par map CONFIG.lua: the config's fn over its items, each result printed.
 function M.config_map(o, plan)
-  refuse_options(o, { "retries", "halt", "joblog", "resume", "resume_failed", "tag",
-    "dry_run", "delay", "arg_file", "null", "sshlogin", "sshloginfile" }, "map")
-  local cfg = config.load(plan.config, config.MAP_KEYS, plan.config_args)
+  local cfg = config.load(plan.config, config.keys("map"), plan.config_args)
   local v = cfg.values
   if v.fn == nil then key_error(cfg, "fn", "key 'fn' is missing") end
+  local fn, why = parmap.resolve(v.fn)
+  if not fn then key_error(cfg, "fn", "key 'fn': " .. why) end
   local items = config.list(cfg, "items")
   local fmt = o.format or v.format or "json"
   local write_results = output.results_writer(fmt, o.verbose)
-  local mo = map_options(v, o, #items)
-  local mode = o.bar and "always" or v.progress
+  local mo = map_options(cfg, o, #items)
+  local mode = o.progress or v.progress
   local bar = progress.new(#items, mode, "items")
   local ndone = 0
   local counter = { counts = function()
-    local running = math.min(mo.procs or par.cpus(), #items - ndone)
+    local running = math.min(mo.jobs or par.cpus(), #items - ndone)
     return ndone + running, ndone
   end }
   local user_result = v.on_result
@@ -219,10 +222,9 @@ function M.config_map(o, plan)
       if user_result then return user_result(i, res) end
     end
   end
-  local ok, results, errs = pcall(par.map, v.fn, items, mo)
+  local ok, results, errs = pcall(par.map, fn, items, mo)
   if bar then ndone = #items; bar:finish(counter, 0) end
   if not ok then
-    config.api_error(cfg, results, { "fn", "items" }, o)
     if type(results) == "string" and results:find("^par%.map: item %d+: ") then
       -- errors = "raise": the first failure ends the map
       output.item_error(results, o.verbose)
