@@ -14,5 +14,5 @@ end
 return {
   fn = "weights_fn.weigh",   -- "module.func": resolved with require in par map
   items = items,
-  procs = 4,
+  jobs = 4,
 }

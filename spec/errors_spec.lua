@@ -123,10 +123,10 @@ describe("par.core's option checks", function()
 
   it("name the argument and the option, as the Lua layer does", function()
     local function opt(msg, opts) runner_error("bad argument #2 to 'runner' (" .. msg .. ")", ok, opts) end
-    opt("option 'jobs': number expected, got string", { jobs = "x" })
+    opt("option 'jobs': integer expected, got string", { jobs = "x" })
     opt("option 'jobs': number has no integer representation", { jobs = 2.5 })
     opt("option 'jobs': must be >= 1, got 0", { jobs = 0 })
-    opt("option 'jobs': number expected, got nil", {})
+    opt("option 'jobs': integer expected, got nil", {})
     opt("option 'capture': boolean expected, got number", { jobs = 1, capture = 1 })
     opt("option 'timeout': must be a finite number > 0, got -1", { jobs = 1, timeout = -1 })
     opt("option 'kill_after': must be a finite number >= 0, got inf", { jobs = 1, kill_after = 1 / 0 })

@@ -153,6 +153,26 @@ static void load_jobs (lua_State *L, Run *run, int idx) {
   lua_pop(L, 1);
 }
 
+/* The value at idx as the Lua layer shows a bad one (util.shown): a
+** string in quotes, NUL bytes as \0 (a message stops at a NUL), else the
+** name of its type. */
+static const char *shown (lua_State *L, int idx) {
+  luaL_Buffer b;
+  size_t len, i;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return luaL_typename(L, idx);
+  s = lua_tolstring(L, idx, &len);
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '\'');
+  for (i = 0; i < len; i++) {
+    if (s[i] == '\0') luaL_addstring(&b, "\\0");
+    else luaL_addchar(&b, s[i]);
+  }
+  luaL_addchar(&b, '\'');
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
 /* opts[k], which must be nil or of type t; returns its type. */
 static int optfield (lua_State *L, int idx, const char *k, int t) {
   int got = lua_getfield(L, idx, k);
@@ -180,7 +200,10 @@ static double optnum (lua_State *L, int idx, const char *k, double def,
 static lua_Integer optint (lua_State *L, int idx, const char *k,
                            lua_Integer def, lua_Integer min, lua_Integer max) {
   lua_Integer v = def;
-  if (optfield(L, idx, k, LUA_TNUMBER) == LUA_TNUMBER) {
+  int t = lua_getfield(L, idx, k);
+  if (t != LUA_TNIL && t != LUA_TNUMBER)
+    opterror(L, k, lua_pushfstring(L, "integer expected, got %s", luaL_typename(L, -1)));
+  if (t == LUA_TNUMBER) {
     int isint;
     v = lua_tointegerx(L, -1, &isint);       /* 2.0 is 2, as luaL_checkinteger says */
     if (!isint)
@@ -225,28 +248,10 @@ static int opthalt (lua_State *L, int idx) {
     while (m < 3 && strcmp(s, halts[m]) != 0) m++;
     if (m == 3)
       opterror(L, "halt", lua_pushfstring(L, "expected one of never, soon, now, got %s",
-               t == LUA_TSTRING ? lua_pushfstring(L, "'%s'", s) : luaL_typename(L, -1)));
+                                          shown(L, -1)));
   }
   lua_pop(L, 1);
   return m;
-}
-
-/* The name at -2 as the Lua layer shows a bad one: 'A=B', NUL as \0. */
-static const char *envname (lua_State *L) {
-  luaL_Buffer b;
-  size_t len, i;
-  const char *s;
-  if (lua_type(L, -2) != LUA_TSTRING) return luaL_typename(L, -2);
-  s = lua_tolstring(L, -2, &len);
-  luaL_buffinit(L, &b);
-  luaL_addchar(&b, '\'');
-  for (i = 0; i < len; i++) {
-    if (s[i] == '\0') luaL_addstring(&b, "\\0");
-    else luaL_addchar(&b, s[i]);
-  }
-  luaL_addchar(&b, '\'');
-  luaL_pushresult(&b);
-  return lua_tostring(L, -1);
 }
 
 /* Is the env entry at -2 (name), -1 (value) one par can set?  A name is a
@@ -257,7 +262,7 @@ static void check_envpair (lua_State *L) {
   const char *s;
   if (lua_type(L, -2) != LUA_TSTRING || (s = lua_tolstring(L, -2, &len), len == 0) ||
       strlen(s) != len || strchr(s, '=') != NULL)
-    opterror(L, "env", lua_pushfstring(L, "bad variable name %s", envname(L)));
+    opterror(L, "env", lua_pushfstring(L, "bad variable name %s", shown(L, -2)));
   if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return;
   if (lua_type(L, -1) != LUA_TSTRING || (s = lua_tolstring(L, -1, &len), strlen(s) != len))
     opterror(L, "env", lua_pushfstring(L, "variable '%s' must be a string without NUL bytes, or false",
@@ -411,7 +416,7 @@ static int par_runner (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (lua_getfield(L, 2, "jobs") == LUA_TNIL)   /* required: no default */
-    opterror(L, "jobs", "number expected, got nil");
+    opterror(L, "jobs", "integer expected, got nil");
   lua_pop(L, 1);
   jobs = (int)optint(L, 2, "jobs", 1, 1, INT_MAX);
   r = (Runner *)lua_newuserdatauv(L, sizeof *r, 1);

@@ -26,10 +26,6 @@ local type, next, rawget, tostring, ipairs = type, next, rawget, tostring, ipair
 local format = string.format
 local typename = util.typename
 
-local function quoted(v)
-  return type(v) == "string" and ("'" .. v .. "'") or typename(v)
-end
-
 -- {======================================================================
 -- Checkers: value -> value, or nil, why
 
@@ -93,8 +89,7 @@ local function check_env(v)
   if type(v) ~= "table" then return nil, "table expected, got " .. typename(v) end
   for k, val in next, v do
     if type(k) ~= "string" or k == "" or k:find("[=%z]") then
-      return nil, "bad variable name " .. (type(k) == "string" and "'" .. k:gsub("%z", "\\0") .. "'"
-        or typename(k))
+      return nil, "bad variable name " .. util.shown(k)
     end
     if val ~= false and type(val) ~= "string" or (val and val:find("\0", 1, true)) then
       return nil, format("variable '%s' must be a string without NUL bytes, or false", k)
@@ -149,7 +144,7 @@ function M.cli_jobs(v)
     local n = v:match("^%d+$") and math.tointeger(tonumber(v))
     if n then return n end
   end
-  return nil, "integer >= 0 or 'N%' expected, got " .. quoted(v)
+  return nil, "integer >= 0 or 'N%' expected, got " .. util.shown(v)
 end
 
 local function sequence_or_function(v)

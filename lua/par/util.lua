@@ -11,6 +11,13 @@ function M.argerror(i, fname, msg, level)
   error(format("bad argument #%d to '%s' (%s)", i, fname, msg), level or 3)
 end
 
+--- A bad value as messages show it: a string in quotes, NUL bytes as \0
+-- (the core's messages stop at a NUL), else the name of its type.
+function M.shown(v)
+  if type(v) == "string" then return "'" .. v:gsub("%z", "\\0") .. "'" end
+  return M.typename(v)
+end
+
 --- Name of a value's type as Lua's messages give it.
 function M.typename(v)
   local mt = getmetatable(v)
@@ -163,8 +170,7 @@ end
 function M.boolean_or(word)
   return function(v)
     if type(v) == "boolean" or v == word then return v end
-    return nil, format("boolean or '%s' expected, got %s", word,
-      type(v) == "string" and ("'" .. v .. "'") or M.typename(v))
+    return nil, format("boolean or '%s' expected, got %s", word, M.shown(v))
   end
 end
 
@@ -174,8 +180,7 @@ function M.oneof(...)
   for _, n in ipairs(names) do set[n] = true end
   return function(v)
     if set[v] then return v end
-    return nil, "expected one of " .. table.concat(names, ", ") .. ", got "
-      .. (type(v) == "string" and ("'" .. v .. "'") or M.typename(v))
+    return nil, "expected one of " .. table.concat(names, ", ") .. ", got " .. M.shown(v)
   end
 end
 
