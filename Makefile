@@ -90,7 +90,7 @@ tsan: deps
 VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
   --error-exitcode=1 --child-silent-after-fork=yes --trace-children=no
 valgrind: deps all spec/support/sigchld.so
-	$(HERE) $(VALGRIND) $(LUA) spec/valgrind.lua
+	$(HERE) $(VALGRIND) $(LUA) spec/support/valgrind.lua
 
 # libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus,
 # then on a worker's allocator, from fuzz/arena_corpus; FUZZ_SECONDS each.
