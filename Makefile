@@ -27,7 +27,7 @@ HERE        = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;'
 # same layout under build/asan/ and build/tsan/ (a sub-make with
 # B=build/asan/) and run the specs with that folder first on the C path.  So
 # an instrumented core.so never lands in par/, even when a spec fails, and no
-# build disturbs another.
+# build disturbs another.  `make fuzz` builds in build/fuzz/.
 B    =
 SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:%.c=$(B)%.o)
@@ -101,18 +101,29 @@ VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 valgrind: deps all
 	$(HERE) $(VALGRIND) $(LUA) spec/support/valgrind.lua
 
-# libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus,
-# then on a worker's allocator, from fuzz/arena_corpus; FUZZ_SECONDS each.
-# New inputs go to fuzz/work and fuzz/arena_work, crashes to fuzz/crash-*
-# (add them to the corpus).
+# libFuzzer: each fuzz/NAME_fuzz.c, with the src/ files its line below names,
+# is built as build/fuzz/NAME_fuzz and runs FUZZ_SECONDS from the seeds in
+# fuzz/NAME_corpus (decode's: fuzz/corpus).  New inputs go to
+# build/fuzz/NAME_work; a crash, leak or timeout to fuzz/found-NAME-*
+# (git-ignored: fix it, then add it to the corpus).  A new target is its .c,
+# its corpus and one line here; `make fuzz-NAME` runs one target.
+build/fuzz/decode_fuzz: src/codec.c src/buf.c
+build/fuzz/arena_fuzz: src/arena.c
+decode_CORPUS = fuzz/corpus
+
 FUZZ_SECONDS ?= 60
 FUZZ_CC = clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-fuzz:
-	$(FUZZ_CC) -I$(LUA_INCDIR) fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
-	$(FUZZ_CC) fuzz/arena_fuzz.c src/arena.c -o fuzz/arena_fuzz
-	mkdir -p fuzz/work fuzz/arena_work
-	fuzz/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/work fuzz/corpus
-	fuzz/arena_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/arena_work fuzz/arena_corpus
+FUZZERS = $(patsubst fuzz/%_fuzz.c,%,$(wildcard fuzz/*_fuzz.c))
+fuzz: $(FUZZERS:%=fuzz-%)
+
+build/fuzz/%_fuzz: fuzz/%_fuzz.c src/*.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -I$(LUA_INCDIR) -o $@ $(filter %.c,$^) -llua5.4
+
+fuzz-%: build/fuzz/%_fuzz
+	@mkdir -p build/fuzz/$*_work
+	$< -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/found-$*- \
+	  build/fuzz/$*_work $(or $($*_CORPUS),fuzz/$*_corpus)
 
 lint:
 	luacheck lua spec examples bench bin
@@ -126,4 +137,4 @@ install: all
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
-	rm -rf par src/*.o spec/support/*.so build fuzz/decode_fuzz fuzz/work fuzz/arena_fuzz fuzz/arena_work bench/floor bench/faults
+	rm -rf par src/*.o spec/support/*.so build bench/floor bench/faults
