@@ -104,11 +104,33 @@ function M.survivors(marker)
   return out
 end
 
---- A fresh temporary folder, removed by busted's 'finally' when the spec ends.
+--- Quote 's' as one word for sh.
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+M.quote = quote
+
+--- Remove the temporary folder 'dir' and all in it (nothing outside $TMPDIR).
+function M.rmtree(dir)
+  local tmp = (os.getenv("TMPDIR") or "/tmp"):gsub("/$", "")
+  assert(dir:sub(1, #tmp + 1) == tmp .. "/" or dir:find("^/tmp/"), "not a temporary folder: " .. dir)
+  os.execute("rm -rf " .. quote(dir))
+end
+
+--- A fresh temporary folder.  Given busted's 'finally', it is removed when
+-- the spec ends; else call M.rmtree (say, in a teardown).
 function M.tmpdir(finally)
   local d = lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
-  finally(function() os.execute("rm -rf '" .. d .. "'") end)
+  if finally then finally(function() M.rmtree(d) end) end
   return d
+end
+
+--- A fresh temporary file name (the file exists, empty), removed by busted's
+-- 'finally' when the spec ends.
+function M.tmpfile(finally)
+  local p = os.tmpname()
+  finally(function() os.remove(p) end)
+  return p
 end
 
 --- Wait up to 'secs' for 'pred' to hold (polling); returns its last value.
@@ -137,7 +159,6 @@ function M.writefile(path, s)
 end
 
 --- For running bin/par from any folder: absolute paths of this checkout.
-local quote = function(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
 M.ROOT = lines("pwd")[1]
 
 --- The folder of the build these specs run on, absolute: the one whose
