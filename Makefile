@@ -21,35 +21,43 @@ SANBUSTED   = $(LUA) $$(command -v busted) --ignore-lua
 # Run from the checkout, with the built module first on the paths.
 HERE        = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' 
 
+# The normal build sits in the tree, where LuaRocks, `make install` and the
+# specs look: par/core.so from src/*.o, and the shims some specs load,
+# spec/support/*.so.  `make asan` and `make tsan` build the same files in the
+# same layout under build/asan/ and build/tsan/ (a sub-make with
+# B=build/asan/) and run the specs with that folder first on the C path.  So
+# an instrumented core.so never lands in par/, even when a spec fails, and no
+# build disturbs another.  `make fuzz` builds in build/fuzz/.
+B    =
 SRCS = $(wildcard src/*.c)
-OBJS = $(SRCS:.c=.o)
+OBJS = $(SRCS:%.c=$(B)%.o)
 LUAS = $(wildcard lua/par/*.lua)
 CLI_LUAS = $(wildcard lua/par/cli/*.lua)
+# sigchld.so: a host with its own SIGCHLD handler; nomap.so: an LD_PRELOAD
+# shim, par.map's workers get no mmap; noenv.so: make tsan's busted helper.
+SHIMS = $(patsubst %.c,%.so,$(wildcard spec/support/*.c))
 
-.PHONY: all deps test test-ssh demo bench install clean asan tsan valgrind lint fuzz
+.PHONY: all deps test test-ssh demo bench install install-lua clean asan tsan valgrind lint fuzz
 
 all: par/core.so
 
-par/core.so: $(OBJS)
-	@mkdir -p par
+$(B)par/core.so: $(OBJS)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(OBJS) $(LDFLAGS) -pthread
 
-src/%.o: src/%.c src/*.h
+$(B)src/%.o: src/%.c src/*.h
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)spec/support/%.so: spec/support/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
 
 # Install what the build and the tests need on Debian, when it is missing.
 deps:
 	@sh .ci/deps.sh
 
-# A C helper some specs load: a host with its own SIGCHLD handler.
-spec/support/sigchld.so: spec/support/sigchld.c
-	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
-
-# An LD_PRELOAD shim some specs use: par.map's workers get no mmap.
-spec/support/nomap.so: spec/support/nomap.c
-	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $<
-
-test: deps all spec/support/sigchld.so spec/support/nomap.so
+test: deps all $(SHIMS)
 	$(BUSTED)
 
 # Only the SSH specs: two throwaway sshd on 127.0.0.2 and 127.0.0.3
@@ -72,39 +80,51 @@ bench: deps all
 # hangs: the curl specs are skipped).  The 20,000-command load spec is skipped
 # under sanitizers too: its volume is bounded by the machine's spawn rate (about
 # a minute here), and the 1,000-command spec exercises the same paths.
+# spec/helpers.lua hands the build's folder on to the Lua processes specs start.
+ASAN = $(SAN) -fsanitize=address,undefined
 asan: deps
-	$(MAKE) clean all spec/support/sigchld.so spec/support/nomap.so CFLAGS="$(SAN) -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
+	$(MAKE) B=build/asan/ CFLAGS="$(ASAN)" LDFLAGS="$(ASAN)" build/asan/par/core.so $(SHIMS:%=build/asan/%)
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  $(SANBUSTED) --exclude-tags=curl,load
-	$(MAKE) clean
+	  $(SANBUSTED) --cpath='build/asan/?.so' --exclude-tags=curl,load
 
 # The thread pool under ThreadSanitizer: the par.run specs.
+TSAN = $(SAN) -fsanitize=thread
 tsan: deps
-	$(MAKE) clean all spec/support/sigchld.so CFLAGS="$(SAN) -fsanitize=thread" LDFLAGS="-fsanitize=thread"
-	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o spec/support/noenv.so spec/support/noenv.c
+	$(MAKE) B=build/tsan/ CFLAGS="$(TSAN)" LDFLAGS="$(TSAN)" build/tsan/par/core.so $(SHIMS:%=build/tsan/%)
 	TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
-	  $(SANBUSTED) --helper=spec/support/sanitizer.lua --exclude-tags=child_lua,load \
+	  $(SANBUSTED) --cpath='build/tsan/?.so' --helper=spec/support/sanitizer.lua --exclude-tags=child_lua,load \
 	  spec/run_spec.lua spec/jobcontrol_spec.lua spec/fault_spec.lua
-	$(MAKE) clean
 
-# A representative subset under valgrind: no definite leak, no error.
+# A representative subset under valgrind, on the normal build: no definite
+# leak, no error.
 VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
   --error-exitcode=1 --child-silent-after-fork=yes --trace-children=no
-valgrind: deps all spec/support/sigchld.so
-	$(HERE) $(VALGRIND) $(LUA) spec/valgrind.lua
+valgrind: deps all
+	$(HERE) $(VALGRIND) $(LUA) spec/support/valgrind.lua
 
-# libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus,
-# then on a worker's allocator, from fuzz/arena_corpus; FUZZ_SECONDS each.
-# New inputs go to fuzz/work and fuzz/arena_work, crashes to fuzz/crash-*
-# (add them to the corpus).
+# libFuzzer: each fuzz/NAME_fuzz.c, with the src/ files its line below names,
+# is built as build/fuzz/NAME_fuzz and runs FUZZ_SECONDS from the seeds in
+# fuzz/NAME_corpus (decode's: fuzz/corpus).  New inputs go to
+# build/fuzz/NAME_work; a crash, leak or timeout to fuzz/found-NAME-*
+# (git-ignored: fix it, then add it to the corpus).  A new target is its .c,
+# its corpus and one line here; `make fuzz-NAME` runs one target.
+build/fuzz/decode_fuzz: src/codec.c src/buf.c
+build/fuzz/arena_fuzz: src/arena.c
+decode_CORPUS = fuzz/corpus
+
 FUZZ_SECONDS ?= 60
 FUZZ_CC = clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-fuzz:
-	$(FUZZ_CC) -I$(LUA_INCDIR) fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
-	$(FUZZ_CC) fuzz/arena_fuzz.c src/arena.c -o fuzz/arena_fuzz
-	mkdir -p fuzz/work fuzz/arena_work
-	fuzz/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/work fuzz/corpus
-	fuzz/arena_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/arena_work fuzz/arena_corpus
+FUZZERS = $(patsubst fuzz/%_fuzz.c,%,$(wildcard fuzz/*_fuzz.c))
+fuzz: $(FUZZERS:%=fuzz-%)
+
+build/fuzz/%_fuzz: fuzz/%_fuzz.c src/*.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -I$(LUA_INCDIR) -o $@ $(filter %.c,$^) -llua5.4
+
+fuzz-%: build/fuzz/%_fuzz
+	@mkdir -p build/fuzz/$*_work
+	$< -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/found-$*- \
+	  build/fuzz/$*_work $(or $($*_CORPUS),fuzz/$*_corpus)
 
 lint:
 	luacheck lua spec examples bench bin
@@ -113,13 +133,18 @@ lint:
 
 # par.cli was one file, par/cli.lua, before it became par/cli/: an old one
 # left in LUADIR would shadow par/cli/init.lua, so it goes.
-install: all
-	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(LUADIR)/par/cli $(DESTDIR)$(BINDIR)
+install: all install-lua
+	install -d $(DESTDIR)$(LIBDIR)/par
 	install -m 755 par/core.so $(DESTDIR)$(LIBDIR)/par/core.so
+
+# The Lua modules and bin/par alone (a spec installs them beside the core.so
+# of the build it tests).
+install-lua:
+	install -d $(DESTDIR)$(LUADIR)/par/cli $(DESTDIR)$(BINDIR)
 	install -m 644 $(LUAS) $(DESTDIR)$(LUADIR)/par/
 	install -m 644 $(CLI_LUAS) $(DESTDIR)$(LUADIR)/par/cli/
 	rm -f $(DESTDIR)$(LUADIR)/par/cli.lua
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
-	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work fuzz/arena_fuzz fuzz/arena_work bench/floor bench/faults
+	rm -rf par src/*.o spec/support/*.so build bench/floor bench/faults

@@ -25,23 +25,14 @@
 -- prints the seconds of one serial loop of a case.
 local par = require "par"
 local now = require("par.core").monotime
+local util = require "bench.util"
+local env_int, median, pid = util.env_int, util.median, util.pid
 
 local PROCS = 2
-
-local function env_int(name, default)
-  local v = os.getenv(name)
-  return v and math.tointeger(tonumber(v)) or default
-end
 
 local ROUNDS = env_int("PAR_BENCH_ROUNDS", 5)
 local HEAP = arg[1] == "--heap"
 local HEAP_MB = env_int("PAR_BENCH_HEAP_MB", 1024)
-
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
-end
 
 local function range(n)
   local t = {}
@@ -138,13 +129,6 @@ local function private_dirty()
   return tonumber(s:match("Private_Dirty:%s*(%d+) kB"))
 end
 
-local function pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local p = f:read("n")
-  f:close()
-  return math.tointeger(p)
-end
-
 --- Sum over workers of the most each dirtied: every 250th item reports its
 -- worker's Private_Dirty (a separate, untimed run).
 local function workers_dirty(items)
@@ -170,7 +154,7 @@ end
 -- {======================================================================
 -- Child mode: a process holding a big heap
 
-local build_heap = require "bench.heap"
+local build_heap = util.heap
 
 local function heap_cases(mb)
   local heap = mb > 0 and build_heap(mb) or {}

@@ -18,13 +18,10 @@
 -- commands {"true"} and prints "seconds heap_mb".
 local par = require "par"
 local now = require("par.core").monotime
+local util = require "bench.util"
+local env_int, median = util.env_int, util.median
 
 local JOBS = 2
-
-local function env_int(name, default)
-  local v = os.getenv(name)
-  return v and math.tointeger(tonumber(v)) or default
-end
 
 local function commands(n, cmd)
   local cmds = {}
@@ -44,7 +41,7 @@ end
 -- {======================================================================
 -- Child mode: spawn cost with a big Lua heap
 
-local build_heap = require "bench.heap"
+local build_heap = util.heap
 
 if arg[1] == "--heap" then
   local mb, n = math.tointeger(tonumber(arg[2])), math.tointeger(tonumber(arg[3]))
@@ -79,13 +76,6 @@ local function timed(cmdline)
   local secs = now() - t
   assert(ok, cmdline .. ": failed")
   return secs
-end
-
-local function median(t)
-  local s = table.move(t, 1, #t, 1, {})
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
 end
 
 local function loadavg()

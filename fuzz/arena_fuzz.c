@@ -14,8 +14,8 @@
 ** budget reads must never wrap below zero.  Any broken promise aborts.
 **
 **   clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-**     fuzz/arena_fuzz.c src/arena.c -o fuzz/arena_fuzz
-**   fuzz/arena_fuzz -max_total_time=60 NEWDIR fuzz/arena_corpus
+**     fuzz/arena_fuzz.c src/arena.c -o build/fuzz/arena_fuzz
+**   build/fuzz/arena_fuzz -max_total_time=60 NEWDIR fuzz/arena_corpus   (or: make fuzz)
 */
 #include <stdint.h>
 #include <stdio.h>

@@ -11,8 +11,8 @@
 **
 **   clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 **     -I/usr/include/lua5.4 \
-**     fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o fuzz/decode_fuzz
-**   fuzz/decode_fuzz -max_total_time=60 NEWDIR fuzz/corpus
+**     fuzz/decode_fuzz.c src/codec.c src/buf.c -llua5.4 -o build/fuzz/decode_fuzz
+**   build/fuzz/decode_fuzz -max_total_time=60 NEWDIR fuzz/corpus   (or: make fuzz)
 */
 #include <stdint.h>
 #include <stdio.h>

@@ -683,15 +683,26 @@ describe("par command", function()
   end)
 
   describe("the bin/par script", function()
+    -- A checkout's layout, with the core.so of the build under test (under
+    -- `make asan`, build/asan/par/core.so): bin/par, lua/, par/core.so.
     it("finds par from a checkout with no Lua paths set", function()
-      local out, err, status = par({ "--version" }, { noenv = true, env = "env -u LUA_PATH -u LUA_CPATH " })
-      assert.are.same({ "par " .. require("par").VERSION .. "\n", "", 0 }, { out, err, status })
+      local top = tmpdir()
+      local cmd = ("set -e; cd %s; t=%s; install -d $t/bin $t/par; install -m 755 bin/par $t/bin/par; "
+        .. "cp -R lua $t/lua; install -m 755 %s $t/par/core.so"):format(quote(ROOT), quote(top),
+        quote(H.BUILD .. "/par/core.so"))
+      assert.is_true(os.execute(cmd))
+      local opts = { noenv = true, par = "env -u LUA_PATH -u LUA_CPATH lua5.4 " .. quote(top .. "/bin/par") }
+      assert.are.same({ "par " .. require("par").VERSION .. "\n", "", 0 }, { par({ "--version" }, opts) })
+      assert.are.same({ "ok\n", "", 0 }, { par("::: 'echo ok'", opts) })
     end)
 
     it("finds par in an install prefix with no Lua paths set", function()
       local prefix = tmpdir()
-      -- the Makefile's own install, so that this sees every module it installs
-      local cmd = ("make -s -C %s install PREFIX=%s >/dev/null"):format(quote(ROOT), quote(prefix))
+      -- the Makefile's own install of the Lua side, so that this sees every
+      -- module it installs, beside the core.so of the build under test
+      local cmd = ("make -s -C %s install-lua PREFIX=%s >/dev/null && install -D -m 755 %s %s")
+        :format(quote(ROOT), quote(prefix), quote(H.BUILD .. "/par/core.so"),
+          quote(prefix .. "/lib/lua/5.4/par/core.so"))
       assert.is_true(os.execute(cmd))
       local opts = { noenv = true, par = "env -u LUA_PATH -u LUA_CPATH " .. quote(prefix .. "/bin/par") }
       assert.are.same({ "ok\n", "", 0 }, { par("::: 'echo ok'", opts) })

@@ -2,10 +2,7 @@
 -- repository's top, with par on the paths.
 local H = require "spec.helpers"
 
--- Quote for sh: the spec builds command lines out of temp paths.
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local q = H.quote   -- the spec builds command lines out of temp paths
 
 -- Lines without their ends; sqlite3's CSV ends lines with CRLF (RFC 4180).
 local function split(s)
@@ -26,18 +23,6 @@ local function run(script, ...)
   os.remove(errfile)
   assert.are.equal("exit", how)
   return split(out), err, status
-end
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
-
-local function rmtree(dir)
-  assert(dir:find("^/tmp/") or dir:find("^" .. (os.getenv("TMPDIR") or "/tmp")))
-  os.execute("rm -rf " .. q(dir))
 end
 
 -- Lines matching 'pattern', with their first capture, sorted.
@@ -84,7 +69,7 @@ describe("examples/curl.lua #curl", function()
     local out, err, status = run("examples/curl.lua")
     local dir = out[1] and out[1]:match("^demo: 6 file:// URLs in (.-)/urls%.txt, the last one missing$")
     assert.is_string(dir)
-    finally(function() rmtree(dir) end)
+    finally(function() H.rmtree(dir) end)
     assert.are.equal(0, status)
     assert.are.equal("", err)
     local url = "file://" .. dir .. "/site/"
@@ -103,8 +88,7 @@ describe("examples/curl.lua #curl", function()
   end)
 
   it("fetches a URL file into a folder, names clashes apart, and fails on a bad URL", function()
-    local dir = tmpdir()
-    finally(function() rmtree(dir) end)
+    local dir = H.tmpdir(finally)
     H.writefile(dir .. "/a.txt", "alpha\n")
     os.execute("mkdir " .. q(dir .. "/sub"))
     H.writefile(dir .. "/sub/a.txt", "beta\n")
@@ -129,8 +113,7 @@ describe("examples/curl.lua #curl", function()
   end)
 
   it("refuses a line that curl would take for an option", function()
-    local dir = tmpdir()
-    finally(function() rmtree(dir) end)
+    local dir = H.tmpdir(finally)
     H.writefile(dir .. "/urls", "--config=/etc/passwd\n")
     local out, err, status = run("examples/curl.lua", dir .. "/urls", dir .. "/out")
     assert.are.equal(1, status)
@@ -142,11 +125,11 @@ end)
 describe("examples/export_table.sh", function()
   local dir
   setup(function()
-    dir = tmpdir()
+    dir = H.tmpdir()
     assert(os.execute("sqlite3 " .. q(dir .. "/t.db") .. " " .. q("CREATE TABLE items (id INTEGER PRIMARY KEY, " ..
       "name TEXT); INSERT INTO items VALUES (1, 'a'), (2, 'b,\"c\"'), (5, 'e');")))
   end)
-  teardown(function() rmtree(dir) end)
+  teardown(function() H.rmtree(dir) end)
 
   local function export(...)
     local p = assert(io.popen(table.concat({ "sh examples/export_table.sh", ... }, " ") .. " 2>&1"))
@@ -186,8 +169,7 @@ end)
 
 describe("examples/export_table.lua", function()
   it("creates the table, exports it in partitions and checks the total", function()
-    local dir = tmpdir()
-    finally(function() rmtree(dir) end)
+    local dir = H.tmpdir(finally)
     local out, err, status = run("examples/export_table.lua", "-j", "2", "-d", dir, "10000")
     assert.are.equal(0, status)
     assert.are.equal("", err)    -- no progress line: stderr is not a terminal
@@ -223,8 +205,7 @@ describe("examples/export_table.lua", function()
   end)
 
   it("takes the row count from PAR_DEMO_ROWS", function()
-    local dir = tmpdir()
-    finally(function() rmtree(dir) end)
+    local dir = H.tmpdir(finally)
     local p = assert(io.popen("PAR_DEMO_ROWS=7 " .. H.env ..
       "exec lua5.4 examples/export_table.lua -j 3 -d " .. q(dir)))
     local out = split(p:read("a"))
@@ -236,8 +217,7 @@ describe("examples/export_table.lua", function()
   end)
 
   it("exits 1 and says so when the partitions do not add up", function()
-    local dir = tmpdir()
-    finally(function() rmtree(dir) end)
+    local dir = H.tmpdir(finally)
     -- The same script beside an export_table.sh that loses a partition.
     assert(os.execute("cp examples/export_table.lua examples/items_db.lua " .. q(dir)))
     H.writefile(dir .. "/export_table.sh",

@@ -104,11 +104,33 @@ function M.survivors(marker)
   return out
 end
 
---- A fresh temporary folder, removed by busted's 'finally' when the spec ends.
+--- Quote 's' as one word for sh.
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+M.quote = quote
+
+--- Remove the temporary folder 'dir' and all in it (nothing outside $TMPDIR).
+function M.rmtree(dir)
+  local tmp = (os.getenv("TMPDIR") or "/tmp"):gsub("/$", "")
+  assert(dir:sub(1, #tmp + 1) == tmp .. "/" or dir:find("^/tmp/"), "not a temporary folder: " .. dir)
+  os.execute("rm -rf " .. quote(dir))
+end
+
+--- A fresh temporary folder.  Given busted's 'finally', it is removed when
+-- the spec ends; else call M.rmtree (say, in a teardown).
 function M.tmpdir(finally)
   local d = lines("mktemp -d")[1]   -- popen closed: no zombie for later specs
-  finally(function() os.execute("rm -rf '" .. d .. "'") end)
+  if finally then finally(function() M.rmtree(d) end) end
   return d
+end
+
+--- A fresh temporary file name (the file exists, empty), removed by busted's
+-- 'finally' when the spec ends.
+function M.tmpfile(finally)
+  local p = os.tmpname()
+  finally(function() os.remove(p) end)
+  return p
 end
 
 --- Wait up to 'secs' for 'pred' to hold (polling); returns its last value.
@@ -137,14 +159,31 @@ function M.writefile(path, s)
 end
 
 --- For running bin/par from any folder: absolute paths of this checkout.
-local quote = function(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
 M.ROOT = lines("pwd")[1]
+
+--- The folder of the build these specs run on, absolute: the one whose
+-- par/core.so this process loads.  It is the checkout for the normal build,
+-- build/asan or build/tsan for `make asan` or `make tsan` (busted --cpath);
+-- the spec shims sit beside it in spec/support/.  The Lua processes the specs
+-- start get it on LUA_CPATH (M.env, M.PAR_ENV), so they load the same build.
+local core = package.searchpath("par.core", package.cpath)
+local build = core and core:match("^(.-)/?par/core%.so$") or "."
+if build == "" or build == "." then build = M.ROOT
+elseif build:sub(1, 1) ~= "/" then build = M.ROOT .. "/" .. build:gsub("^%./", "") end
+M.BUILD = build
+
+--- The path of the spec shim spec/support/'name'.so of this build.
+function M.shim(name)
+  return M.BUILD .. "/spec/support/" .. name .. ".so"
+end
+
 M.PAR_ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
-  quote(M.ROOT .. "/lua/?.lua;" .. M.ROOT .. "/lua/?/init.lua;;"), quote(M.ROOT .. "/?.so;;"))
+  quote(M.ROOT .. "/lua/?.lua;" .. M.ROOT .. "/lua/?/init.lua;;"), quote(M.BUILD .. "/?.so;;"))
 M.PAR = "lua5.4 " .. quote(M.ROOT .. "/bin/par")
 M.HINT = "usage: par [options] [CMD] [::: ARG...] | par [options] run|map CONFIG.lua; see par --help\n"
 
-M.env = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' "
+--- The same, with the Lua path relative: for a child started from the top.
+M.env = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=" .. quote(M.BUILD .. "/?.so;;") .. " "
 
 --- Run a Lua snippet in a child lua5.4 with par on the paths; returns its
 -- output (stdout and stderr) and what io.popen's close gives.

@@ -7,11 +7,7 @@ local function statuses(res)
   return out
 end
 
-local function tmp()
-  local p = os.tmpname()
-  finally(function() os.remove(p) end)
-  return p
-end
+local function tmp() return H.tmpfile(finally) end
 
 describe("par.run job control", function()
   describe("timeout", function()

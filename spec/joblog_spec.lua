@@ -4,17 +4,8 @@ local H = require "spec.helpers"
 
 local HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
 
-local function tmp()
-  local p = os.tmpname()
-  finally(function() os.remove(p) end)
-  return p
-end
-
-local function tmpdir()
-  local d = H.lines("exec mktemp -d")[1]
-  finally(function() os.execute("rm -rf " .. par.quote(d)) end)
-  return d
-end
+local function tmp() return H.tmpfile(finally) end
+local function tmpdir() return H.tmpdir(finally) end
 
 -- The Seq column of each job line of a joblog, in file order.
 local function seqs(path)

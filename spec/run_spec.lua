@@ -328,8 +328,7 @@ describe("par.cpus and par.VERSION", function()
     local n = par.cpus()
     assert.are.equal("integer", math.type(n))
     assert.is_true(n >= 1)
-    local out = H.lines("taskset -c 0 env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='./?.so;;' "
-      .. "lua5.4 -e 'print(require(\"par\").cpus())'")
+    local out = H.lines("taskset -c 0 env " .. H.env .. "lua5.4 -e 'print(require(\"par\").cpus())'")
     assert.are.same({ "1" }, out)
   end)
 
