@@ -156,3 +156,31 @@ describe("par.run and par.map take (x, list [, n] [, opts])", function()
     end
   end)
 end)
+
+describe("nfailed", function()
+  local function cli_status(args)
+    local p = io.popen(H.env .. "lua5.4 bin/par " .. args .. " >/dev/null 2>&1; echo $?")
+    local status = tonumber(p:read("a"))
+    p:close()
+    return status
+  end
+
+  it("is the par command's exit status, whether halt skipped commands or not", function()
+    local cmds = { "true", "false", "exit 3", "true" }
+    for _, halt in ipairs({ "never", "soon", "now" }) do
+      local _, nfailed = par.run(cmds, { jobs = 1, halt = halt })
+      local quoted = {}
+      for i, c in ipairs(cmds) do quoted[i] = par.quote(c) end
+      assert.are.equal(nfailed, cli_status("-j1 --halt " .. halt .. " ::: " .. table.concat(quoted, " ")), halt)
+    end
+  end)
+
+  it("is the par command's exit status after a resume that skips logged failures", function()
+    local log = H.tmpdir(finally) .. "/log"
+    local cmds = { "true", "false", "true" }
+    par.run({ cmds[1], cmds[2] }, { joblog = log })
+    local _, nfailed = par.run(cmds, { joblog = log, resume = true })
+    assert.are.equal(0, nfailed)
+    assert.are.equal(0, cli_status("--joblog " .. log .. " --resume ::: true false true"))
+  end)
+end)

@@ -113,6 +113,15 @@ local function set_option(opts, f, value)
   opts.given[key] = "--" .. f.long
 end
 
+-- The value of flag f (written 'as') at args[i] is the next word; returns
+-- the index after it.
+local function next_value(opts, f, args, i, as)
+  local value = args[i + 1]
+  if value == nil then usage_error(format("option '%s' needs a value (%s)", as, f.arg)) end
+  set_option(opts, f, value)
+  return i + 2
+end
+
 -- Parse the long option at args[i] ("--name" or "--name=value"); returns the next index.
 local function long_option(opts, args, i)
   local name, value = args[i]:match("^%-%-([^=]*)=(.*)$")
@@ -124,13 +133,11 @@ local function long_option(opts, args, i)
     set_option(opts, o)
     return i + 1
   end
-  if not value then
-    value = args[i + 1]
-    if value == nil then usage_error(format("option '--%s' needs a value (%s)", name, o.arg)) end
-    i = i + 1
+  if value then
+    set_option(opts, o, value)
+    return i + 1
   end
-  set_option(opts, o, value)
-  return i + 1
+  return next_value(opts, o, args, i, "--" .. name)
 end
 
 -- Parse a cluster of short options ("-kv", "-j4", "-j 4"); returns the next index.
@@ -143,11 +150,7 @@ local function short_options(opts, args, i)
     if not o then usage_error(format("unknown option '-%s'", c)) end
     if o.arg then
       local value = s:sub(k + 1)
-      if value == "" then
-        value = args[i + 1]
-        if value == nil then usage_error(format("option '-%s' needs a value (%s)", c, o.arg)) end
-        i = i + 1
-      end
+      if value == "" then return next_value(opts, o, args, i, "-" .. c) end
       set_option(opts, o, value)
       return i + 1
     end

@@ -136,11 +136,7 @@ local function run_jobs(jobs, o, cfg)
   end
   if results == nil then errors.system(why) end
   out.flush()
-  local nfailed = 0
-  for _, res in ipairs(results) do
-    if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
-  end
-  return nfailed
+  return why                        -- par.run's nfailed: what ran and failed
 end
 
 -- The jobs of a command line: its input lines as commands, or CMD once per
