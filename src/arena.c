@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 
 #include "arena.h"
+#include "sys.h"
 
 /*
 ** Regions start at one huge page and double up to ARENA_REGION, so that a
@@ -67,7 +68,7 @@ static int arena_region (Arena *a, size_t n) {
   if (p == NULL && arena_round(n, ARENA_UNIT) < size)
     p = arena_map(size = arena_round(n, ARENA_UNIT), 0);
   if (p == NULL) return -1;
-  madvise(p, size, MADV_HUGEPAGE);
+  sys_hugepages(p, size);
   a->top = p;
   a->end = p + size;
   a->last = NULL;

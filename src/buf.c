@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "buf.h"
+#include "sys.h"
 
 /*
 ** Mapped buffers are for processes that fork.  After a fork, the first
@@ -35,7 +36,7 @@ static char *map_grow (Buf *b, size_t cap) {
   else
     p = mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
   if (p == MAP_FAILED) return NULL;
-  madvise(p, cap, MADV_DONTFORK);      /* advice: failure is harmless */
+  sys_nofork(p, cap, 1);               /* advice: failure is harmless */
   return p;
 }
 

@@ -29,6 +29,7 @@
 
 #include "interrupt.h"
 #include "live.h"
+#include "sys.h"
 
 #define NTARGET 64           /* Lua threads a signal arms; more are not armed */
 
@@ -67,10 +68,9 @@ static void arm (Target *t) {
 
 static void onsignal (int sig) {
   int save = errno;          /* a handler must not change errno under the code it interrupted */
-  ssize_t n;
   pending = last = sig;
   count++;
-  do n = write(selfpipe[1], "", 1); while (n < 0 && errno == EINTR);
+  sys_writeall(selfpipe[1], "", 1);   /* async-signal-safe (sys.h) */
   for (int k = 0; k < NTARGET; k++) arm(&targets[k]);
   errno = save;              /* EAGAIN: the pipe is full, a wake-up is pending anyway */
 }
@@ -201,8 +201,10 @@ static void restore_all (void) {
 
 int intr_begin (lua_State *L) {
   if (depth++ == 0) {
-    if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int e = sys_pipe(selfpipe, 1);
+    if (e != 0) {
       depth--;
+      errno = e;
       return -1;
     }
     pending = count = 0;

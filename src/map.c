@@ -30,7 +30,6 @@
 ** held, and which worker ran past its deadline.
 */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -40,11 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -111,12 +107,6 @@ typedef struct Slot {
 #define SLOT_SETUP    (-2)
 #define SLOT_INIT     (-1)
 
-static int64_t now_ns (clockid_t clk) {
-  struct timespec ts;
-  clock_gettime(clk, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void slot_start (Slot *s, lua_Integer i, int timed) {
   if (!timed) {
     __atomic_store_n(&s->cur, i, __ATOMIC_RELAXED);
@@ -124,7 +114,7 @@ static void slot_start (Slot *s, lua_Integer i, int timed) {
   }
   __atomic_store_n(&s->t0, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n(&s->cur, i, __ATOMIC_SEQ_CST);
-  __atomic_store_n(&s->t0, now_ns(CLOCK_MONOTONIC), __ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->t0, sys_monons(), __ATOMIC_SEQ_CST);
 }
 
 static void slot_stop (Slot *s) {
@@ -297,7 +287,7 @@ static void pool_teardown (lua_State *L, Pool *p) {
   pool_kill(p);
   if (p->slots != NULL) munmap(p->slots, (size_t)p->nw * sizeof(Slot));
   p->slots = NULL;
-  if (p->hole != NULL) madvise(p->hole, p->holelen, MADV_DOFORK);
+  if (p->hole != NULL) sys_nofork(p->hole, p->holelen, 0);
   p->hole = NULL;
   pool_unchain(L, p);
   free(p->todo);
@@ -358,16 +348,14 @@ static void todo_take (Pool *p, lua_Integer *a, lua_Integer *b) {
 }
 
 /* A send to a worker that just died must not kill the caller with
-** SIGPIPE: hence a socket and MSG_NOSIGNAL.  Its death shows up as EOF. */
+** SIGPIPE: hence a socket and sys_sendall.  Its death shows up as EOF. */
 static void worker_give (Pool *p, Worker *w) {
   int64_t msg[2];
-  ssize_t n;
   lua_Integer a, b;
   todo_take(p, &a, &b);
   msg[0] = a;
   msg[1] = b;
-  do n = send(w->fd, msg, sizeof msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  sys_sendall(w->fd, msg, sizeof msg);
   w->a = a;
   w->b = b;
   w->state = W_BUSY;
@@ -411,17 +399,6 @@ static size_t gc_kbytes (lua_State *L) {
   return (size_t)lua_gc(L, LUA_GCCOUNT, 0);
 }
 
-static int write_all (int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t k = write(fd, p, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return -1;
-    p += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
-
 static void batch_end (lua_State *L, Child *c);
 
 /* Every way out of a worker: what fn printed appears once, and nothing the
@@ -435,10 +412,10 @@ static void child_exit (int status) {
 /* A failed write means the parent is gone: nothing is left to do. */
 static void child_flush (lua_State *L, Child *c) {
   batch_end(L, c);
-  if (write_all(c->fd, c->out.data, c->out.len) != 0)
+  if (sys_writeall(c->fd, c->out.data, c->out.len) != 0)
     child_exit(EXIT_FAILED);
   c->out.len = 0;
-  c->flushed = now_ns(CLOCK_MONOTONIC_COARSE);
+  c->flushed = sys_coarsens();
 }
 
 static void put_le (unsigned char *p, uint64_t v, int n) {
@@ -557,7 +534,7 @@ static int child_msgh (lua_State *L) {
 static int child_due (Child *c) {
   int64_t now;
   if (++c->since < c->every) return 0;
-  now = now_ns(CLOCK_MONOTONIC_COARSE);
+  now = sys_coarsens();
   c->every = now - c->checked < 1000000 ? (c->every < 64 ? 2 * c->every : 64) : 1;
   c->checked = now;
   c->since = 0;
@@ -664,7 +641,7 @@ static int child_run (lua_State *L) {
   lua_pushvalue(L, MAP_ITEMS);
   lua_xmove(L, c->T, 2);
   lua_pushcclosure(c->T, child_items, 2);   /* T_RUN */
-  c->flushed = c->checked = now_ns(CLOCK_MONOTONIC_COARSE);
+  c->flushed = c->checked = sys_coarsens();
   c->every = 1;
   child_init(L, c);
   while (child_task(L, c, &a, &b))
@@ -690,40 +667,6 @@ static void child_signals (void) {
   sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
-/* Close what the parent marked close-on-exec, but for our own socket: the
-** siblings' sockets, and whatever par.run holds if this map runs inside its
-** on_done (a command's pipe kept open here would get no EOF until we exit).
-** A worker never execs, so the flag alone would close nothing; the host's
-** own files (io.open does not set the flag) stay open for fn.
-** The directory is read with getdents64 into a buffer on the stack, not
-** with opendir: malloc in a fork of a big, fragmented heap may sort and
-** merge free chunks all over it, a copied page each (30 ms beside 1 GB). */
-static void child_closefds (int keep) {
-  union { struct dirent64 e; char b[4096]; } u;
-  int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  ssize_t n;
-  int fd, fl, max;
-  if (dfd < 0) {                         /* no /proc: try every number */
-    max = (int)sysconf(_SC_OPEN_MAX);
-    for (fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-      if (fd != keep && (fl = fcntl(fd, F_GETFD)) > 0 && (fl & FD_CLOEXEC))
-        close(fd);
-    return;
-  }
-  while ((n = getdents64(dfd, u.b, sizeof u.b)) > 0) {
-    ssize_t off = 0;
-    while (off < n) {
-      struct dirent64 *e = (struct dirent64 *)(u.b + off);
-      off += e->d_reclen;
-      fd = atoi(e->d_name);              /* "." and "..": 0 */
-      if (fd > 2 && fd != keep && fd != dfd &&
-          (fl = fcntl(fd, F_GETFD)) >= 0 && (fl & FD_CLOEXEC))
-        close(fd);
-    }
-  }
-  close(dfd);
-}
-
 /* Where a results array was kept out of this process, map zeroed pages:
 ** zero bytes read as nil, so a collection that the worker's own code
 ** starts can still traverse those tables. */
@@ -743,7 +686,7 @@ static void child_holes (lua_State *L) {
 ** not sent yet are lost; the parent gives those items to another worker. */
 static void child_nomem (Child *c) {
   char h[HDR_SHORT] = {F_NOMEM, 0, 0, 0, 0};
-  write_all(c->fd, h, sizeof h);
+  sys_writeall(c->fd, h, sizeof h);
 }
 
 static void child_main (lua_State *L, Pool *p, int self, int fd) {
@@ -752,13 +695,16 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
   int status;
   setpgid(0, 0);                      /* see worker_kill */
   sys_subreaper();                    /* orphans below stay ours */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);   /* die with the parent ... */
+  sys_pdeathsig(SIGKILL);             /* die with the parent ... */
   if (getppid() != p->owner)          /* ... even if it died already */
     _exit(EXIT_ORPHAN);
   child_holes(L);
   intr_afterfork();
   child_signals();
-  child_closefds(fd);
+  /* the siblings' sockets, and whatever par.run holds if this map runs
+  ** inside its on_done (a command's pipe kept open here would get no EOF
+  ** until we exit): a worker never execs, so the flag alone closes nothing */
+  sys_closecloexec(fd);
   lua_gc(L, LUA_GCSTOP);
   memset(&arena, 0, sizeof arena);
   lua_setallocf(L, arena_alloc, &arena);
@@ -793,15 +739,6 @@ static void child_main (lua_State *L, Pool *p, int self, int fd) {
 ** =======================================================
 */
 
-/* Keep our descriptors off 0..2, in case the host closed its stdio. */
-static int fd_high (int fd) {
-  int nfd;
-  if (fd > 2) return fd;
-  nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  close(fd);
-  return nfd;
-}
-
 static int pool_alive (Pool *p) {
   int k, n = 0;
   for (k = 0; k < p->nw; k++) n += p->w[k].pid != 0;
@@ -822,25 +759,20 @@ static void worker_nostart (lua_State *L, Pool *p, Worker *w,
 /* Fork a worker into slot k; 0 if it could not start (worker_nostart). */
 static int worker_start (lua_State *L, Pool *p, int k) {
   Worker *w = &p->w[k];
-  int sv[2];
+  int sv[2], e;
   pid_t pid;
   int64_t t;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+  if ((e = sys_socketpair(sv)) != 0) {
+    errno = e;
     pool_fail(L, p, "socketpair");
-  sv[0] = fd_high(sv[0]);
-  sv[1] = fd_high(sv[1]);
-  if (sv[0] < 0 || sv[1] < 0) {
-    if (sv[0] >= 0) close(sv[0]);
-    if (sv[1] >= 0) close(sv[1]);
-    pool_fail(L, p, "fcntl");
   }
   __atomic_store_n(&p->slots[k].cur, SLOT_SETUP, __ATOMIC_SEQ_CST);
   p->slots[k].t0 = 0;
   fflush(NULL);                 /* or the child would print it again */
-  t = now_ns(CLOCK_MONOTONIC);
+  t = sys_monons();
   pid = fork();
   if (pid < 0) {
-    int e = errno;
+    e = errno;
     close(sv[0]);
     close(sv[1]);
     worker_nostart(L, p, w, "fork", e);
@@ -850,7 +782,7 @@ static int worker_start (lua_State *L, Pool *p, int k) {
     close(sv[0]);
     child_main(L, p, k, sv[1]);
   }
-  p->forkns = now_ns(CLOCK_MONOTONIC) - t;
+  p->forkns = sys_monons() - t;
   close(sv[1]);
   setpgid(pid, pid);            /* whichever of us comes first makes it */
   w->pid = pid;
@@ -1149,7 +1081,7 @@ static int pool_worthfork (Pool *p) {
   for (k = 0; k < p->nw; k++)
     n += p->w[k].pid != 0 && p->w[k].state <= W_BUSY;
   if (n == 0 || p->ndone == 0) return 1;
-  s = (double)(now_ns(CLOCK_MONOTONIC) - p->t0) * p->nw / (double)p->ndone;
+  s = (double)(sys_monons() - p->t0) * p->nw / (double)p->ndone;
   return (double)p->left * s / ((double)n * (n + 1)) > 2.0 * (double)p->forkns;
 }
 
@@ -1188,7 +1120,7 @@ static int pool_polltime (Pool *p) {
   int64_t now, limit = (int64_t)(p->timeout * 1e9), next = limit;
   int k;
   if (p->timeout <= 0) return -1;
-  now = now_ns(CLOCK_MONOTONIC);
+  now = sys_monons();
   for (k = 0; k < p->nw; k++) {
     int64_t t0 = 0;
     Worker *w = &p->w[k];
@@ -1204,7 +1136,7 @@ static void pool_timeouts (Pool *p) {
   int64_t now, limit = (int64_t)(p->timeout * 1e9);
   int k;
   if (p->timeout <= 0) return;
-  now = now_ns(CLOCK_MONOTONIC);
+  now = sys_monons();
   for (k = 0; k < p->nw; k++) {
     int64_t t0 = 0;
     Worker *w = &p->w[k];
@@ -1294,7 +1226,7 @@ static void pool_open (lua_State *L, Pool *p) {
   if (m == MAP_FAILED) pool_fail(L, p, "mmap");
   p->slots = (Slot *)m;
   p->closed = 0;
-  p->t0 = now_ns(CLOCK_MONOTONIC);
+  p->t0 = sys_monons();
   pool_chain(L, p);
   todo_push(L, p, 1, p->n);
   p->L = L;
@@ -1351,7 +1283,7 @@ static void *spy_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   s->size = nsize;
   if (ptr == NULL && (n = block_inside((char *)q, nsize, &a)) > 0) {
     madvise(a, n, MADV_DONTNEED);     /* no content yet: Lua fills it */
-    madvise(a, n, MADV_HUGEPAGE);
+    sys_hugepages(a, n);
   }
   return q;
 }
@@ -1365,7 +1297,7 @@ static int results_make (lua_State *L) {
 static void results_hide (Pool *p, char *block, size_t size) {
   char *a;
   size_t n = block_inside(block, size, &a);
-  if (n == 0 || madvise(a, n, MADV_DONTFORK) != 0) return;
+  if (n == 0 || sys_nofork(a, n, 1) != 0) return;
   p->hole = a;
   p->holelen = n;
 }

@@ -2,25 +2,18 @@
 ** par.c: luaopen_par_core.
 */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "par.h"
 #include "interrupt.h"
+#include "sys.h"
 
-/* The CPUs this process may run on: its affinity mask, which taskset and
-** cgroup cpusets narrow, rather than the CPUs the machine has. */
+/* core.cpus(): the CPUs this process may run on (sys_cpus), rather than
+** the CPUs the machine has. */
 static int par_cpus (lua_State *L) {
-  cpu_set_t set;
-  long n = 0;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    n = CPU_COUNT(&set);
-  if (n < 1)
-    n = sysconf(_SC_NPROCESSORS_ONLN);
-  lua_pushinteger(L, n < 1 ? 1 : n);
+  lua_pushinteger(L, sys_cpus());
   return 1;
 }
 
@@ -37,9 +30,7 @@ static int par_isatty (lua_State *L) {
 
 /* core.monotime(): seconds on the monotonic clock, for the progress display. */
 static int par_monotime (lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, (lua_Number)sys_mono());
   return 1;
 }
 

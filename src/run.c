@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "run.h"
+#include "sys.h"
 
 #define STACKSIZE (256 * 1024)      /* a worker needs little: one read buffer */
 #define SPAWN_MISSES 8              /* see run_child_retry */
@@ -23,13 +24,12 @@
 static void lock (Run *r) { pthread_mutex_lock(&r->mu); }
 static void unlock (Run *r) { pthread_mutex_unlock(&r->mu); }
 
+/* EAGAIN is fine: the pipe is full, so a wake-up is already pending. */
 static void wakeup (int fd) {
-  ssize_t n;
-  do n = write(fd, "", 1); while (n < 0 && errno == EINTR);
-  /* EAGAIN is fine: the pipe is full, so a wake-up is already pending */
+  sys_writeall(fd, "", 1);
 }
 
-/* The condition waits with CLOCK_MONOTONIC deadlines. */
+/* The condition waits with deadlines on sys_mono's clock. */
 static int cond_init (pthread_cond_t *c) {
   pthread_condattr_t a;
   int e;
@@ -47,9 +47,8 @@ int run_init (Run *r) {
   r->mu_ok = 1;
   if ((e = cond_init(&r->reaped)) != 0) return e;
   r->cond_ok = 1;
-  if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
-      pipe2(r->stop, O_CLOEXEC | O_NONBLOCK) != 0)
-    return errno;
+  if ((e = sys_pipe(r->wake, 1)) != 0 || (e = sys_pipe(r->stop, 1)) != 0)
+    return e;
   if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
     return errno;
   return 0;
@@ -59,7 +58,7 @@ int run_init (Run *r) {
 ** the run stopped meanwhile: halt = "soon" starts nothing new either. */
 static int pause_until (Run *r, double t) {
   for (;;) {
-    double now = now_mono(), ms = (t - now) * 1000.0 + 1;
+    double now = sys_mono(), ms = (t - now) * 1000.0 + 1;
     struct pollfd p = {r->stop[0], POLLIN, 0};
     if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE)) return 0;
     if (now >= t) return 1;
@@ -112,9 +111,7 @@ void run_child_end (Run *r) {
 
 static void wait_reaped (Run *r, unsigned long seen, double secs) {
   struct timespec ts;
-  double t;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + secs;
+  double t = sys_mono() + secs;
   ts.tv_sec = (time_t)t;
   ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
   while (r->nreaped == seen && !__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
@@ -199,7 +196,7 @@ static Job *claim (Run *r) {
       }
     }
     if (j != NULL && r->spec.delay > 0) {
-      double now = now_mono();
+      double now = sys_mono();
       at = r->next_start > now ? r->next_start : now;
       r->next_start = at + r->spec.delay;
     }
@@ -261,7 +258,7 @@ static void attempts (Run *r, Job *j) {
     if (job_ok(j) || j->attempts > r->spec.retries)
       return;
     if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE) ||
-        (r->spec.retry_delay > 0 && !pause_until(r, now_mono() + r->spec.retry_delay))) {
+        (r->spec.retry_delay > 0 && !pause_until(r, sys_mono() + r->spec.retry_delay))) {
       j->stopped = 1;
       return;
     }

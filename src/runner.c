@@ -19,6 +19,7 @@
 #include "run.h"
 #include "interrupt.h"
 #include "live.h"
+#include "sys.h"
 
 #define RUNNER_MT "par.runner"
 
@@ -516,7 +517,7 @@ static void check_interrupt (Runner *r) {
 static int runner_next (lua_State *L) {
   Runner *r = checkrunner(L);
   double wait = luaL_optnumber(L, 2, -1);
-  double until = wait >= 0 ? now_mono() + wait : 0;
+  double until = wait >= 0 ? sys_mono() + wait : 0;
   luaL_argcheck(L, r->open, 1, "runner is closed");
   for (;;) {
     struct pollfd p[2] = {{r->run.wake[0], POLLIN, 0}, {r->intrfd, POLLIN, 0}};
@@ -535,7 +536,7 @@ static int runner_next (lua_State *L) {
       return 2;
     }
     if (wait >= 0) {
-      double left = until - now_mono();
+      double left = until - sys_mono();
       if (left <= 0) {
         lua_pushboolean(L, 0);
         return 1;

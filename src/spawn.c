@@ -11,12 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "run.h"
+#include "sys.h"
 
 extern char **environ;
 
@@ -32,44 +31,11 @@ typedef struct Child {
   siginfo_t info;
 } Child;
 
-double now_mono (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-double now_real (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void closefd (int *fd) {
   if (*fd >= 0) {
     close(*fd);
     *fd = -1;
   }
-}
-
-/* Keep our descriptors off 0-2: if the host closed its stdin, a pipe could
-** come back as fd 0, and dup2(0, 0) in the child would keep it CLOEXEC. */
-static int fd_high (int *fd) {
-  int n;
-  if (*fd > 2) return 0;
-  n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-  if (n < 0) return errno;
-  close(*fd);
-  *fd = n;
-  return 0;
-}
-
-static int mkpipe (int p[2]) {
-  int e;
-  if (pipe2(p, O_CLOEXEC) != 0) return errno;
-  if ((e = fd_high(&p[0])) == 0 && (e = fd_high(&p[1])) == 0) return 0;
-  closefd(&p[0]);
-  closefd(&p[1]);
-  return e;
 }
 
 /* Workers block every signal, and the host may ignore SIGPIPE.  Children
@@ -140,8 +106,9 @@ static int spawn_start (Run *r, Job *j, Child *c) {
   posix_spawnattr_t attr;
   int e;
   j->errwhat = "pipe";
-  if ((r->spec.input != NULL && (e = mkpipe(in)) != 0) ||
-      (r->spec.capture && ((e = mkpipe(out)) != 0 || (e = mkpipe(err)) != 0)))
+  if ((r->spec.input != NULL && (e = sys_pipe(in, 0)) != 0) ||
+      (r->spec.capture && ((e = sys_pipe(out, 0)) != 0 ||
+                           (e = sys_pipe(err, 0)) != 0)))
     goto done;
   j->errwhat = "posix_spawn";
   if ((e = spawn_actions(r, &fa, in[0] >= 0 ? in[0] : r->devnull,
@@ -172,7 +139,7 @@ done:
   c->out = out[0];
   c->err = err[0];
   if (c->in >= 0) fcntl(c->in, F_SETFL, O_NONBLOCK);   /* never block on a slow reader */
-  c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);  /* Linux >= 5.3 */
+  c->pidfd = sys_pidfd(c->pid);
   return 0;
 }
 
@@ -248,7 +215,7 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
   while (!(c->reaped && c->out < 0 && c->err < 0 && c->in < 0)) {
     struct pollfd p[5];
     int np = 0, killing, timeout;
-    double now = now_mono(), next = -1;
+    double now = sys_mono(), next = -1;
     killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
     if (!termsent && ((deadline > 0 && now >= deadline) || killing > 0)) {
       if (!killing) j->status = ST_TIMEOUT;
@@ -336,8 +303,8 @@ void spawn_job (Run *r, Job *j) {
   j->status = ST_NONE;
   j->errwhat = NULL;
   j->pid = 0;
-  j->started = now_real();
-  start = now_mono();
+  j->started = sys_real();
+  start = sys_mono();
   if ((j->err = spawn_retry(r, j, &c)) != 0)
     j->status = ST_ERROR;
   else {
@@ -346,5 +313,5 @@ void spawn_job (Run *r, Job *j) {
     run_child_end(r);
     outcome(j, &c);
   }
-  j->elapsed = now_mono() - start;
+  j->elapsed = sys_mono() - start;
 }
