@@ -252,7 +252,7 @@ int intr_last (void) {
 /* In a forked child (a par.map worker): forget the parent's handlers,
 ** hooks and self-pipe, whose descriptors the child closes, so that a
 ** par.run or par.map inside the worker installs its own; the host's
-** dispositions come back (map.c then sets SIGINT and SIGTERM to the
+** dispositions come back (worker.c then sets SIGINT and SIGTERM to the
 ** defaults). */
 void intr_afterfork (void) {
   disarm();

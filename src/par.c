@@ -82,6 +82,10 @@ static int par_filetype (lua_State *L) {
   return 1;
 }
 
+void par_nomem (lua_State *L) {
+  luaL_error(L, "not enough memory");
+}
+
 int luaopen_par_core (lua_State *L);
 
 int luaopen_par_core (lua_State *L) {
@@ -97,6 +101,7 @@ int luaopen_par_core (lua_State *L) {
   lua_pushcfunction(L, par_filetype);
   lua_setfield(L, -2, "filetype");
   run_open(L);
+  pool_open(L);
   map_open(L);
   codec_open(L);
   intr_open(L);

@@ -11,12 +11,17 @@
 #define PAR_VERSION "0.1.0"
 
 /* Each adds its functions to the module table at the top of the stack. */
-void run_open (lua_State *L);       /* run.c: runner  */
-void map_open (lua_State *L);       /* map.c: pool    */
+void run_open (lua_State *L);       /* runner.c: runner */
+void map_open (lua_State *L);       /* map.c: map, seqlen */
 void codec_open (lua_State *L);     /* codec.c: encode, decode */
+void pool_open (lua_State *L);      /* pool.c: none, the par.pool metatable */
 
 /* par.c: #t at idx, read raw (as par reads every table); a __len that
 ** disagrees raises "bad argument #arg (what: __len says ...)". */
 lua_Integer par_rawlen (lua_State *L, int idx, int arg, const char *what);
+
+/* par.c: raise "not enough memory" where a C allocation failed, as
+** lauxlib does; never returns. */
+void par_nomem (lua_State *L);
 
 #endif
