@@ -95,7 +95,8 @@ valgrind: deps all spec/support/sigchld.so
 # libFuzzer on the par.map result decoder, from the seed corpus in fuzz/corpus,
 # then on a worker's allocator, from fuzz/arena_corpus; FUZZ_SECONDS each.
 # New inputs go to fuzz/work and fuzz/arena_work, crashes to fuzz/crash-*
-# (add them to the corpus).
+# (add them to the corpus).  Last, par.map's frame decoder, from
+# fuzz/frame_corpus, new inputs to fuzz/frame_work.
 FUZZ_SECONDS ?= 60
 FUZZ_CC = clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz:
@@ -104,6 +105,9 @@ fuzz:
 	mkdir -p fuzz/work fuzz/arena_work
 	fuzz/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/work fuzz/corpus
 	fuzz/arena_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/arena_work fuzz/arena_corpus
+	$(FUZZ_CC) fuzz/frame_fuzz.c src/frame.c src/buf.c -o fuzz/frame_fuzz
+	mkdir -p fuzz/frame_work
+	fuzz/frame_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ fuzz/frame_work fuzz/frame_corpus
 
 lint:
 	luacheck lua spec examples bench bin
@@ -118,3 +122,4 @@ install: all
 
 clean:
 	rm -rf par src/*.o spec/support/*.so fuzz/decode_fuzz fuzz/work fuzz/arena_fuzz fuzz/arena_work bench/floor bench/faults
+	rm -rf fuzz/frame_fuzz fuzz/frame_work
