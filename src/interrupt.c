@@ -67,18 +67,19 @@ static void arm (Target *t) {
 }
 
 static void onsignal (int sig) {
-  int save = errno;          /* a handler must not change errno under the code it interrupted */
+  int k, save = errno;       /* a handler must not change errno under the code it interrupted */
   pending = last = sig;
   count++;
   sys_writeall(selfpipe[1], "", 1);   /* async-signal-safe (sys.h) */
-  for (int k = 0; k < NTARGET; k++) arm(&targets[k]);
+  for (k = 0; k < NTARGET; k++) arm(&targets[k]);
   errno = save;              /* EAGAIN: the pipe is full, a wake-up is pending anyway */
 }
 
 static void block (sigset_t *old) {
   sigset_t set;
+  int k;
   sigemptyset(&set);
-  for (int k = 0; k < NSIG_PAR; k++) sigaddset(&set, sigs[k]);
+  for (k = 0; k < NSIG_PAR; k++) sigaddset(&set, sigs[k]);
   sigprocmask(SIG_BLOCK, &set, old);
 }
 
@@ -89,8 +90,9 @@ static void unblock (const sigset_t *old) {
 /* Put the host's hooks back wherever ours waits. */
 static void disarm (void) {
   sigset_t old;
+  int k;
   block(&old);
-  for (int k = 0; k < NTARGET; k++) {
+  for (k = 0; k < NTARGET; k++) {
     Target *t = &targets[k];
     if (!t->armed) continue;
     lua_sethook(t->L, t->hook, t->mask, t->count);
@@ -110,13 +112,15 @@ static void intr_hook (lua_State *L, lua_Debug *ar) {
 }
 
 static Target *target_find (lua_State *L) {
-  for (int k = 0; k < NTARGET; k++)
+  int k;
+  for (k = 0; k < NTARGET; k++)
     if (targets[k].refs > 0 && targets[k].L == L) return &targets[k];
   return NULL;
 }
 
 static Target *target_free (void) {
-  for (int k = 0; k < NTARGET; k++)
+  int k;
+  for (k = 0; k < NTARGET; k++)
     if (targets[k].refs == 0) return &targets[k];
   return NULL;
 }
@@ -181,11 +185,12 @@ static lua_State *mainthread (lua_State *L) {
 ** as socket libraries do, gets EPIPE from its writes as before. */
 static void catch_all (void) {
   struct sigaction sa;
+  int k;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = onsignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;           /* no SA_RESTART: let poll() return EINTR too */
-  for (int k = 0; k < NSIG_PAR; k++) {
+  for (k = 0; k < NSIG_PAR; k++) {
     sigaction(sigs[k], NULL, &saved[k]);
     caught[k] = saved[k].sa_handler != SIG_IGN &&
                 (sigs[k] != SIGPIPE || saved[k].sa_handler == SIG_DFL);
@@ -194,7 +199,8 @@ static void catch_all (void) {
 }
 
 static void restore_all (void) {
-  for (int k = 0; k < NSIG_PAR; k++)
+  int k;
+  for (k = 0; k < NSIG_PAR; k++)
     if (caught[k]) sigaction(sigs[k], &saved[k], NULL);
   memset(caught, 0, sizeof caught);
 }

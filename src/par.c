@@ -1,5 +1,7 @@
 /*
-** par.c: luaopen_par_core.
+** par.c: luaopen_par_core, the small core functions that belong to no
+** other file (cpus, isatty, monotime, filetype), and the helpers the
+** Lua-facing files share (par_rawlen).
 */
 #include <errno.h>
 #include <string.h>
@@ -80,10 +82,6 @@ static int par_filetype (lua_State *L) {
   else if (S_ISBLK(st.st_mode)) kind = "block device";
   lua_pushstring(L, kind);
   return 1;
-}
-
-void par_nomem (lua_State *L) {
-  luaL_error(L, "not enough memory");
 }
 
 int luaopen_par_core (lua_State *L);

@@ -1,6 +1,7 @@
 /*
-** par.h: what the Lua-facing files of par.core share.
-** Worker-thread files (run.c, spawn.c, buf.c) include no Lua header.
+** par.h: what the Lua-facing files of par.core share.  The files that
+** never touch a lua_State (run.c, spawn.c, buf.c, frame.c, sys.c, arena.c,
+** live.c) include no Lua header.
 */
 #ifndef PAR_H
 #define PAR_H
@@ -20,8 +21,9 @@ void pool_open (lua_State *L);      /* pool.c: none, the par.pool metatable */
 ** disagrees raises "bad argument #arg (what: __len says ...)". */
 lua_Integer par_rawlen (lua_State *L, int idx, int arg, const char *what);
 
-/* par.c: raise "not enough memory" where a C allocation failed, as
-** lauxlib does; never returns. */
-void par_nomem (lua_State *L);
+/* Raise "not enough memory" where a C allocation failed, as lauxlib does.
+** A macro, as lauxlib's shorthands are: tools that follow luaL_error then
+** know that it does not return. */
+#define par_nomem(L)  luaL_error(L, "not enough memory")
 
 #endif

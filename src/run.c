@@ -70,8 +70,8 @@ static int pause_until (Run *r, double t) {
 /* A live host with a free slot, the least loaded first; -1 if none.  With
 ** every host dropped, *none_left is set.  Called with the lock held. */
 static int pick_host (Run *r, int *none_left) {
-  int best = -1, live = 0;
-  for (int i = 0; i < r->spec.nhosts; i++) {
+  int i, best = -1, live = 0;
+  for (i = 0; i < r->spec.nhosts; i++) {
     Host *h = &r->spec.hosts[i];
     if (h->dropped) continue;
     live++;
@@ -366,48 +366,63 @@ void run_stop (Run *r, int kill) {
 
 static void closeall (Run *r) {
   int *fds[] = {&r->wake[0], &r->wake[1], &r->stop[0], &r->stop[1], &r->devnull};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+  size_t i;
+  for (i = 0; i < sizeof fds / sizeof fds[0]; i++) {
     if (*fds[i] >= 0) close(*fds[i]);
     *fds[i] = -1;
   }
 }
 
-void run_free (Run *r) {
-  if (r->nthreads > 0) {
-    run_stop(r, 1);
-    for (int i = 0; i < r->nthreads; i++)
-      pthread_join(r->threads[i], NULL);
-    r->nthreads = 0;
-  }
-  for (size_t i = 0; r->jobs != NULL && i < r->njobs; i++) {
+/* A NULL-terminated vector of strings, and the strings. */
+static void free_strv (char **v) {
+  char **a;
+  for (a = v; a != NULL && *a != NULL; a++) free(*a);
+  free(v);
+}
+
+static void free_jobs (Run *r) {
+  size_t i;
+  for (i = 0; r->jobs != NULL && i < r->njobs; i++) {
     Job *j = &r->jobs[i];
-    for (char **a = j->argv; a != NULL && *a != NULL; a++) free(*a);
-    free(j->argv);
+    free_strv(j->argv);
     free(j->remote);
     buf_free(&j->out);
     buf_free(&j->errout);
   }
-  for (int i = 0; r->spec.hosts != NULL && i < r->spec.nhosts; i++) {
-    Host *h = &r->spec.hosts[i];
-    for (char **a = h->argv; a != NULL && *a != NULL; a++) free(*a);
-    free(h->argv);
-    free(h->name);
+  free(r->jobs);
+  r->jobs = NULL;
+}
+
+static void free_hosts (Run *r) {
+  int i;
+  for (i = 0; r->spec.hosts != NULL && i < r->spec.nhosts; i++) {
+    free_strv(r->spec.hosts[i].argv);
+    free(r->spec.hosts[i].name);
   }
   free(r->spec.hosts);
   r->spec.hosts = NULL;
-  free(r->jobs);
+}
+
+void run_free (Run *r) {
+  int i;
+  if (r->nthreads > 0) {
+    run_stop(r, 1);
+    for (i = 0; i < r->nthreads; i++)
+      pthread_join(r->threads[i], NULL);
+    r->nthreads = 0;
+  }
+  free_jobs(r);
+  free_hosts(r);
   free(r->threads);
+  r->threads = NULL;
   free(r->spec.cwd);
   free(r->spec.input);
-  for (char **e = r->spec.envp; e != NULL && *e != NULL; e++) free(*e);
-  free(r->spec.envp);
+  r->spec.cwd = r->spec.input = NULL;
+  free_strv(r->spec.envp);
+  r->spec.envp = NULL;
   closeall(r);
   if (r->cond_ok) pthread_cond_destroy(&r->reaped);
   r->cond_ok = 0;
   if (r->mu_ok) pthread_mutex_destroy(&r->mu);
   r->mu_ok = 0;
-  r->jobs = NULL;
-  r->threads = NULL;
-  r->spec.envp = NULL;
-  r->spec.cwd = r->spec.input = NULL;
 }

@@ -115,8 +115,8 @@ static int spawn_start (Run *r, Job *j, Child *c) {
                          out[1], err[1])) != 0)
     goto done;
   if ((e = spawn_attrs(&attr)) == 0) {
-    j->errwhat = NULL;
     char **argv = job_argv(r, j);
+    j->errwhat = NULL;
     if (argv == NULL) e = ENOMEM;
     else e = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv,
                           r->spec.envp != NULL ? r->spec.envp : environ);
@@ -201,6 +201,35 @@ static int ms_until (double t, double now) {
 
 #define EARLIER(a, t) ((t) > 0 && ((a) < 0 || (t) < (a)))
 
+static void watch (struct pollfd *p, int *np, int fd, short events) {
+  p[*np].fd = fd;
+  p[*np].events = events;
+  p[*np].revents = 0;
+  (*np)++;
+}
+
+/* Poll the child's pipes and pidfd (and the stop pipe, with 'stop') for
+** up to 'timeout' ms, and move what is ready.  0, or -1 if poll failed. */
+static int spawn_poll (Run *r, Job *j, Child *c, int stop, int timeout,
+                       int *stopseen) {
+  struct pollfd p[5];
+  int i, np = 0;
+  if (c->out >= 0) watch(p, &np, c->out, POLLIN);
+  if (c->err >= 0) watch(p, &np, c->err, POLLIN);
+  if (c->in >= 0) watch(p, &np, c->in, POLLOUT);
+  if (!c->reaped && c->pidfd >= 0) watch(p, &np, c->pidfd, POLLIN);
+  if (stop) watch(p, &np, r->stop[0], POLLIN);
+  if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) return -1;
+  for (i = 0; i < np; i++) {
+    if (p[i].revents == 0) continue;
+    if (p[i].fd == c->out) drain(&c->out, &j->out, r->spec.max_output, &j->truncated);
+    else if (p[i].fd == c->err) drain(&c->err, &j->errout, r->spec.max_output, &j->truncated);
+    else if (p[i].fd == c->in) feed(r, c);
+    else if (p[i].fd == r->stop[0]) *stopseen = 1;
+  }
+  return 0;
+}
+
 /*
 ** Wait for the child to end and its pipes to close.  A deadline (timeout)
 ** or a stop from the caller sends SIGTERM to the group, then SIGKILL after
@@ -213,8 +242,7 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
   double killat = 0, giveup = 0;
   int termsent = 0, killsent = 0, stopseen = 0;
   while (!(c->reaped && c->out < 0 && c->err < 0 && c->in < 0)) {
-    struct pollfd p[5];
-    int np = 0, killing, timeout;
+    int killing, timeout;
     double now = sys_mono(), next = -1;
     killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
     if (!termsent && ((deadline > 0 && now >= deadline) || killing > 0)) {
@@ -242,23 +270,11 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
       if (killing > 0 && EARLIER(next, now + 0.05)) next = now + 0.05;  /* watch for a second stop */
     }
     if (killsent && c->reaped) next = giveup;
-    if (c->out >= 0) p[np++] = (struct pollfd){c->out, POLLIN, 0};
-    if (c->err >= 0) p[np++] = (struct pollfd){c->err, POLLIN, 0};
-    if (c->in >= 0) p[np++] = (struct pollfd){c->in, POLLOUT, 0};
-    if (!c->reaped && c->pidfd >= 0) p[np++] = (struct pollfd){c->pidfd, POLLIN, 0};
-    if (!stopseen && !termsent) p[np++] = (struct pollfd){r->stop[0], POLLIN, 0};
     if (!c->reaped && c->pidfd < 0 && EARLIER(next, now + 0.01)) next = now + 0.01;
     timeout = next < 0 ? -1 : ms_until(next, now);
-    if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) {
+    if (spawn_poll(r, j, c, !stopseen && !termsent, timeout, &stopseen) != 0) {
       if (!c->reaped) reap(c, 0);   /* cannot wait any other way */
       break;
-    }
-    for (int i = 0; i < np; i++) {
-      if (p[i].revents == 0) continue;
-      if (p[i].fd == c->out) drain(&c->out, &j->out, r->spec.max_output, &j->truncated);
-      else if (p[i].fd == c->err) drain(&c->err, &j->errout, r->spec.max_output, &j->truncated);
-      else if (p[i].fd == c->in) feed(r, c);
-      else if (p[i].fd == r->stop[0]) stopseen = 1;
     }
     if (!c->reaped) reap(c, WNOHANG);
   }
