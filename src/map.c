@@ -135,9 +135,9 @@ static int map_run (lua_State *L) {
 */
 
 /* core.seqlen (t): #t if t is a sequence (no holes in 1..#t and no
-** integer key beyond it), else nil.  One pass of lua_next: a third of
-** what the same check costs in Lua, which matters for a million tiny
-** items. */
+** integer key beyond it), else nil.  One pass of lua_next, cheaper than
+** the same check in Lua, which matters for a million tiny items
+** (bench/map_bench.lua, case b). */
 static int map_seqlen (lua_State *L) {
   lua_Integer n, inside = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
