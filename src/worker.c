@@ -429,6 +429,8 @@ void child_main (lua_State *L, const ChildSpec *s) {
   c.slot = s->slot;
   c.timed = s->timed;
   c.budget = s->budget;
+  if (buf_reserve(&c.in, TASK_READ) != 0)
+    child_oom(&c);                    /* still SLOT_SETUP: a setup failure */
   lua_pushcfunction(L, child_run);
   lua_insert(L, -4);                  /* under fn, items, init */
   lua_pushlightuserdata(L, &c);       /* W_CHILD */
