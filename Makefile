@@ -110,6 +110,7 @@ valgrind: deps all
 # its corpus and one line here; `make fuzz-NAME` runs one target.
 build/fuzz/decode_fuzz: src/codec.c src/buf.c
 build/fuzz/arena_fuzz: src/arena.c
+build/fuzz/frame_fuzz: src/frame.c src/buf.c
 decode_CORPUS = fuzz/corpus
 
 FUZZ_SECONDS ?= 60

@@ -4,8 +4,9 @@
 ** A worker's collector is stopped, so it frees little, and it exits soon.
 ** glibc's malloc would carve its blocks out of the free chunks scattered
 ** over the inherited heap, and every small block would copy a whole page
-** shared with the caller (with a fragmented 1 GB heap that made a map 10
-** times slower and dirtied far more than the worker allocated).  So the
+** shared with the caller: the worker would dirty far more than it
+** allocates, a fault and a copy per page (bench/map_bench.lua, case e,
+** maps items that make garbage beside a big heap).  So the
 ** worker allocates from regions of fresh memory of its own, which copy
 ** nothing and ask for huge pages (MADV_HUGEPAGE) so that their page faults
 ** are few.  Blocks that came from the caller's heap are never freed here:
@@ -24,6 +25,7 @@
 #include <sys/mman.h>
 
 #include "arena.h"
+#include "sys.h"
 
 /*
 ** Regions start at one huge page and double up to ARENA_REGION, so that a
@@ -67,7 +69,7 @@ static int arena_region (Arena *a, size_t n) {
   if (p == NULL && arena_round(n, ARENA_UNIT) < size)
     p = arena_map(size = arena_round(n, ARENA_UNIT), 0);
   if (p == NULL) return -1;
-  madvise(p, size, MADV_HUGEPAGE);
+  sys_hugepages(p, size);
   a->top = p;
   a->end = p + size;
   a->last = NULL;

@@ -7,19 +7,20 @@
 #include <sys/mman.h>
 
 #include "buf.h"
+#include "sys.h"
 
 /*
 ** Mapped buffers are for processes that fork.  After a fork, the first
 ** write to each page the process held before it faults (and copies the
 ** page, with a TLB shootdown, while a child still shares it), however
-** long ago the fork was; on some virtual machines such a fault costs 15 us
-** or more.  A buffer carved from the malloc heap, whose free chunks were
+** long ago the fork was (bench/faults.c measures what such a fault costs
+** on this machine).  A buffer carved from the malloc heap, whose free chunks were
 ** all there at the fork, pays that on every page it fills, on every use.
 ** A mapping made for the buffer is private from the start and is left
 ** out of later forks (MADV_DONTFORK), which never need it.  It does not
 ** ask for huge pages: with the kernel's default THP defrag policy, a huge
-** page for an madvised region may be compacted for first, which cost 20 ms
-** a buffer beside a 1 GB heap.
+** page for an madvised region may be compacted for first, a stall that
+** grows with the memory around it (the caller's heap), on every buffer.
 */
 #define MAP_UNIT  ((size_t)64 << 10)
 
@@ -35,7 +36,7 @@ static char *map_grow (Buf *b, size_t cap) {
   else
     p = mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
   if (p == MAP_FAILED) return NULL;
-  madvise(p, cap, MADV_DONTFORK);      /* advice: failure is harmless */
+  sys_nofork(p, cap, 1);               /* advice: failure is harmless */
   return p;
 }
 

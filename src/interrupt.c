@@ -29,6 +29,7 @@
 
 #include "interrupt.h"
 #include "live.h"
+#include "sys.h"
 
 #define NTARGET 64           /* Lua threads a signal arms; more are not armed */
 
@@ -66,19 +67,19 @@ static void arm (Target *t) {
 }
 
 static void onsignal (int sig) {
-  int save = errno;          /* a handler must not change errno under the code it interrupted */
-  ssize_t n;
+  int k, save = errno;       /* a handler must not change errno under the code it interrupted */
   pending = last = sig;
   count++;
-  do n = write(selfpipe[1], "", 1); while (n < 0 && errno == EINTR);
-  for (int k = 0; k < NTARGET; k++) arm(&targets[k]);
+  sys_writeall(selfpipe[1], "", 1);   /* async-signal-safe (sys.h) */
+  for (k = 0; k < NTARGET; k++) arm(&targets[k]);
   errno = save;              /* EAGAIN: the pipe is full, a wake-up is pending anyway */
 }
 
 static void block (sigset_t *old) {
   sigset_t set;
+  int k;
   sigemptyset(&set);
-  for (int k = 0; k < NSIG_PAR; k++) sigaddset(&set, sigs[k]);
+  for (k = 0; k < NSIG_PAR; k++) sigaddset(&set, sigs[k]);
   sigprocmask(SIG_BLOCK, &set, old);
 }
 
@@ -89,8 +90,9 @@ static void unblock (const sigset_t *old) {
 /* Put the host's hooks back wherever ours waits. */
 static void disarm (void) {
   sigset_t old;
+  int k;
   block(&old);
-  for (int k = 0; k < NTARGET; k++) {
+  for (k = 0; k < NTARGET; k++) {
     Target *t = &targets[k];
     if (!t->armed) continue;
     lua_sethook(t->L, t->hook, t->mask, t->count);
@@ -110,13 +112,15 @@ static void intr_hook (lua_State *L, lua_Debug *ar) {
 }
 
 static Target *target_find (lua_State *L) {
-  for (int k = 0; k < NTARGET; k++)
+  int k;
+  for (k = 0; k < NTARGET; k++)
     if (targets[k].refs > 0 && targets[k].L == L) return &targets[k];
   return NULL;
 }
 
 static Target *target_free (void) {
-  for (int k = 0; k < NTARGET; k++)
+  int k;
+  for (k = 0; k < NTARGET; k++)
     if (targets[k].refs == 0) return &targets[k];
   return NULL;
 }
@@ -181,11 +185,12 @@ static lua_State *mainthread (lua_State *L) {
 ** as socket libraries do, gets EPIPE from its writes as before. */
 static void catch_all (void) {
   struct sigaction sa;
+  int k;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = onsignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;           /* no SA_RESTART: let poll() return EINTR too */
-  for (int k = 0; k < NSIG_PAR; k++) {
+  for (k = 0; k < NSIG_PAR; k++) {
     sigaction(sigs[k], NULL, &saved[k]);
     caught[k] = saved[k].sa_handler != SIG_IGN &&
                 (sigs[k] != SIGPIPE || saved[k].sa_handler == SIG_DFL);
@@ -194,15 +199,18 @@ static void catch_all (void) {
 }
 
 static void restore_all (void) {
-  for (int k = 0; k < NSIG_PAR; k++)
+  int k;
+  for (k = 0; k < NSIG_PAR; k++)
     if (caught[k]) sigaction(sigs[k], &saved[k], NULL);
   memset(caught, 0, sizeof caught);
 }
 
 int intr_begin (lua_State *L) {
   if (depth++ == 0) {
-    if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int e = sys_pipe(selfpipe, 1);
+    if (e != 0) {
       depth--;
+      errno = e;
       return -1;
     }
     pending = count = 0;
@@ -250,7 +258,7 @@ int intr_last (void) {
 /* In a forked child (a par.map worker): forget the parent's handlers,
 ** hooks and self-pipe, whose descriptors the child closes, so that a
 ** par.run or par.map inside the worker installs its own; the host's
-** dispositions come back (map.c then sets SIGINT and SIGTERM to the
+** dispositions come back (worker.c then sets SIGINT and SIGTERM to the
 ** defaults). */
 void intr_afterfork (void) {
   disarm();

@@ -73,8 +73,9 @@ void live_remove (Live *e) {
 
 void live_interrupt (void) {
   pid_t self = getpid();
+  Live *e;
   pthread_mutex_lock(&mu);
-  for (Live *e = head.next; e != &head; e = e->next)
+  for (e = head.next; e != &head; e = e->next)
     if (e->owner == self) e->stop(e, LIVE_INTR);
   pthread_mutex_unlock(&mu);
 }

@@ -1,26 +1,21 @@
 /*
-** par.c: luaopen_par_core.
+** par.c: luaopen_par_core, the small core functions that belong to no
+** other file (cpus, isatty, monotime, filetype), and the helpers the
+** Lua-facing files share (par_rawlen).
 */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "par.h"
 #include "interrupt.h"
+#include "sys.h"
 
-/* The CPUs this process may run on: its affinity mask, which taskset and
-** cgroup cpusets narrow, rather than the CPUs the machine has. */
+/* core.cpus(): the CPUs this process may run on (sys_cpus), rather than
+** the CPUs the machine has. */
 static int par_cpus (lua_State *L) {
-  cpu_set_t set;
-  long n = 0;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    n = CPU_COUNT(&set);
-  if (n < 1)
-    n = sysconf(_SC_NPROCESSORS_ONLN);
-  lua_pushinteger(L, n < 1 ? 1 : n);
+  lua_pushinteger(L, sys_cpus());
   return 1;
 }
 
@@ -37,9 +32,7 @@ static int par_isatty (lua_State *L) {
 
 /* core.monotime(): seconds on the monotonic clock, for the progress display. */
 static int par_monotime (lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, (lua_Number)sys_mono());
   return 1;
 }
 
@@ -106,6 +99,7 @@ int luaopen_par_core (lua_State *L) {
   lua_pushcfunction(L, par_filetype);
   lua_setfield(L, -2, "filetype");
   run_open(L);
+  pool_open(L);
   map_open(L);
   codec_open(L);
   intr_open(L);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "run.h"
+#include "sys.h"
 
 #define STACKSIZE (256 * 1024)      /* a worker needs little: one read buffer */
 #define SPAWN_MISSES 8              /* see run_child_retry */
@@ -23,13 +24,12 @@
 static void lock (Run *r) { pthread_mutex_lock(&r->mu); }
 static void unlock (Run *r) { pthread_mutex_unlock(&r->mu); }
 
+/* EAGAIN is fine: the pipe is full, so a wake-up is already pending. */
 static void wakeup (int fd) {
-  ssize_t n;
-  do n = write(fd, "", 1); while (n < 0 && errno == EINTR);
-  /* EAGAIN is fine: the pipe is full, so a wake-up is already pending */
+  sys_writeall(fd, "", 1);
 }
 
-/* The condition waits with CLOCK_MONOTONIC deadlines. */
+/* The condition waits with deadlines on sys_mono's clock. */
 static int cond_init (pthread_cond_t *c) {
   pthread_condattr_t a;
   int e;
@@ -47,9 +47,8 @@ int run_init (Run *r) {
   r->mu_ok = 1;
   if ((e = cond_init(&r->reaped)) != 0) return e;
   r->cond_ok = 1;
-  if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
-      pipe2(r->stop, O_CLOEXEC | O_NONBLOCK) != 0)
-    return errno;
+  if ((e = sys_pipe(r->wake, 1)) != 0 || (e = sys_pipe(r->stop, 1)) != 0)
+    return e;
   if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
     return errno;
   return 0;
@@ -59,7 +58,7 @@ int run_init (Run *r) {
 ** the run stopped meanwhile: halt = "soon" starts nothing new either. */
 static int pause_until (Run *r, double t) {
   for (;;) {
-    double now = now_mono(), ms = (t - now) * 1000.0 + 1;
+    double now = sys_mono(), ms = (t - now) * 1000.0 + 1;
     struct pollfd p = {r->stop[0], POLLIN, 0};
     if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE)) return 0;
     if (now >= t) return 1;
@@ -71,8 +70,8 @@ static int pause_until (Run *r, double t) {
 /* A live host with a free slot, the least loaded first; -1 if none.  With
 ** every host dropped, *none_left is set.  Called with the lock held. */
 static int pick_host (Run *r, int *none_left) {
-  int best = -1, live = 0;
-  for (int i = 0; i < r->spec.nhosts; i++) {
+  int i, best = -1, live = 0;
+  for (i = 0; i < r->spec.nhosts; i++) {
     Host *h = &r->spec.hosts[i];
     if (h->dropped) continue;
     live++;
@@ -112,9 +111,7 @@ void run_child_end (Run *r) {
 
 static void wait_reaped (Run *r, unsigned long seen, double secs) {
   struct timespec ts;
-  double t;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + secs;
+  double t = sys_mono() + secs;
   ts.tv_sec = (time_t)t;
   ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
   while (r->nreaped == seen && !__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
@@ -199,7 +196,7 @@ static Job *claim (Run *r) {
       }
     }
     if (j != NULL && r->spec.delay > 0) {
-      double now = now_mono();
+      double now = sys_mono();
       at = r->next_start > now ? r->next_start : now;
       r->next_start = at + r->spec.delay;
     }
@@ -261,7 +258,7 @@ static void attempts (Run *r, Job *j) {
     if (job_ok(j) || j->attempts > r->spec.retries)
       return;
     if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE) ||
-        (r->spec.retry_delay > 0 && !pause_until(r, now_mono() + r->spec.retry_delay))) {
+        (r->spec.retry_delay > 0 && !pause_until(r, sys_mono() + r->spec.retry_delay))) {
       j->stopped = 1;
       return;
     }
@@ -369,48 +366,63 @@ void run_stop (Run *r, int kill) {
 
 static void closeall (Run *r) {
   int *fds[] = {&r->wake[0], &r->wake[1], &r->stop[0], &r->stop[1], &r->devnull};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+  size_t i;
+  for (i = 0; i < sizeof fds / sizeof fds[0]; i++) {
     if (*fds[i] >= 0) close(*fds[i]);
     *fds[i] = -1;
   }
 }
 
-void run_free (Run *r) {
-  if (r->nthreads > 0) {
-    run_stop(r, 1);
-    for (int i = 0; i < r->nthreads; i++)
-      pthread_join(r->threads[i], NULL);
-    r->nthreads = 0;
-  }
-  for (size_t i = 0; r->jobs != NULL && i < r->njobs; i++) {
+/* A NULL-terminated vector of strings, and the strings. */
+static void free_strv (char **v) {
+  char **a;
+  for (a = v; a != NULL && *a != NULL; a++) free(*a);
+  free(v);
+}
+
+static void free_jobs (Run *r) {
+  size_t i;
+  for (i = 0; r->jobs != NULL && i < r->njobs; i++) {
     Job *j = &r->jobs[i];
-    for (char **a = j->argv; a != NULL && *a != NULL; a++) free(*a);
-    free(j->argv);
+    free_strv(j->argv);
     free(j->remote);
     buf_free(&j->out);
     buf_free(&j->errout);
   }
-  for (int i = 0; r->spec.hosts != NULL && i < r->spec.nhosts; i++) {
-    Host *h = &r->spec.hosts[i];
-    for (char **a = h->argv; a != NULL && *a != NULL; a++) free(*a);
-    free(h->argv);
-    free(h->name);
+  free(r->jobs);
+  r->jobs = NULL;
+}
+
+static void free_hosts (Run *r) {
+  int i;
+  for (i = 0; r->spec.hosts != NULL && i < r->spec.nhosts; i++) {
+    free_strv(r->spec.hosts[i].argv);
+    free(r->spec.hosts[i].name);
   }
   free(r->spec.hosts);
   r->spec.hosts = NULL;
-  free(r->jobs);
+}
+
+void run_free (Run *r) {
+  int i;
+  if (r->nthreads > 0) {
+    run_stop(r, 1);
+    for (i = 0; i < r->nthreads; i++)
+      pthread_join(r->threads[i], NULL);
+    r->nthreads = 0;
+  }
+  free_jobs(r);
+  free_hosts(r);
   free(r->threads);
+  r->threads = NULL;
   free(r->spec.cwd);
   free(r->spec.input);
-  for (char **e = r->spec.envp; e != NULL && *e != NULL; e++) free(*e);
-  free(r->spec.envp);
+  r->spec.cwd = r->spec.input = NULL;
+  free_strv(r->spec.envp);
+  r->spec.envp = NULL;
   closeall(r);
   if (r->cond_ok) pthread_cond_destroy(&r->reaped);
   r->cond_ok = 0;
   if (r->mu_ok) pthread_mutex_destroy(&r->mu);
   r->mu_ok = 0;
-  r->jobs = NULL;
-  r->threads = NULL;
-  r->spec.envp = NULL;
-  r->spec.cwd = r->spec.input = NULL;
 }

@@ -125,7 +125,5 @@ void run_child_end (Run *r);                   /* the child was reaped */
 
 /* spawn.c: run one attempt of 'j'; fills its outcome. */
 void spawn_job (Run *r, Job *j);
-double now_mono (void);
-double now_real (void);
 
 #endif

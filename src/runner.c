@@ -19,6 +19,7 @@
 #include "run.h"
 #include "interrupt.h"
 #include "live.h"
+#include "sys.h"
 
 #define RUNNER_MT "par.runner"
 
@@ -100,7 +101,7 @@ static char *dupstr (lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TSTRING) return NULL;
   s = lua_tolstring(L, idx, &len);
   if (strlen(s) != len) return NULL;
-  if ((p = malloc(len + 1)) == NULL) luaL_error(L, "not enough memory");
+  if ((p = malloc(len + 1)) == NULL) par_nomem(L);
   memcpy(p, s, len + 1);
   return p;
 }
@@ -110,11 +111,11 @@ static char *dupstr (lua_State *L, int idx) {
 ** without NUL bytes.  Read raw, as par reads every table (par_rawlen). */
 static lua_Integer load_argv (lua_State *L, char ***argv, int arg,
                               const char *what) {
-  lua_Integer n = par_rawlen(L, -1, arg, what);
+  lua_Integer k, n = par_rawlen(L, -1, arg, what);
   if (n < 1) return -1;
   if ((*argv = calloc((size_t)n + 1, sizeof **argv)) == NULL)
-    luaL_error(L, "not enough memory");
-  for (lua_Integer k = 1; k <= n; k++) {
+    par_nomem(L);
+  for (k = 1; k <= n; k++) {
     lua_rawgeti(L, -1, k);
     (*argv)[k - 1] = dupstr(L, -1);
     lua_pop(L, 1);
@@ -132,12 +133,12 @@ static const char *argv_problem (lua_State *L, const char *what,
 }
 
 static void load_jobs (lua_State *L, Run *run, int idx) {
-  lua_Integer n = par_rawlen(L, idx, 1, NULL);
+  lua_Integer i, n = par_rawlen(L, idx, 1, NULL);
   run->jobs = calloc(n > 0 ? (size_t)n : 1, sizeof *run->jobs);
-  if (run->jobs == NULL) luaL_error(L, "not enough memory");
+  if (run->jobs == NULL) par_nomem(L);
   run->njobs = (size_t)n;
   lua_pushvalue(L, idx);
-  for (lua_Integer i = 1; i <= n; i++) {
+  for (i = 1; i <= n; i++) {
     char what[48];                  /* on the stack: no Lua string per command */
     lua_Integer why = -1;
     snprintf(what, sizeof what, "command #" LUA_INTEGER_FMT, (LUAI_UACINT)i);
@@ -232,7 +233,7 @@ static char *optstr (lua_State *L, int idx, const char *k, size_t *len,
   if (optfield(L, idx, k, LUA_TSTRING) == LUA_TSTRING) {
     const char *s = lua_tolstring(L, -1, len);
     if (text && strlen(s) != *len) opterror(L, k, "string contains a NUL byte");
-    if ((p = malloc(*len + 1)) == NULL) luaL_error(L, "not enough memory");
+    if ((p = malloc(*len + 1)) == NULL) par_nomem(L);
     memcpy(p, s, *len + 1);
   }
   lua_pop(L, 1);
@@ -272,7 +273,7 @@ static void check_envpair (lua_State *L) {
 /* The caller's environment with opts.env applied: a string value adds or
 ** replaces a variable, false removes it.  Built once, shared by all jobs. */
 static void load_env (lua_State *L, Run *run, int idx) {
-  size_t n = 0, m = 0;
+  size_t i, n = 0, m = 0;
   char **envp;
   if (optfield(L, idx, "env", LUA_TTABLE) == LUA_TNIL) {
     lua_pop(L, 1);
@@ -281,15 +282,15 @@ static void load_env (lua_State *L, Run *run, int idx) {
   while (environ[n] != NULL) n++;
   lua_pushnil(L);
   while (lua_next(L, -2)) { check_envpair(L); m++; lua_pop(L, 1); }
-  if ((envp = calloc(n + m + 1, sizeof *envp)) == NULL) luaL_error(L, "not enough memory");
+  if ((envp = calloc(n + m + 1, sizeof *envp)) == NULL) par_nomem(L);
   run->spec.envp = envp;
   m = 0;
-  for (size_t i = 0; i < n; i++) {      /* keep the variables env leaves alone */
+  for (i = 0; i < n; i++) {      /* keep the variables env leaves alone */
     const char *eq = strchr(environ[i], '=');
     size_t len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
     lua_pushlstring(L, environ[i], len);
     if (lua_rawget(L, -2) == LUA_TNIL && (envp[m++] = strdup(environ[i])) == NULL)
-      luaL_error(L, "not enough memory");
+      par_nomem(L);
     lua_pop(L, 1);
   }
   lua_pushnil(L);
@@ -330,30 +331,12 @@ static void load_host (lua_State *L, Host *h, const char *what) {
   lua_pop(L, 1);
 }
 
-/* opts.hosts: { {name = "h1", slots = 2, argv = {"ssh", ..., "--", "h1"}},
-** {name = ":", slots = 2} (local) }, and opts.remote: each job's command
-** as one shell string, which ssh hands to the remote shell. */
-static void load_hosts (lua_State *L, Run *run, int idx) {
-  RunSpec *s = &run->spec;
-  lua_Integer n;
-  if (optfield(L, idx, "hosts", LUA_TTABLE) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
-  n = par_rawlen(L, -1, 2, "option 'hosts'");
-  if (n < 1 || n > 4096) opterror(L, "hosts", "1 to 4096 hosts expected");
-  if ((s->hosts = calloc((size_t)n, sizeof *s->hosts)) == NULL) luaL_error(L, "not enough memory");
-  s->nhosts = (int)n;
-  for (int i = 1; i <= (int)n; i++) {
-    const char *what = lua_pushfstring(L, "host #%d", i);
-    lua_rawgeti(L, -2, i);
-    load_host(L, &s->hosts[i - 1], what);
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1);
+/* opts.remote, with opts.hosts: each job's command as one shell string. */
+static void load_remote (lua_State *L, Run *run, int idx) {
+  size_t i;
   if (lua_getfield(L, idx, "remote") != LUA_TTABLE)
     opterror(L, "remote", "table of command lines expected with option 'hosts'");
-  for (size_t i = 0; i < run->njobs; i++) {
+  for (i = 0; i < run->njobs; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i + 1);
     if ((run->jobs[i].remote = dupstr(L, -1)) == NULL)
       opterror(L, "remote", lua_pushfstring(L, "line #%d: string without NUL bytes expected",
@@ -361,6 +344,31 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+}
+
+/* opts.hosts: { {name = "h1", slots = 2, argv = {"ssh", ..., "--", "h1"}},
+** {name = ":", slots = 2} (local) }, and opts.remote: each job's command
+** as one shell string, which ssh hands to the remote shell. */
+static void load_hosts (lua_State *L, Run *run, int idx) {
+  RunSpec *s = &run->spec;
+  lua_Integer n;
+  int i;
+  if (optfield(L, idx, "hosts", LUA_TTABLE) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  n = par_rawlen(L, -1, 2, "option 'hosts'");
+  if (n < 1 || n > 4096) opterror(L, "hosts", "1 to 4096 hosts expected");
+  if ((s->hosts = calloc((size_t)n, sizeof *s->hosts)) == NULL) par_nomem(L);
+  s->nhosts = (int)n;
+  for (i = 1; i <= s->nhosts; i++) {
+    const char *what = lua_pushfstring(L, "host #%d", i);
+    lua_rawgeti(L, -2, i);
+    load_host(L, &s->hosts[i - 1], what);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  load_remote(L, run, idx);
 }
 
 static void load_spec (lua_State *L, Run *run, int idx) {
@@ -469,9 +477,10 @@ static const char *const statusnames[] = {
 
 static void pushnohosts (lua_State *L, Run *run) {
   luaL_Buffer b;
+  int i;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "no host left to run on: ");
-  for (int i = 0; i < run->spec.nhosts; i++) {
+  for (i = 0; i < run->spec.nhosts; i++) {
     if (i > 0) luaL_addstring(&b, ", ");
     luaL_addstring(&b, run->spec.hosts[i].name);
   }
@@ -546,7 +555,7 @@ static void check_interrupt (Runner *r) {
 static int runner_next (lua_State *L) {
   Runner *r = checkrunner(L);
   double wait = luaL_optnumber(L, 2, -1);
-  double until = wait >= 0 ? now_mono() + wait : 0;
+  double until = wait >= 0 ? sys_mono() + wait : 0;
   luaL_argcheck(L, r->open, 1, "runner is closed");
   for (;;) {
     struct pollfd p[2] = {{r->run.wake[0], POLLIN, 0}, {r->intrfd, POLLIN, 0}};
@@ -565,7 +574,7 @@ static int runner_next (lua_State *L) {
       return 2;
     }
     if (wait >= 0) {
-      double left = until - now_mono();
+      double left = until - sys_mono();
       if (left <= 0) {
         lua_pushboolean(L, 0);
         return 1;

@@ -11,12 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "run.h"
+#include "sys.h"
 
 extern char **environ;
 
@@ -32,44 +31,11 @@ typedef struct Child {
   siginfo_t info;
 } Child;
 
-double now_mono (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-double now_real (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void closefd (int *fd) {
   if (*fd >= 0) {
     close(*fd);
     *fd = -1;
   }
-}
-
-/* Keep our descriptors off 0-2: if the host closed its stdin, a pipe could
-** come back as fd 0, and dup2(0, 0) in the child would keep it CLOEXEC. */
-static int fd_high (int *fd) {
-  int n;
-  if (*fd > 2) return 0;
-  n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-  if (n < 0) return errno;
-  close(*fd);
-  *fd = n;
-  return 0;
-}
-
-static int mkpipe (int p[2]) {
-  int e;
-  if (pipe2(p, O_CLOEXEC) != 0) return errno;
-  if ((e = fd_high(&p[0])) == 0 && (e = fd_high(&p[1])) == 0) return 0;
-  closefd(&p[0]);
-  closefd(&p[1]);
-  return e;
 }
 
 /* Workers block every signal, and the host may ignore SIGPIPE.  Children
@@ -140,16 +106,17 @@ static int spawn_start (Run *r, Job *j, Child *c) {
   posix_spawnattr_t attr;
   int e;
   j->errwhat = "pipe";
-  if ((r->spec.input != NULL && (e = mkpipe(in)) != 0) ||
-      (r->spec.capture && ((e = mkpipe(out)) != 0 || (e = mkpipe(err)) != 0)))
+  if ((r->spec.input != NULL && (e = sys_pipe(in, 0)) != 0) ||
+      (r->spec.capture && ((e = sys_pipe(out, 0)) != 0 ||
+                           (e = sys_pipe(err, 0)) != 0)))
     goto done;
   j->errwhat = "posix_spawn";
   if ((e = spawn_actions(r, &fa, in[0] >= 0 ? in[0] : r->devnull,
                          out[1], err[1])) != 0)
     goto done;
   if ((e = spawn_attrs(&attr)) == 0) {
-    j->errwhat = NULL;
     char **argv = job_argv(r, j);
+    j->errwhat = NULL;
     if (argv == NULL) e = ENOMEM;
     else e = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv,
                           r->spec.envp != NULL ? r->spec.envp : environ);
@@ -172,7 +139,7 @@ done:
   c->out = out[0];
   c->err = err[0];
   if (c->in >= 0) fcntl(c->in, F_SETFL, O_NONBLOCK);   /* never block on a slow reader */
-  c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);  /* Linux >= 5.3 */
+  c->pidfd = sys_pidfd(c->pid);
   return 0;
 }
 
@@ -234,6 +201,35 @@ static int ms_until (double t, double now) {
 
 #define EARLIER(a, t) ((t) > 0 && ((a) < 0 || (t) < (a)))
 
+static void watch (struct pollfd *p, int *np, int fd, short events) {
+  p[*np].fd = fd;
+  p[*np].events = events;
+  p[*np].revents = 0;
+  (*np)++;
+}
+
+/* Poll the child's pipes and pidfd (and the stop pipe, with 'stop') for
+** up to 'timeout' ms, and move what is ready.  0, or -1 if poll failed. */
+static int spawn_poll (Run *r, Job *j, Child *c, int stop, int timeout,
+                       int *stopseen) {
+  struct pollfd p[5];
+  int i, np = 0;
+  if (c->out >= 0) watch(p, &np, c->out, POLLIN);
+  if (c->err >= 0) watch(p, &np, c->err, POLLIN);
+  if (c->in >= 0) watch(p, &np, c->in, POLLOUT);
+  if (!c->reaped && c->pidfd >= 0) watch(p, &np, c->pidfd, POLLIN);
+  if (stop) watch(p, &np, r->stop[0], POLLIN);
+  if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) return -1;
+  for (i = 0; i < np; i++) {
+    if (p[i].revents == 0) continue;
+    if (p[i].fd == c->out) drain(&c->out, &j->out, r->spec.max_output, &j->truncated);
+    else if (p[i].fd == c->err) drain(&c->err, &j->errout, r->spec.max_output, &j->truncated);
+    else if (p[i].fd == c->in) feed(r, c);
+    else if (p[i].fd == r->stop[0]) *stopseen = 1;
+  }
+  return 0;
+}
+
 /*
 ** Wait for the child to end and its pipes to close.  A deadline (timeout)
 ** or a stop from the caller sends SIGTERM to the group, then SIGKILL after
@@ -246,9 +242,8 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
   double killat = 0, giveup = 0;
   int termsent = 0, killsent = 0, stopseen = 0;
   while (!(c->reaped && c->out < 0 && c->err < 0 && c->in < 0)) {
-    struct pollfd p[5];
-    int np = 0, killing, timeout;
-    double now = now_mono(), next = -1;
+    int killing, timeout;
+    double now = sys_mono(), next = -1;
     killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
     if (!termsent && ((deadline > 0 && now >= deadline) || killing > 0)) {
       if (!killing) j->status = ST_TIMEOUT;
@@ -275,23 +270,11 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
       if (killing > 0 && EARLIER(next, now + 0.05)) next = now + 0.05;  /* watch for a second stop */
     }
     if (killsent && c->reaped) next = giveup;
-    if (c->out >= 0) p[np++] = (struct pollfd){c->out, POLLIN, 0};
-    if (c->err >= 0) p[np++] = (struct pollfd){c->err, POLLIN, 0};
-    if (c->in >= 0) p[np++] = (struct pollfd){c->in, POLLOUT, 0};
-    if (!c->reaped && c->pidfd >= 0) p[np++] = (struct pollfd){c->pidfd, POLLIN, 0};
-    if (!stopseen && !termsent) p[np++] = (struct pollfd){r->stop[0], POLLIN, 0};
     if (!c->reaped && c->pidfd < 0 && EARLIER(next, now + 0.01)) next = now + 0.01;
     timeout = next < 0 ? -1 : ms_until(next, now);
-    if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) {
+    if (spawn_poll(r, j, c, !stopseen && !termsent, timeout, &stopseen) != 0) {
       if (!c->reaped) reap(c, 0);   /* cannot wait any other way */
       break;
-    }
-    for (int i = 0; i < np; i++) {
-      if (p[i].revents == 0) continue;
-      if (p[i].fd == c->out) drain(&c->out, &j->out, r->spec.max_output, &j->truncated);
-      else if (p[i].fd == c->err) drain(&c->err, &j->errout, r->spec.max_output, &j->truncated);
-      else if (p[i].fd == c->in) feed(r, c);
-      else if (p[i].fd == r->stop[0]) stopseen = 1;
     }
     if (!c->reaped) reap(c, WNOHANG);
   }
@@ -336,8 +319,8 @@ void spawn_job (Run *r, Job *j) {
   j->status = ST_NONE;
   j->errwhat = NULL;
   j->pid = 0;
-  j->started = now_real();
-  start = now_mono();
+  j->started = sys_real();
+  start = sys_mono();
   if ((j->err = spawn_retry(r, j, &c)) != 0)
     j->status = ST_ERROR;
   else {
@@ -346,5 +329,5 @@ void spawn_job (Run *r, Job *j) {
     run_child_end(r);
     outcome(j, &c);
   }
-  j->elapsed = now_mono() - start;
+  j->elapsed = sys_mono() - start;
 }

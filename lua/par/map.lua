@@ -2,7 +2,8 @@
 --
 -- Workers are forks of the caller: fn, items and init reach them without
 -- serialisation; only results travel back (through par's codec, so
--- metatables are not sent).  See par.core's map.c for the machinery.
+-- metatables are not sent).  See par.core's map.c (entry),
+-- pool.c (the parent side) and worker.c (the forked child) for the machinery.
 local core = require "par.core"
 local util = require "par.util"
 local progress = require "par.progress"
