@@ -166,9 +166,9 @@ describe("par.core's option checks", function()
   it("of core.map agree with par.map's", function()
     local id = function(x) return x end
     assert.has_error(function() core.map(id, { 1 }, { errors = "ignore" }) end,
-      "bad argument #3 to 'map' (option 'errors': 'raise' or 'collect' expected)")
-    assert.has_error(function() core.map(id, { 1 }, { procs = "2" }) end,
-      "bad argument #3 to 'map' (option 'procs': integer >= 1 expected)")
+      "bad argument #3 to 'map' (option 'errors': expected one of raise, collect, got 'ignore')")
+    assert.has_error(function() core.map(id, { 1 }, { jobs = "2" }) end,
+      "bad argument #3 to 'map' (option 'jobs': integer expected, got string)")
   end)
 end)
 
@@ -188,7 +188,7 @@ describe("a huge par.map timeout", function()
     assert.has_error(function() par.map(tostring, { 1 }, { timeout = 1 / 0 }) end,
       "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0, got inf)")
     assert.has_error(function() require("par.core").map(tostring, { 1 }, { timeout = 1 / 0 }) end,
-      "bad argument #3 to 'map' (option 'timeout': finite number > 0 expected)")
+      "bad argument #3 to 'map' (option 'timeout': must be a finite number > 0, got inf)")
   end)
 end)
 

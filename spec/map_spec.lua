@@ -744,8 +744,8 @@ describe("par.map", function()
 
     it("is checked by par.core too", function()
       local core = require "par.core"
-      assert.has_error(function() core.map(id, { 1 }, { procs = 0 }) end,
-        "bad argument #3 to 'map' (option 'procs': integer >= 1 expected)")
+      assert.has_error(function() core.map(id, { 1 }, { jobs = 0 }) end,
+        "bad argument #3 to 'map' (option 'jobs': must be >= 1, got 0)")
       assert.has_error(function() core.map(id, { 1 }, { errors = "x" }) end)
       assert.has_error(function() core.map(id, { 1, 2, [4] = 4 }, {}) end,
         "bad argument #2 to 'map' (sequence expected)")

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 
 #include "par.h"
+#include "opt.h"
 #include "pool.h"
 #include "sys.h"
 
@@ -177,61 +178,21 @@ static lua_Integer map_len (lua_State *L) {
   return n;
 }
 
-/* Options are checked as the Lua layer checks them (an integer is of the
-** integer subtype, a number is not a numeric string), so that what it
-** lets through the core takes. */
-static lua_Integer opt_int (lua_State *L, const char *name, lua_Integer def,
-                            lua_Integer min) {
-  lua_Integer v = def;
-  if (lua_getfield(L, 3, name) != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < min)
-      luaL_argerror(L, 3, lua_pushfstring(L, "option '%s': integer >= %I "
-                    "expected", name, (LUAI_UACINT)min));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 /* A huge timeout is a fair way to say "practically never": it is clamped,
 ** not refused, where its nanoseconds added to a CLOCK_MONOTONIC time
 ** (pool_polltime, pool_timeouts) would overflow int64. */
 #define TIMEOUT_MAX   4e9   /* seconds: 127 years */
 
-static double opt_timeout (lua_State *L) {
-  double v = 0;
-  if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
-    v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0) || v == HUGE_VAL)
-      luaL_argerror(L, 3, "option 'timeout': finite number > 0 expected");
-    if (v > TIMEOUT_MAX) v = TIMEOUT_MAX;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static void opt_func (lua_State *L, const char *name) {
-  int t = lua_getfield(L, 3, name);
-  if (t != LUA_TNIL && t != LUA_TFUNCTION)
-    luaL_argerror(L, 3, lua_pushfstring(L, "option '%s': function expected",
-                  name));
-}
-
 static int opt_collect (lua_State *L) {
-  int t = lua_getfield(L, 3, "errors"), collect = 0;
-  if (t != LUA_TNIL) {
-    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    collect = strcmp(s, "collect") == 0;
-    if (!collect && strcmp(s, "raise") != 0)
-      luaL_argerror(L, 3, "option 'errors': 'raise' or 'collect' expected");
-  }
-  lua_pop(L, 1);
-  return collect;
+  static const char *const modes[] = {"raise", "collect", NULL};
+  return opt_word(L, 3, "errors", modes, 0);
 }
 
 static void opts_read (lua_State *L, Pool *p) {
-  p->chunksize = opt_int(L, "chunksize", 0, 1);
-  p->memory = (size_t)opt_int(L, "worker_memory", 64 << 20, 1);
-  p->timeout = opt_timeout(L);
+  double t = opt_num(L, 3, "timeout", 0, 1);
+  p->chunksize = opt_int(L, 3, "chunksize", 0, 1, LUA_MAXINTEGER);
+  p->memory = (size_t)opt_int(L, 3, "worker_memory", 64 << 20, 1, LUA_MAXINTEGER);
+  p->timeout = t > TIMEOUT_MAX ? TIMEOUT_MAX : t;
   p->collect = opt_collect(L);
 }
 
@@ -268,10 +229,10 @@ static int map_map (lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   n = map_len(L);
-  procs = opt_int(L, "procs", 1, 1);
+  procs = opt_int(L, 3, "jobs", 1, 1, 4096);
   if (n == 0) return map_empty(L, opt_collect(L));
-  opt_func(L, "init");                        /* 4 */
-  opt_func(L, "on_result");                   /* 5 */
+  opt_func(L, 3, "init");                        /* 4 */
+  opt_func(L, 3, "on_result");                   /* 5 */
   if (procs > n) procs = n;
   p = pool_new(L, (int)(procs < 4096 ? procs : 4096), n);
   opts_read(L, p);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "par.h"
+#include "opt.h"
 #include "run.h"
 #include "interrupt.h"
 #include "live.h"
@@ -83,14 +84,7 @@ static void runner_live (Live *e, int why) {
 /* {======================================================= */
 /* Copying the commands and options into C memory           */
 
-/* Checks word their errors as the Lua layer does (par/util.lua), so that
-** one bad value has one message whichever layer sees it first: "bad
-** argument #2 to 'runner' (option 'jobs': must be >= 1, got 0)".  The
-** values checked are at the stack top, so luaL_check* would blame argument
-** #-1. */
-static int opterror (lua_State *L, const char *k, const char *msg) {
-  return luaL_argerror(L, 2, lua_pushfstring(L, "option '%s': %s", k, msg));
-}
+#define opterror(L, k, msg)   opt_error(L, 2, k, msg)
 
 /* A copy of the string at idx, or NULL if it is not a string without NUL
 ** bytes (a number is not converted: lua_next may be traversing it). */
@@ -154,105 +148,9 @@ static void load_jobs (lua_State *L, Run *run, int idx) {
   lua_pop(L, 1);
 }
 
-/* The value at idx as the Lua layer shows a bad one (util.shown): a
-** string in quotes, NUL bytes as \0 (a message stops at a NUL), else the
-** name of its type. */
-static const char *shown (lua_State *L, int idx) {
-  luaL_Buffer b;
-  size_t len, i;
-  const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) return luaL_typename(L, idx);
-  s = lua_tolstring(L, idx, &len);
-  luaL_buffinit(L, &b);
-  luaL_addchar(&b, '\'');
-  for (i = 0; i < len; i++) {
-    if (s[i] == '\0') luaL_addstring(&b, "\\0");
-    else luaL_addchar(&b, s[i]);
-  }
-  luaL_addchar(&b, '\'');
-  luaL_pushresult(&b);
-  return lua_tostring(L, -1);
-}
-
-/* opts[k], which must be nil or of type t; returns its type. */
-static int optfield (lua_State *L, int idx, const char *k, int t) {
-  int got = lua_getfield(L, idx, k);
-  if (got != LUA_TNIL && got != t)
-    opterror(L, k, lua_pushfstring(L, "%s expected, got %s", lua_typename(L, t),
-                                   luaL_typename(L, -1)));
-  return got;
-}
-
-/* A finite number >= 0, or > 0 if 'positive'; 'def' if nil. */
-static double optnum (lua_State *L, int idx, const char *k, double def,
-                      int positive) {
-  double v = def;
-  if (optfield(L, idx, k, LUA_TNUMBER) == LUA_TNUMBER) {
-    v = lua_tonumber(L, -1);
-    if (!(positive ? v > 0 : v >= 0) || v == HUGE_VAL)
-      opterror(L, k, lua_pushfstring(L, "must be a finite number %s 0, got %s",
-                                     positive ? ">" : ">=", luaL_tolstring(L, -1, NULL)));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* An integer >= min, clamped to 'max'; 'def' if nil. */
-static lua_Integer optint (lua_State *L, int idx, const char *k,
-                           lua_Integer def, lua_Integer min, lua_Integer max) {
-  lua_Integer v = def;
-  int t = lua_getfield(L, idx, k);
-  if (t != LUA_TNIL && t != LUA_TNUMBER)
-    opterror(L, k, lua_pushfstring(L, "integer expected, got %s", luaL_typename(L, -1)));
-  if (t == LUA_TNUMBER) {
-    int isint;
-    v = lua_tointegerx(L, -1, &isint);       /* 2.0 is 2, as luaL_checkinteger says */
-    if (!isint)
-      opterror(L, k, "number has no integer representation");
-    if (v < min)
-      opterror(L, k, lua_pushfstring(L, "must be >= %I, got %I", (LUAI_UACINT)min,
-                                     (LUAI_UACINT)v));
-    if (v > max) v = max;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static int optflag (lua_State *L, int idx, const char *k, int def) {
-  int v = def;
-  if (optfield(L, idx, k, LUA_TBOOLEAN) == LUA_TBOOLEAN)
-    v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* A copy of opts[k], or NULL if nil; 'text' refuses NUL bytes (a path). */
-static char *optstr (lua_State *L, int idx, const char *k, size_t *len,
-                     int text) {
-  char *p = NULL;
-  if (optfield(L, idx, k, LUA_TSTRING) == LUA_TSTRING) {
-    const char *s = lua_tolstring(L, -1, len);
-    if (text && strlen(s) != *len) opterror(L, k, "string contains a NUL byte");
-    if ((p = malloc(*len + 1)) == NULL) par_nomem(L);
-    memcpy(p, s, *len + 1);
-  }
-  lua_pop(L, 1);
-  return p;
-}
-
 static int opthalt (lua_State *L, int idx) {
-  static const char *const halts[] = {"never", "soon", "now"};
-  int m = 0;
-  int t = lua_getfield(L, idx, "halt");
-  if (t != LUA_TNIL) {
-    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    while (m < 3 && strcmp(s, halts[m]) != 0) m++;
-    if (m == 3)
-      opterror(L, "halt", lua_pushfstring(L, "expected one of never, soon, now, got %s",
-                                          shown(L, -1)));
-  }
-  lua_pop(L, 1);
-  return m;
+  static const char *const halts[] = {"never", "soon", "now", NULL};
+  return opt_word(L, idx, "halt", halts, 0);
 }
 
 /* Is the env entry at -2 (name), -1 (value) one par can set?  A name is a
@@ -263,7 +161,7 @@ static void check_envpair (lua_State *L) {
   const char *s;
   if (lua_type(L, -2) != LUA_TSTRING || (s = lua_tolstring(L, -2, &len), len == 0) ||
       strlen(s) != len || strchr(s, '=') != NULL)
-    opterror(L, "env", lua_pushfstring(L, "bad variable name %s", shown(L, -2)));
+    opterror(L, "env", lua_pushfstring(L, "bad variable name %s", opt_shown(L, -2)));
   if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return;
   if (lua_type(L, -1) != LUA_TSTRING || (s = lua_tolstring(L, -1, &len), strlen(s) != len))
     opterror(L, "env", lua_pushfstring(L, "variable '%s' must be a string without NUL bytes, or false",
@@ -275,7 +173,7 @@ static void check_envpair (lua_State *L) {
 static void load_env (lua_State *L, Run *run, int idx) {
   size_t i, n = 0, m = 0;
   char **envp;
-  if (optfield(L, idx, "env", LUA_TTABLE) == LUA_TNIL) {
+  if (opt_field(L, idx, "env", LUA_TTABLE) == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -353,7 +251,7 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   lua_Integer n;
   int i;
-  if (optfield(L, idx, "hosts", LUA_TTABLE) == LUA_TNIL) {
+  if (opt_field(L, idx, "hosts", LUA_TTABLE) == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -374,17 +272,17 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
 static void load_spec (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   size_t len = 0;
-  s->capture = optflag(L, idx, "capture", 1);
-  s->timeout = optnum(L, idx, "timeout", 0, 1);          /* 0: none */
-  s->kill_after = optnum(L, idx, "kill_after", 2, 0);
-  s->retries = (int)optint(L, idx, "retries", 0, 0, INT_MAX - 1);
-  s->retry_delay = optnum(L, idx, "retry_delay", 0, 0);
-  s->delay = optnum(L, idx, "delay", 0, 0);
-  s->max_output = (size_t)optint(L, idx, "max_output", 64 << 20, 0,
+  s->capture = opt_flag(L, idx, "capture", 1);
+  s->timeout = opt_num(L, idx, "timeout", 0, 1);          /* 0: none */
+  s->kill_after = opt_num(L, idx, "kill_after", 2, 0);
+  s->retries = (int)opt_int(L, idx, "retries", 0, 0, INT_MAX - 1);
+  s->retry_delay = opt_num(L, idx, "retry_delay", 0, 0);
+  s->delay = opt_num(L, idx, "delay", 0, 0);
+  s->max_output = (size_t)opt_int(L, idx, "max_output", 64 << 20, 0,
                                  (lua_Integer)(SIZE_MAX < LUA_MAXINTEGER ? SIZE_MAX : LUA_MAXINTEGER));
   s->halt = opthalt(L, idx);
-  s->cwd = optstr(L, idx, "cwd", &len, 1);
-  s->input = optstr(L, idx, "stdin", &s->inputlen, 0);
+  s->cwd = opt_str(L, idx, "cwd", &len, 1);
+  s->input = opt_str(L, idx, "stdin", &s->inputlen, 0);
   load_env(L, run, idx);
   load_hosts(L, run, idx);
 }
@@ -426,7 +324,7 @@ static int par_runner (lua_State *L) {
   if (lua_getfield(L, 2, "jobs") == LUA_TNIL)   /* required: no default */
     opterror(L, "jobs", "integer expected, got nil");
   lua_pop(L, 1);
-  jobs = (int)optint(L, 2, "jobs", 1, 1, INT_MAX);
+  jobs = (int)opt_int(L, 2, "jobs", 1, 1, INT_MAX);
   r = (Runner *)lua_newuserdatauv(L, sizeof *r, 1);
   memset(r, 0, sizeof *r);          /* closed and empty: safe to collect */
   r->intrfd = -1;

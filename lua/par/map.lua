@@ -71,7 +71,7 @@ local function with_progress(opts, n)
   opts.progress = nil
   if not bar then return nil end
   local done, user = 0, opts.on_result
-  local src = { counts = function() return math.min(done + opts.procs, n), done end }
+  local src = { counts = function() return math.min(done + opts.jobs, n), done end }
   opts.on_result = function(v, i)
     done = done + 1
     bar:draw(src, 0)
@@ -95,7 +95,7 @@ function M.map(fn_spec, items, ...)
     if opts.errors == "collect" then return { n = 0 }, {} end
     return { n = 0 }
   end
-  opts.procs, opts.jobs = opts.jobs or core.cpus(), nil   -- the core's name for jobs
+  opts.jobs = opts.jobs or core.cpus()
   opts.n = n          -- core.seqlen said so: the core need not look again
   local bar <close> = with_progress(opts, n) -- luacheck: ignore 211 (closed on return)
   return core.map(fn, items, opts)
