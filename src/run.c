@@ -40,15 +40,19 @@ static int cond_init (pthread_cond_t *c) {
   return e;
 }
 
-int run_init (Run *r) {
+int run_init (Run *r, const char **what) {
   int e;
   r->wake[0] = r->wake[1] = r->stop[0] = r->stop[1] = r->devnull = -1;
+  *what = "pthread_mutex_init";
   if ((e = pthread_mutex_init(&r->mu, NULL)) != 0) return e;
   r->mu_ok = 1;
+  *what = "pthread_cond_init";
   if ((e = cond_init(&r->reaped)) != 0) return e;
   r->cond_ok = 1;
+  *what = "pipe";
   if ((e = sys_pipe(r->wake, 1)) != 0 || (e = sys_pipe(r->stop, 1)) != 0)
     return e;
+  *what = "open /dev/null";
   if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
     return errno;
   return 0;

@@ -92,8 +92,9 @@ typedef struct Run {
   int devnull;
 } Run;
 
-/* Set up the descriptors and the lock; 0 or an errno value. */
-int run_init (Run *r);
+/* Set up the descriptors and the lock; 0, or an errno value with *what
+** naming the call that failed. */
+int run_init (Run *r, const char **what);
 /* Start up to 'n' workers; 0, or an errno value when none could start. */
 int run_start (Run *r, int n);
 /* Pop one finished job, or NULL. */

@@ -319,6 +319,7 @@ static int syserror (lua_State *L, Runner *r, const char *what, int e) {
 static int par_runner (lua_State *L) {
   Runner *r;
   int e, jobs;
+  const char *what;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (lua_getfield(L, 2, "jobs") == LUA_TNIL)   /* required: no default */
@@ -335,7 +336,7 @@ static int par_runner (lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   r->open = 1;
   live_add(&r->live, runner_live);
-  if ((e = run_init(&r->run)) != 0) return syserror(L, r, "init", e);
+  if ((e = run_init(&r->run, &what)) != 0) return syserror(L, r, what, e);
   load_jobs(L, &r->run, 1);
   load_spec(L, &r->run, 2);
   if ((r->intrfd = intr_begin(L)) < 0) return syserror(L, r, "pipe", errno);
