@@ -642,6 +642,18 @@ describe("par command", function()
         bad("return { fn = print, items = {}, format = 'xml' }",
           "m.lua:1: key 'format': expected one of json, lua, got 'xml'")
       end)
+
+      it("with jobs and its older name procs that disagree", function()
+        -- whichever of the two pairs() meets first (its order varies from run to run)
+        for _, extra in ipairs({ "", "chunksize = 1,", "timeout = 5,", "errors = 'raise',", "init = print," }) do
+          for _ = 1, 2 do
+            bad("return { fn = print, items = { 1 }, " .. extra .. "\n jobs = 2, procs = 3 }",
+              "m.lua:2: key 'procs' contradicts key 'jobs'")
+          end
+        end
+        bad("return { fn = print, items = { 1 }, procs = 'many' }",
+          "m.lua:1: key 'procs': integer >= 0 or 'N%' expected, got 'many'")
+      end)
     end)
   end)
 

@@ -58,7 +58,7 @@ local function config_options(call, cfg, own)
     local opt = options.find(call, k)
     if opt and not opt.arg and not own[opt.name] then
       if out[opt.name] ~= nil and out[opt.name] ~= v then
-        key_error(cfg, k, format("key '%s' contradicts key '%s'", k, opt.name))
+        key_error(cfg, opt.alias, format("key '%s' contradicts key '%s'", opt.alias, opt.name))
       end
       out[opt.name] = v
     end
