@@ -1,5 +1,6 @@
 --- A one-line progress display on stderr, redrawn in place:
--- done/total, running, failed, elapsed, ETA.
+-- done/total, running, failed, elapsed, ETA; with an unknown total (a
+-- streamed input), done, running, failed, elapsed and the rate.
 local core = require "par.core"
 
 local M = {}
@@ -17,7 +18,7 @@ local function hms(s)
   return string.format("%d:%02d", s // 60, s % 60)
 end
 
---- A display for 'total' tasks, or nil when there is nothing to show: mode
+--- A display for 'total' tasks (nil: not known), or nil when there is nothing to show: mode
 -- true draws only when stderr is a terminal, "always" draws anyway.
 function M.new(total, mode, unit)
   if not mode or (mode ~= "always" and not core.isatty(2)) then return nil end
@@ -27,6 +28,11 @@ end
 
 function Bar:line(done, running, failed)
   local elapsed = clock() - self.start
+  if self.total == nil then
+    local rate = elapsed > 0 and done / elapsed or 0
+    return string.format("par: %d %s, %d running, %d failed, %s elapsed, %.1f/s",
+      done, self.unit, running, failed, hms(elapsed), rate)
+  end
   local eta = done > 0 and done < self.total and
     ("ETA " .. hms(elapsed / done * (self.total - done))) or "ETA -"
   if done >= self.total then eta = "done" end
