@@ -19,3 +19,5 @@ echo
 bench/faults
 echo
 "$LUA" bench/map_bench.lua
+echo
+"$LUA" bench/each_bench.lua

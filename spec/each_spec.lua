@@ -365,3 +365,27 @@ describe("joblog and resume over a streamed input", function()
     assert.are.same({}, H.survivors(m))
   end)
 end)
+
+describe("par.each and signals", function()
+  it("SIGINT during an endless stream raises 'interrupted' and leaves nothing", function()
+    local m = marker()
+    local path = os.tmpname()
+    H.writefile(path, ([[
+      local par = require "par"
+      local ok, err = pcall(function()
+        for i in par.each(function() return "exec sleep %s" end, 2) do end
+      end)
+      print(ok, err)
+    ]]):format(m))
+    local p = assert(io.popen("exec env --default-signal=INT " .. H.env .. "lua5.4 " .. path
+      .. " & echo $!; wait"))
+    local pid = p:read("l")
+    assert.is_true(H.eventually(function() return #H.survivors(m) == 2 end, 5))
+    os.execute("kill -INT " .. pid)
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.are.equal("false\tinterrupted\n", out)
+    assert.are.same({}, H.survivors(m))
+  end)
+end)
