@@ -187,15 +187,9 @@ local function step(st)
     end
     if st.over then return nil end
     pull(st)
-    if st.head == st.tail then
-      if st.inflight == 0 and (st.ended or st.r:stopping()) and not st.waitfd then
-        if not st.ended then st.r:endinput() end
-        -- a stopped run: the core gives back what never started, then nil
-        wait(st)
-      else
-        wait(st)
-      end
-    end
+    -- nothing ready: a result, output, input or the end comes from the core
+    -- (a stopped run gives back what never started, then nil)
+    if st.head == st.tail then wait(st) end
   end
 end
 
