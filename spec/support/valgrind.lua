@@ -30,6 +30,23 @@ check(#res[1].stdout == 10 and res[1].truncated, "max_output")
 check(not pcall(par.run, { "sleep 5", "true" }, { jobs = 2, on_done = function() error("x") end }),
   "on_done error")
 
+-- par.each: an iterator, on_output, ordered, a break that tears down, a dropped iterator
+do
+  local k = 0
+  local chunks = 0
+  local order = {}
+  for i, r in par.each(function() k = k + 1; if k <= 6 then return "echo " .. k end end, 3,
+      { ordered = true, on_output = function() chunks = chunks + 1 end }) do
+    check(r.ok and r.stdout == nil, "each result")
+    order[#order + 1] = i
+  end
+  check(#order == 6 and order[6] == 6 and chunks == 6, "each order, on_output")
+  for i in par.each(function() return "true" end, 2) do check(i, "each"); break end
+  for i in par.each({ "true", "sleep 5" }, 2) do check(i == 1, "each break"); break end
+  do local f, s = par.each({ "sleep 5" }, 1); check(f and s, "each open") end
+  collectgarbage()
+end
+
 -- the codec, when built
 if core.encode then
   local t = { 1, 2.5, "s", true, { nested = { math.mininteger } } }
