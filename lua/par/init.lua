@@ -20,5 +20,6 @@ M.ranges = util.ranges
 
 M.run = require("par.run").run
 M.map = require("par.map").map
+M.imap = require("par.map").imap
 
 return M
