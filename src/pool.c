@@ -48,7 +48,8 @@
 #define CHUNK_MAX     4096           /* adaptive chunks: most items ... */
 #define CHUNK_BYTES   (256 * 1024)   /* ... and bytes of lazy items */
 #define CHUNK_NS      (5 * 1000000LL)   /* a chunk quicker than this grows */
-#define WCAP_MIN      1024           /* a stream holds at least this many */
+#define WCAP_MIN      1024           /* a stream holds at least this many, */
+#define WCAP_MAX      (1 << 20)      /* and at most (a slot is 16 bytes) */
 
 #if !defined(MSG_NOSIGNAL)
 #define MSG_NOSIGNAL  0              /* sys_socketpair sets SO_NOSIGPIPE */
@@ -1002,14 +1003,16 @@ static void pool_wait (lua_State *L, Pool *p) {
   pool_gccheck(L, p);
 }
 
-/* A stream's window: twice what all workers may hold at once, so that
-** some always can take more while the caller drains the rest.  A stream
-** is not chained (pool_chain): it has no results array to hide. */
+/* A stream's window: four times what all workers may take at once, so
+** that some always can take more while the caller drains the rest (with
+** very many workers or huge chunks, fewer: then some wait for room).  A
+** stream is not chained (pool_chain): it has no results array to hide. */
 static void stream_begin (lua_State *L, Pool *p) {
   lua_Integer c = p->chunksize > 0 ? p->chunksize : CHUNK_MAX, want;
-  if (c > (1 << 20)) c = 1 << 20;
+  if (c > WCAP_MAX) c = WCAP_MAX;
   want = 4 * (lua_Integer)p->nw * c;
-  for (p->wcap = WCAP_MIN; p->wcap < want; p->wcap *= 2) {}
+  for (p->wcap = WCAP_MIN; p->wcap < want && p->wcap < WCAP_MAX; )
+    p->wcap *= 2;
   p->nexty = 1;
   if (p->ordered) p->arrived = (unsigned char *)calloc((size_t)p->wcap, 1);
   else p->q = (lua_Integer *)malloc((size_t)p->wcap * sizeof(lua_Integer));
