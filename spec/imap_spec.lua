@@ -249,6 +249,35 @@ describe("par.imap", function()
     assert.are.same({}, H.children())
   end)
 
+  it("tears down at once when a step raises, before anything closes it", function()
+    local k = 0
+    local step, state, ctl = par.imap(function(x) return x end, function()
+      k = k + 1
+      if k == 3000 then error("iterator broke", 0) end
+      return k
+    end, 2)
+    local ok, err = pcall(function()
+      for _ = 1, 1e9 do
+        if step(state, ctl) == nil then break end
+      end
+    end)
+    assert.is_false(ok)
+    assert.are.equal("iterator broke", err)
+    assert.are.same({}, H.children())
+    assert.is_nil(step(state, ctl))
+  end)
+
+  it("yields each index once with chunks bigger than its window", function()
+    local n, sum, most = 0, 0, 0
+    for i, v in par.imap(function(x) return x end, counter(2500000), { jobs = 2, chunksize = 1 << 20 }) do
+      assert(i == v)
+      n, sum, most = n + 1, sum + i, math.max(most, i)
+    end
+    assert.are.equal(2500000, n)
+    assert.are.equal(2500000, most)
+    assert.are.equal(2500000 * 2500001 // 2, sum)
+  end)
+
   it("is torn down by the collector when abandoned", function()
     local step, state, ctl = par.imap(function(x) return x end, counter(1e9), 2)
     assert.is_number((step(state, ctl)))
@@ -302,10 +331,14 @@ describe("par.imap", function()
   end)
 
   it("keeps the caller's memory bounded over 200,000 items from a generator", function()
+    -- a collector that keeps pace with the garbage the loop makes (44 MB of
+    -- results): what stays is what par holds, not garbage not yet swept
+    collectgarbage("incremental", 150, 200)
+    finally(function() collectgarbage("incremental", 200, 100) end)
     collectgarbage()
     local before = collectgarbage("count")
     local most, n = before, 0
-    for _, v in par.imap(function(x) return x .. "!" end, counter(200000), 2) do
+    for _, v in par.imap(function(x) return x .. ("!"):rep(200) end, counter(200000), 2) do
       n = n + 1
       assert(v)
       if n % 1000 == 0 then most = math.max(most, collectgarbage("count")) end
