@@ -3,7 +3,8 @@
 # Compiles the floor (bench/floor.c, plain posix_spawn + waitpid), then
 # times par.run against it and its peers; then prints this machine's cost
 # per page fault (bench/faults.c), which bounds a fork-based map, and runs
-# par.map's benchmark.
+# par.map's benchmark; then par.imap's, under bench/treemem (the memory of
+# a whole process tree).
 # Run from anywhere; par must be built (make).
 set -eu
 cd "$(dirname "$0")/.."
@@ -21,3 +22,6 @@ echo
 "$LUA" bench/map_bench.lua
 echo
 "$LUA" bench/each_bench.lua
+echo
+"$CC" -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -o bench/treemem bench/treemem.c
+"$LUA" bench/imap_bench.lua

@@ -10,8 +10,10 @@
 ** header shorter than the bytes at hand must say so; a short header must
 ** be the one frame_puthead writes for its kind and length; an F_RANGE
 ** frame must decode exactly when its body is 16 bytes, and encode again
-** to the same body.  The frames built again with frame_add and with
-** frame_begin/frame_end must split back to the same kinds and bodies.
+** to the same body; an F_ITEMS frame exactly when its body holds the
+** index, and build again the same.  The frames built again with frame_add
+** and with frame_begin/frame_end must split back to the same kinds and
+** bodies.
 ** Any broken promise aborts.
 **
 **   clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
@@ -61,6 +63,26 @@ static void check_prefixes (const unsigned char *p, size_t size) {
   }
 }
 
+/* An F_ITEMS body is its first index and the items after it: accepted
+** exactly when the index is all there, and built again the same. */
+static void check_items (const Frame *f) {
+  const char *items;
+  size_t len;
+  int64_t first;
+  Buf b = BUF_INIT;
+  size_t at;
+  Frame g;
+  int ok = frame_getitems(f, &first, &items, &len) == 0;
+  check(ok == (f->len >= 8), "items body accepted wrongly");
+  if (!ok) return;
+  check(items == f->body + 8 && len == f->len - 8, "items beside their index");
+  check(frame_beginitems(&b, &at, first) == 0 && buf_add(&b, items, len) == 0 &&
+        frame_end(&b, at, F_ITEMS) == 0, "frame_beginitems");
+  check(frame_next(b.data, b.len, &g) && g.len == f->len &&
+        memcmp(g.body, f->body, f->len) == 0, "items do not encode back");
+  buf_free(&b);
+}
+
 static void check_frame (const char *p, size_t avail, const Frame *f) {
   const unsigned char *h = (const unsigned char *)p;
   unsigned char again[FRAME_LONG];
@@ -76,6 +98,7 @@ static void check_frame (const char *p, size_t avail, const Frame *f) {
   else
     check(h[1] == 0xff && h[2] == 0xff && h[3] == 0xff && h[4] == 0xff,
           "long header without the escape");
+  if (f->kind == F_ITEMS) check_items(f);
   if (f->kind != F_RANGE) return;
   check((frame_getrange(f, &a, &b) == 0) == (f->len == 16), "range body accepted wrongly");
   if (f->len == 16) {

@@ -699,8 +699,8 @@ describe("par.map", function()
         "bad argument #1 to 'map' (function or string expected, got nil)" },
       { function() par.map(42, { 1 }) end,
         "bad argument #1 to 'map' (function or string expected, got number)" },
-      { function() par.map(id, nil) end, "bad argument #2 to 'map' (table expected, got nil)" },
-      { function() par.map(id, "abc") end, "bad argument #2 to 'map' (table expected, got string)" },
+      { function() par.map(id, nil) end, "bad argument #2 to 'map' (table or function expected, got nil)" },
+      { function() par.map(id, "abc") end, "bad argument #2 to 'map' (table or function expected, got string)" },
       { function() par.map(id, { 1, nil, 3 }) end,
         "bad argument #2 to 'map' (sequence expected, got a table with holes or keys beyond #items)" },
       { function() par.map(id, { 1, 2, [4] = 4 }) end,
@@ -739,7 +739,7 @@ describe("par.map", function()
       local ok, err = pcall(function() par.map(id, nil) end)
       assert.is_false(ok)
       assert.are.equal("spec/map_spec.lua:" .. (debug.getinfo(1, "l").currentline - 2)
-        .. ": bad argument #2 to 'map' (table expected, got nil)", err)
+        .. ": bad argument #2 to 'map' (table or function expected, got nil)", err)
     end)
 
     it("is checked by par.core too", function()

@@ -693,6 +693,22 @@ lua_Integer codec_decode_into (lua_State *L, int t, lua_Integer i,
   return k;
 }
 
+lua_Integer codec_decode_some (lua_State *L, int t, lua_Integer i,
+                               lua_Integer max, const char *p, size_t n,
+                               size_t *used, char *err, size_t errsz) {
+  Dec d;
+  lua_Integer k;
+  dec_init(&d, L, p, n, err, errsz);
+  t = lua_absindex(L, t);
+  if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
+  for (k = 0; k < max && d.p < d.end; k++) {
+    if (dec_root(&d) != 0) return -1;
+    lua_rawseti(L, t, i + k);
+  }
+  *used = (size_t)((const char *)d.p - p);
+  return k;
+}
+
 /* }====================================================== */
 
 

@@ -40,4 +40,12 @@ lua_Integer codec_decode_into (lua_State *L, int t, lua_Integer i,
                                lua_Integer max, const char *p, size_t n,
                                char *err, size_t errsz);
 
+/*
+** As codec_decode_into, but stopping after 'max' values with more left:
+** *used says how many bytes the stored ones took.
+*/
+lua_Integer codec_decode_some (lua_State *L, int t, lua_Integer i,
+                               lua_Integer max, const char *p, size_t n,
+                               size_t *used, char *err, size_t errsz);
+
 #endif

@@ -99,3 +99,22 @@ int frame_getrange (const Frame *f, int64_t *a, int64_t *b) {
   *b = (int64_t)get_le(p + 8, 8);
   return 0;
 }
+
+int frame_beginitems (Buf *b, size_t *at, int64_t first) {
+  if (frame_begin(b, at) != 0 || buf_reserve(b, 8) != 0) {
+    b->len = *at;
+    return ENOMEM;
+  }
+  put_le((unsigned char *)b->data + b->len, (uint64_t)first, 8);
+  b->len += 8;
+  return 0;
+}
+
+int frame_getitems (const Frame *f, int64_t *first, const char **items,
+                    size_t *len) {
+  if (f->len < 8) return -1;
+  *first = (int64_t)get_le((const unsigned char *)f->body, 8);
+  *items = f->body + 8;
+  *len = f->len - 8;
+  return 0;
+}

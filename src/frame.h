@@ -19,6 +19,9 @@
 /* Kinds, parent to worker (upper case): tasks.  A worker that meets a kind
 ** it does not know exits (a protocol error). */
 #define F_RANGE       'R'   /* body: a, b (8 bytes LE each): run items a..b */
+#define F_ITEMS       'I'   /* body: a (8 bytes LE), then encoded items (codec.h)
+                               that did not exist at the fork (an iterator's):
+                               run them as items a, a + 1... */
 
 /* Kinds, worker to parent (lower case) */
 #define F_RESULT      'r'   /* body: encoded results of consecutive items */
@@ -70,5 +73,15 @@ void frame_putrange (unsigned char *out, int64_t a, int64_t b);
 
 /* The items of an F_RANGE frame: 0, or -1 if its body is not 16 bytes. */
 int frame_getrange (const Frame *f, int64_t *a, int64_t *b);
+
+/* Start an F_ITEMS frame for items from 'first' on in b (frame_begin,
+** then the index): append the encoded items, then frame_end(b, *at,
+** F_ITEMS).  0, or ENOMEM with b as it was. */
+int frame_beginitems (Buf *b, size_t *at, int64_t first);
+
+/* The first index of an F_ITEMS frame and its encoded items: 0, or -1 if
+** its body is shorter than the index. */
+int frame_getitems (const Frame *f, int64_t *first, const char **items,
+                    size_t *len);
 
 #endif

@@ -119,10 +119,15 @@ static void results_new (lua_State *L, Pool *p) {
 static int map_run (lua_State *L) {
   Pool *p = (Pool *)lua_touserdata(L, MAP_POOL);
   pool_begin(L, p);
-  results_new(L, p);                         /* MAP_RESULTS */
+  if (p->lazy) lua_newtable(L);              /* MAP_RESULTS: n unknown */
+  else results_new(L, p);
   if (p->collect) lua_newtable(L);           /* MAP_ERRS */
   else lua_pushnil(L);
   pool_run(L, p);
+  if (p->lazy) {
+    lua_pushinteger(L, p->n);
+    lua_setfield(L, MAP_RESULTS, "n");
+  }
   return 2;
 }
 
@@ -194,6 +199,7 @@ static void opts_read (lua_State *L, Pool *p) {
   p->memory = (size_t)opt_int(L, 3, "worker_memory", 64 << 20, 1, LUA_MAXINTEGER);
   p->timeout = t > TIMEOUT_MAX ? TIMEOUT_MAX : t;
   p->collect = opt_collect(L);
+  p->ordered = opt_flag(L, 3, "ordered", 0);   /* a stream's; checked for all */
 }
 
 static int map_empty (lua_State *L, int collect) {
@@ -220,21 +226,28 @@ static int map_error (lua_State *L, Pool *p) {
   return lua_error(L);
 }
 
+/* The items: a sequence (their number), or an iterator (-1). */
+static lua_Integer map_items (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_argexpected(L, lua_istable(L, 2) || lua_isfunction(L, 2), 2,
+                   "table or function");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  return lua_isfunction(L, 2) ? -1 : map_len(L);
+}
+
 static int map_map (lua_State *L) {
   lua_Integer n, procs;
   Pool *p;
   int status;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
-  n = map_len(L);
+  n = map_items(L);
   procs = opt_int(L, 3, "jobs", 1, 1, 4096);
   if (n == 0) return map_empty(L, opt_collect(L));
   opt_func(L, 3, "init");                        /* 4 */
   opt_func(L, 3, "on_result");                   /* 5 */
-  if (procs > n) procs = n;
-  p = pool_new(L, (int)(procs < 4096 ? procs : 4096), n);
+  if (n > 0 && procs > n) procs = n;
+  p = pool_new(L, (int)procs, n < 0 ? 0 : n, 0);
+  p->lazy = n < 0;
   opts_read(L, p);
   pool_gcpause(L, p);
   lua_pushcfunction(L, map_run);
@@ -253,7 +266,133 @@ static int map_map (lua_State *L) {
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** core.imap (fn, items, opts): the same pool as a stream
+** =======================================================
+*/
+
+/* User values of an imap's pool: what map_run has on its stack */
+#define IMAP_NUV      6
+
+/* The iterator's upvalues: the pool and its results and errors tables */
+#define UP_POOL       lua_upvalueindex(1)
+#define UP_RESULTS    lua_upvalueindex(2)
+#define UP_ERRS       lua_upvalueindex(3)
+
+/* Push what map_run has on its stack: fn, items, init, on_result, pool,
+** results, errs. */
+static void imap_stack (lua_State *L) {
+  int k;
+  for (k = 1; k <= 4; k++) lua_getiuservalue(L, UP_POOL, k);
+  lua_pushvalue(L, UP_POOL);
+  lua_pushvalue(L, UP_RESULTS);
+  lua_pushvalue(L, UP_ERRS);
+}
+
+static int imap_run (lua_State *L) {
+  lua_pushboolean(L, pool_step(L, (Pool *)lua_touserdata(L, MAP_POOL)));
+  return 1;
+}
+
+/* Item i of the stream, its result in slot s: i, result; or i, nil, err
+** with errors = "collect", else the error raised (after the teardown).
+** Nothing stays in the pool once it is yielded. */
+static int imap_push (lua_State *L, Pool *p, lua_Integer i, lua_Integer s) {
+  if (p->nerrs > 0) {
+    if (lua_rawgeti(L, UP_ERRS, i) != LUA_TNIL) {
+      p->nerrs--;
+      lua_pushnil(L);
+      lua_rawseti(L, UP_ERRS, i);
+      if (!p->collect) {
+        pool_teardown(L, p);
+        return lua_error(L);
+      }
+      lua_pushinteger(L, i);
+      lua_pushnil(L);
+      lua_rotate(L, -3, 2);
+      return 3;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, i);
+  lua_rawgeti(L, UP_RESULTS, s + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, UP_RESULTS, s + 1);
+  return 2;
+}
+
+/* The iterator: imap_next () -> i, v [, err], or nothing at the end.  A
+** result ready goes at once; else the pool runs (with par's signal
+** handlers in place) until one is.  Any error tears down first. */
+static int imap_next (lua_State *L) {
+  Pool *p = (Pool *)lua_touserdata(L, UP_POOL);
+  lua_Integer i, s;
+  int status, more;
+  if (pool_pop(p, &i, &s)) return imap_push(L, p, i, s);
+  if (p->closed) return 0;
+  lua_settop(L, 0);
+  lua_pushcfunction(L, imap_run);
+  imap_stack(L);
+  pool_intr(L, p, 1);
+  status = lua_pcall(L, 7, 1, 0);
+  pool_intr(L, p, 0);
+  if (status != LUA_OK) {
+    pool_teardown(L, p);
+    if (p->syserr)
+      luaL_error(L, "par.imap: %s: %s", p->syswhat, strerror(p->syserr));
+    return lua_error(L);
+  }
+  more = lua_toboolean(L, -1);
+  lua_settop(L, 0);
+  if (more && pool_pop(p, &i, &s)) return imap_push(L, p, i, s);
+  pool_teardown(L, p);
+  return 0;
+}
+
+/* core.imap (fn, items, opts) -> imap_next, nil, nil, pool: a generic
+** for's iterator whose closing value (the pool) tears down. */
+static int map_imap (lua_State *L) {
+  lua_Integer n = map_items(L), procs = opt_int(L, 3, "jobs", 1, 1, 4096);
+  Pool *p;
+  int k;
+  opt_func(L, 3, "init");                        /* 4 */
+  opt_func(L, 3, "on_result");                   /* 5 */
+  if (n >= 0 && procs > (n > 0 ? n : 1)) procs = n > 0 ? n : 1;
+  p = pool_new(L, (int)procs, n < 0 ? 0 : n, IMAP_NUV);   /* 6 */
+  p->lazy = n < 0;
+  p->stream = 1;
+  p->fname = "imap";
+  opts_read(L, p);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 6, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 6, 2);
+  for (k = 4; k <= 5; k++) {
+    lua_pushvalue(L, k);
+    lua_setiuservalue(L, 6, k - 1);
+  }
+  pool_begin(L, p);                              /* sets p->wcap */
+  lua_pushvalue(L, 6);
+  lua_createtable(L, p->wcap > INT_MAX ? INT_MAX : (int)p->wcap, 0);
+  lua_newtable(L);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, 6, 5);                    /* results not yet yielded */
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 6, 6);                    /* errors not yet yielded */
+  lua_pushcclosure(L, imap_next, 3);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  lua_pushvalue(L, 6);
+  return 4;
+}
+
+/* }====================================================== */
+
+
 void map_open (lua_State *L) {
+  lua_pushcfunction(L, map_imap);
+  lua_setfield(L, -2, "imap");
   lua_pushcfunction(L, map_map);
   lua_setfield(L, -2, "map");
   lua_pushcfunction(L, map_seqlen);

@@ -6,6 +6,12 @@
 **
 ** - Work: the items not yet handed out are a stack of ranges; a task is
 **   one range [a, b], guided: big ranges first, smaller towards the end.
+**   Lazy items (an iterator's) did not exist at the fork: they are pulled
+**   only as a worker frees up, a chunk at a time (adaptive: doubling while
+**   a chunk is quick), and travel encoded in the task (F_ITEMS).
+** - Two sinks: par.map's results table, decoded straight in; or a stream
+**   (par.imap), whose results wait by index until the iterator yields
+**   them, with no more than 'wcap' given out and not yet yielded.
 ** - Results: those of one worker arrive in the order of its range, so a
 **   frame needs no index, and the results of consecutive items share one
 **   frame, decoded straight into the results table.
@@ -39,6 +45,15 @@
 
 #define POOL_MT       "par.pool"
 #define READ_MIN      (256 * 1024)   /* room for one read of results */
+#define CHUNK_MAX     4096           /* adaptive chunks: most items ... */
+#define CHUNK_BYTES   (256 * 1024)   /* ... and bytes of lazy items */
+#define CHUNK_NS      (5 * 1000000LL)   /* a chunk quicker than this grows */
+#define WCAP_MIN      1024           /* a stream holds at least this many, */
+#define WCAP_MAX      (1 << 20)      /* and at most (a slot is 16 bytes) */
+
+#if !defined(MSG_NOSIGNAL)
+#define MSG_NOSIGNAL  0              /* sys_socketpair sets SO_NOSIGPIPE */
+#endif
 
 
 /*
@@ -47,10 +62,10 @@
 ** =======================================================
 */
 
-Pool *pool_new (lua_State *L, int nw, lua_Integer n) {
+Pool *pool_new (lua_State *L, int nw, lua_Integer n, int nuv) {
   size_t size = sizeof(Pool) + (size_t)(nw - 1) * sizeof(Worker);
   size_t psize = (size_t)(nw + 1) * sizeof(struct pollfd);
-  Pool *p = (Pool *)lua_newuserdatauv(L, size + psize, 0);
+  Pool *p = (Pool *)lua_newuserdatauv(L, size + psize, nuv);
   int k;
   memset(p, 0, size);      /* a closed pool: nothing to kill, close or free */
   p->closed = 1;
@@ -59,9 +74,12 @@ Pool *pool_new (lua_State *L, int nw, lua_Integer n) {
   p->n = n;
   p->intrfd = -1;
   p->pfd = (struct pollfd *)((char *)p + size);
+  p->fname = "map";
+  p->chunk = 1;
   for (k = 0; k < nw; k++) {
     p->w[k].fd = -1;
     buf_mapped(&p->w[k].in);      /* see buf.c */
+    buf_mapped(&p->w[k].task);
   }
   luaL_setmetatable(L, POOL_MT);
   return p;
@@ -195,45 +213,238 @@ static void todo_push (lua_State *L, Pool *p, lua_Integer a, lua_Integer b) {
   p->left += b - a + 1;
 }
 
+/* How many items from 'first' on a stream may give out now: no more than
+** wcap waiting to be yielded, and in input order none at wcap or more
+** past the next to yield (the arrived ring is that long).  Unbounded
+** for par.map. */
+static lua_Integer stream_room (Pool *p, lua_Integer first) {
+  if (!p->stream) return LUA_MAXINTEGER;
+  if (p->ordered) return p->nexty + p->wcap - first;
+  return p->wcap - p->hold;
+}
+
+/* Items per task: opts.chunksize; else adaptive for lazy items and
+** streams (chunk_adapt); else guided, from what is left. */
+static lua_Integer pool_chunk (Pool *p) {
+  lua_Integer c = p->chunksize;
+  if (c <= 0) c = (p->lazy || p->stream) ? p->chunk : p->left / (4 * p->nw);
+  return c < 1 ? 1 : c;
+}
+
 /* Guided scheduling: big ranges first to amortise the round trips, then
-** smaller and smaller so that the last items balance across workers. */
-static void todo_take (Pool *p, lua_Integer *a, lua_Integer *b) {
+** smaller and smaller so that the last items balance across workers.
+** 0 if a stream has no room for the next item. */
+static int todo_take (Pool *p, lua_Integer *a, lua_Integer *b) {
   Range *r;
-  lua_Integer c = p->chunksize > 0 ? p->chunksize : p->left / (4 * p->nw);
+  lua_Integer c = pool_chunk(p), room;
   assert(p->ntodo > 0 && p->left > 0);
   r = &p->todo[p->ntodo - 1];
-  if (c < 1) c = 1;
   if (c > r->b - r->a + 1) c = r->b - r->a + 1;
+  room = stream_room(p, r->a);
+  if (c > room) c = room;
+  if (c < 1) return 0;
   *a = r->a;
   *b = r->a + c - 1;
   r->a += c;
   p->left -= c;
   if (r->a > r->b) p->ntodo--;
+  return 1;
+}
+
+/* {------------------------------------------------------
+** Lazy items: pulled from the iterator into a worker's F_ITEMS task
+** ------------------------------------------------------- */
+
+static void offs_reserve (lua_State *L, Worker *w, size_t n) {
+  size_t *o;
+  if (n <= w->offcap) return;
+  o = (size_t *)realloc(w->offs, n * sizeof(size_t));
+  if (o == NULL) par_nomem(L);
+  w->offs = o;
+  w->offcap = n;
+}
+
+/* A value the codec cannot send is the caller's bad argument: the item's
+** position, and the codec's path ("cannot send a function (at item)"). */
+static void item_unencodable (lua_State *L, Pool *p, lua_Integer i,
+                              const char *err) {
+  lua_pushfstring(L, "bad argument #2 to '%s' (item #%I: %s)", p->fname,
+                  (LUAI_UACINT)i, err);
+  lua_error(L);
+}
+
+/* Pull up to c items (fewer past CHUNK_BYTES) and encode them after the
+** open F_ITEMS frame of w->task; how many. */
+static lua_Integer items_pull (lua_State *L, Pool *p, Worker *w,
+                               lua_Integer c) {
+  char err[256];
+  size_t at = w->task.len;
+  lua_Integer k;
+  offs_reserve(L, w, (size_t)(c < CHUNK_MAX ? c : CHUNK_MAX) + 2);
+  for (k = 0; k < c && !p->eof && w->task.len - at < CHUNK_BYTES; k++) {
+    if ((size_t)k + 2 > w->offcap) offs_reserve(L, w, 2 * (size_t)k + 2);
+    w->offs[k] = w->task.len - at;
+    lua_pushvalue(L, MAP_ITEMS);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) p->eof = 1;
+    else if (codec_encode(L, -1, &w->task, "item", err, sizeof err) != 0)
+      item_unencodable(L, p, p->n + 1, err);
+    else p->n++;
+    lua_pop(L, 1);
+  }
+  if (p->eof) k--;
+  w->offs[k] = w->task.len - at;
+  return k;
+}
+
+/* A span given back, as the task: its bytes and offsets as they were. */
+static lua_Integer items_redo (lua_State *L, Pool *p, Worker *w) {
+  Span *sp = &p->redo[--p->nredo];
+  lua_Integer k, n = sp->b - sp->a + 1;
+  int e = buf_add(&w->task, sp->bytes, sp->offs[n]);
+  offs_reserve(L, w, (size_t)n + 1);
+  for (k = 0; k <= n; k++) w->offs[k] = sp->offs[k];
+  w->first = sp->a;
+  free(sp->bytes);
+  free(sp->offs);
+  if (e != 0) par_nomem(L);
+  return n;
+}
+
+/* Build w->task: a span given back, else fresh items; 1, or 0 if a stream
+** has no room, or -1 once the iterator is done. */
+static int items_make (lua_State *L, Pool *p, Worker *w) {
+  lua_Integer k, room;
+  size_t at;
+  w->task.len = 0;
+  if (p->nredo == 0 && p->eof) return -1;
+  room = stream_room(p, p->nredo > 0 ? p->redo[p->nredo - 1].a : p->n + 1);
+  if (room < 1) return 0;
+  w->first = p->nredo > 0 ? p->redo[p->nredo - 1].a : p->n + 1;
+  if (frame_beginitems(&w->task, &at, w->first) != 0) par_nomem(L);
+  if (p->nredo > 0) k = items_redo(L, p, w);
+  else {
+    lua_Integer c = pool_chunk(p);
+    k = items_pull(L, p, w, c < room ? c : room);
+  }
+  if (k == 0) {
+    w->task.len = 0;
+    return -1;
+  }
+  w->base = w->task.len - w->offs[k];
+  if (frame_end(&w->task, at, F_ITEMS) != 0) par_nomem(L);
+  w->base = w->task.len - w->offs[k];    /* a long header moved the body */
+  w->a = w->first;
+  w->b = w->first + k - 1;
+  return 1;
+}
+
+/* Items a..b of w's task go back, to be sent again as they were. */
+static void redo_push (lua_State *L, Pool *p, Worker *w, lua_Integer a,
+                       lua_Integer b) {
+  size_t from = w->offs[a - w->first], n = (size_t)(b - a + 1), k;
+  size_t len = w->offs[b - w->first + 1] - from;
+  Span *sp;
+  if (p->nredo == p->redocap) {
+    size_t cap = p->redocap ? 2 * p->redocap : 8;
+    Span *t = (Span *)realloc(p->redo, cap * sizeof(Span));
+    if (t == NULL) par_nomem(L);
+    p->redo = t;
+    p->redocap = cap;
+  }
+  sp = &p->redo[p->nredo];
+  sp->bytes = (char *)malloc(len > 0 ? len : 1);
+  sp->offs = (size_t *)malloc((n + 1) * sizeof(size_t));
+  if (sp->bytes == NULL || sp->offs == NULL) {
+    free(sp->bytes);
+    free(sp->offs);
+    par_nomem(L);
+  }
+  memcpy(sp->bytes, w->task.data + w->base + from, len);
+  for (k = 0; k <= n; k++) sp->offs[k] = w->offs[a - w->first + k] - from;
+  sp->a = a;
+  sp->b = b;
+  p->nredo++;
+}
+
+/* }------------------------------------------------------ */
+
+/* Items a..b of w's task go back to be handed out again. */
+static void pool_giveback (lua_State *L, Pool *p, Worker *w, lua_Integer a,
+                           lua_Integer b) {
+  if (a > b) return;
+  p->hold -= b - a + 1;
+  if (p->lazy) redo_push(L, p, w, a, b);
+  else todo_push(L, p, a, b);
+}
+
+/* Is there work not yet handed out? */
+static int pool_more (Pool *p) {
+  return p->lazy ? (p->nredo > 0 || !p->eof) : p->left > 0;
+}
+
+/* Choose w's next task (w->a..w->b, and for lazy items w->task): 1, 0 if
+** a stream has no room for now, -1 if no work is left. */
+static int task_make (lua_State *L, Pool *p, Worker *w) {
+  int r;
+  if (p->lazy) r = items_make(L, p, w);
+  else if (p->left == 0) r = -1;
+  else if ((r = todo_take(p, &w->a, &w->b)) == 1) w->first = w->a;
+  if (r == 1) p->hold += w->b - w->a + 1;
+  return r;
+}
+
+/* Send what is left of w->task without blocking; poll says when more
+** fits.  A worker that died takes no more: its EOF reports it. */
+static void worker_send (lua_State *L, Pool *p, Worker *w) {
+  while (w->sent < w->task.len) {
+    ssize_t k = send(w->fd, w->task.data + w->sent, w->task.len - w->sent,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (k > 0) w->sent += (size_t)k;
+    else if (k < 0 && errno == EINTR) continue;
+    else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    else if (k < 0 && (errno == EPIPE || errno == ECONNRESET))
+      w->sent = w->task.len;
+    else pool_fail(L, p, "send");
+  }
 }
 
 /*
-** A task is one frame of FRAME_RANGE bytes, sent only to an idle worker:
-** one that has reported on every item of its last task, and so has read
-** that task whole.  The socket towards it is then empty, and a few bytes
-** always fit: the send never blocks, however long the worker itself
-** blocks writing results that the parent has yet to read.  (A kind of
-** task that carries items must keep this: no more in flight per worker
-** than the socket holds, or a non-blocking send with the rest queued.)
-** A send to a worker that just died must not kill the caller with
-** SIGPIPE (sys_sendall); its death shows up as EOF on its socket.
+** A task goes only to an idle worker: one that has reported on every item
+** of its last task, and so has read that task whole.  The socket towards
+** it is then empty, and an F_RANGE task (FRAME_RANGE bytes) always fits:
+** the send never blocks, however long the worker itself blocks writing
+** results that the parent has yet to read.  An F_ITEMS task may not fit:
+** it is sent without blocking, the rest as poll says the socket has room
+** (pool_wait), while the parent goes on reading results.  A send to a
+** worker that just died must not kill the caller with SIGPIPE
+** (sys_sendall); its death shows up as EOF on its socket.
 */
-static void worker_give (lua_State *L, Pool *p, Worker *w) {
-  unsigned char task[FRAME_RANGE];
-  lua_Integer a, b;
+static void task_send (lua_State *L, Pool *p, Worker *w) {
   assert(w->state == W_IDLE);
-  todo_take(p, &a, &b);
-  frame_putrange(task, a, b);
-  if (sys_sendall(w->fd, task, sizeof task) != 0 && errno != EPIPE &&
-      errno != ECONNRESET)
-    pool_fail(L, p, "send");
-  w->a = a;
-  w->b = b;
   w->state = W_BUSY;
+  w->tgive = sys_monons();
+  if (p->lazy) {
+    w->sent = 0;
+    worker_send(L, p, w);
+    return;
+  }
+  else {
+    unsigned char task[FRAME_RANGE];
+    frame_putrange(task, w->a, w->b);
+    if (sys_sendall(w->fd, task, sizeof task) != 0 && errno != EPIPE &&
+        errno != ECONNRESET)
+      pool_fail(L, p, "send");
+  }
+}
+
+/* A task done quickly: the next chunks may be twice as big; one that took
+** long: half.  (Only while chunks adapt: pool_chunk.) */
+static void chunk_adapt (Pool *p, Worker *w) {
+  int64_t dt = sys_monons() - w->tgive;
+  lua_Integer k = w->b - w->first + 1;
+  if (dt < CHUNK_NS && k >= p->chunk && p->chunk < CHUNK_MAX) p->chunk *= 2;
+  else if (dt > 8 * CHUNK_NS && p->chunk > 1) p->chunk /= 2;
 }
 
 /* }====================================================== */
@@ -347,12 +558,32 @@ static void push_timeout (lua_State *L, double t) {
   lua_pushfstring(L, "timeout after %ss", num);
 }
 
+/* A stream's item i has arrived: the slot of MAP_RESULTS (from 0; wcap
+** of them, an array) where its result goes.  In input order, slot i mod
+** wcap (no two items that wait at once share one: stream_room); in
+** completion order, the ring's next, which also records i. */
+static lua_Integer stream_slot (Pool *p, lua_Integer i) {
+  lua_Integer s;
+  if (p->ordered) {
+    s = i & (p->wcap - 1);
+    p->arrived[s] = 1;
+    return s;
+  }
+  s = (p->qhead + p->qlen++) & (p->wcap - 1);
+  p->q[s] = i;
+  return s;
+}
+
 /* Item i failed with the message (or error value) at the top: raise it,
-** or record it and go on. */
+** or record it and go on.  A stream raises only when it yields item i. */
 static void item_failed (lua_State *L, Pool *p, lua_Integer i) {
-  if (!p->collect) lua_error(L);
+  if (!p->collect && !p->stream) lua_error(L);
   lua_rawseti(L, MAP_ERRS, i);
   p->ndone++;
+  if (p->stream) {
+    stream_slot(p, i);
+    p->nerrs++;
+  }
 }
 
 /* Messages are joined with lua_concat, never through a "%s": that would
@@ -379,7 +610,7 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
   lua_Integer cur = slot_cur(&p->slots[w - p->w]);
   lua_Integer blame = (cur >= w->a && cur <= w->b) ? cur : w->a;
   if (cur == SLOT_SETUP && w->nomem) {
-    todo_push(L, p, w->a, w->b);
+    pool_giveback(L, p, w, w->a, w->b);
     worker_nostart(L, p, w, "worker setup", ENOMEM);
     return;
   }
@@ -390,7 +621,7 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
     lua_error(L);
   }
   if (w->killed && w->killed < w->a) {   /* it finished before the kill */
-    todo_push(L, p, w->a, w->b);
+    pool_giveback(L, p, w, w->a, w->b);
     return;
   }
   if (w->killed) {
@@ -398,8 +629,8 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
     push_timeout(L, p->timeout);
   }
   else push_why(L, w, st);
-  todo_push(L, p, w->a, blame - 1);
-  todo_push(L, p, blame + 1, w->b);
+  pool_giveback(L, p, w, w->a, blame - 1);
+  pool_giveback(L, p, w, blame + 1, w->b);
   item_fail_reason(L, p, blame);
 }
 
@@ -442,10 +673,39 @@ static void decode_one (lua_State *L, Worker *w, const char **s, size_t *len) {
   *len -= used;
 }
 
+/* A stream's results, without on_result: straight into their slots, in
+** runs of consecutive slots (a run ends where the ring wraps). */
+static void stream_results (lua_State *L, Pool *p, Worker *w,
+                            const char *s, size_t len) {
+  char err[128];
+  while (len > 0) {
+    lua_Integer k, j, s0, max;
+    size_t used;
+    if (w->state != W_BUSY || w->a > w->b)
+      protocol_error(L, w, "result for no item");
+    s0 = p->ordered ? w->a & (p->wcap - 1)
+                    : (p->qhead + p->qlen) & (p->wcap - 1);
+    max = w->b - w->a + 1;
+    if (max > p->wcap - s0) max = p->wcap - s0;
+    k = codec_decode_some(L, MAP_RESULTS, s0 + 1, max, s, len, &used,
+                          err, sizeof err);
+    if (k < 0) protocol_error(L, w, err);
+    for (j = 0; j < k; j++) stream_slot(p, w->a + j);
+    w->a += k;
+    p->ndone += k;
+    s += used;
+    len -= used;
+  }
+}
+
 /* Without on_result, the results of a frame go straight into their slots:
 ** one decoder set-up per frame, not per item. */
 static void item_result (lua_State *L, Pool *p, Worker *w,
                          const char *s, size_t len) {
+  if (lua_isnil(L, MAP_ONRESULT) && p->stream) {
+    stream_results(L, p, w, s, len);
+    return;
+  }
   if (lua_isnil(L, MAP_ONRESULT) && len > 0) {
     char err[128];
     lua_Integer k;
@@ -462,7 +722,7 @@ static void item_result (lua_State *L, Pool *p, Worker *w,
     decode_one(L, w, &s, &len);
     p->ndone++;
     lua_pushvalue(L, -1);
-    lua_rawseti(L, MAP_RESULTS, i);
+    lua_rawseti(L, MAP_RESULTS, p->stream ? stream_slot(p, i) + 1 : i);
     lua_pushvalue(L, MAP_ONRESULT);
     lua_insert(L, -2);
     lua_pushinteger(L, i);
@@ -512,7 +772,7 @@ static void item_unsent (lua_State *L, Pool *p, Worker *w,
 }
 
 static void worker_retire (lua_State *L, Pool *p, Worker *w) {
-  if (w->state == W_BUSY) todo_push(L, p, w->a, w->b);
+  if (w->state == W_BUSY) pool_giveback(L, p, w, w->a, w->b);
   w->state = W_RETIRING;
 }
 
@@ -529,7 +789,10 @@ static void frame_handle (lua_State *L, Pool *p, Worker *w, const Frame *f) {
       break;
     default: protocol_error(L, w, "bad frame");
   }
-  if (w->state == W_BUSY && w->a > w->b) w->state = W_IDLE;
+  if (w->state == W_BUSY && w->a > w->b) {
+    chunk_adapt(p, w);
+    w->state = W_IDLE;
+  }
 }
 
 /* Handle every complete frame in w->in; keep a partial one for later. */
@@ -628,7 +891,7 @@ static int pool_worthfork (Pool *p) {
   double s;
   for (k = 0; k < p->nw; k++)
     n += p->w[k].pid != 0 && p->w[k].state <= W_BUSY;
-  if (n == 0 || p->ndone == 0) return 1;
+  if (n == 0 || p->ndone == 0 || p->lazy) return 1;  /* lazy: left unknown */
   s = (double)(sys_monons() - p->t0) * p->nw / (double)p->ndone;
   return (double)p->left * s / ((double)n * (n + 1)) > 2.0 * (double)p->forkns;
 }
@@ -637,27 +900,30 @@ static int pool_worthfork (Pool *p) {
 ** while work is left (a replacement forks from the caller, so it holds
 ** the caller's state as it is now). */
 static void pool_dispatch (lua_State *L, Pool *p) {
-  int k;
+  int k, r;
   for (k = 0; k < p->nw; k++) {
     Worker *w = &p->w[k];
     if (w->pid == 0 || w->state != W_IDLE) continue;
-    if (p->left > 0) worker_give(L, p, w);
-    else {
+    if ((r = task_make(L, p, w)) > 0) task_send(L, p, w);
+    else if (r < 0) {
       shutdown(w->fd, SHUT_WR);      /* EOF: the worker flushes and exits */
       w->state = W_QUIT;
     }
   }
-  for (k = 0; k < p->nw && p->left > 0; k++) {
-    if (p->w[k].pid != 0) continue;
-    if (p->w[k].state == W_NOSTART && pool_alive(p) > 0) continue;
-    if (!pool_worthfork(p)) break;
-    if (worker_start(L, p, k)) worker_give(L, p, &p->w[k]);
+  /* lazy items are pulled before the fork: none, no fork */
+  for (k = 0; k < p->nw && pool_more(p); k++) {
+    Worker *w = &p->w[k];
+    if (w->pid != 0) continue;
+    if (w->state == W_NOSTART && pool_alive(p) > 0) continue;
+    if (!pool_worthfork(p) || task_make(L, p, w) <= 0) break;
+    if (worker_start(L, p, k)) task_send(L, p, w);
+    else pool_giveback(L, p, w, w->a, w->b);
   }
 }
 
 static int pool_done (Pool *p) {
   int k;
-  if (p->left > 0) return 0;
+  if (pool_more(p)) return 0;
   for (k = 0; k < p->nw; k++)
     if (p->w[k].pid != 0) return 0;
   return 1;
@@ -716,8 +982,11 @@ static void pool_wait (lua_State *L, Pool *p) {
     base = 1;
   }
   for (k = 0; k < p->nw; k++) {
-    p->pfd[base + k].fd = p->w[k].fd;    /* -1 (empty slot): poll skips it */
+    Worker *w = &p->w[k];
+    p->pfd[base + k].fd = w->fd;         /* -1 (empty slot): poll skips it */
     p->pfd[base + k].events = POLLIN;
+    if (w->state == W_BUSY && w->sent < w->task.len)
+      p->pfd[base + k].events |= POLLOUT;   /* a task still to send */
   }
   r = poll(p->pfd, (nfds_t)(base + p->nw), pool_polltime(p));
   pool_checkintr(L, p);
@@ -725,11 +994,29 @@ static void pool_wait (lua_State *L, Pool *p) {
   if (r > 0 && base && p->pfd[0].revents)
     p->pollintr = 0;   /* readable, yet no new signal: a byte an inner
                           par.run left; pool_checkintr still counts */
-  for (k = 0; r > 0 && k < p->nw; k++)
-    if (p->pfd[base + k].revents && p->w[k].fd >= 0)
-      worker_input(L, p, &p->w[k]);
+  for (k = 0; r > 0 && k < p->nw; k++) {
+    short ev = p->pfd[base + k].revents;
+    if ((ev & POLLOUT) && p->w[k].fd >= 0) worker_send(L, p, &p->w[k]);
+    if ((ev & ~POLLOUT) && p->w[k].fd >= 0) worker_input(L, p, &p->w[k]);
+  }
   pool_timeouts(p);
   pool_gccheck(L, p);
+}
+
+/* A stream's window: four times what all workers may take at once, so
+** that some always can take more while the caller drains the rest (with
+** very many workers or huge chunks, fewer: then some wait for room).  A
+** stream is not chained (pool_chain): it has no results array to hide. */
+static void stream_begin (lua_State *L, Pool *p) {
+  lua_Integer c = p->chunksize > 0 ? p->chunksize : CHUNK_MAX, want;
+  if (c > WCAP_MAX) c = WCAP_MAX;
+  want = 4 * (lua_Integer)p->nw * c;
+  for (p->wcap = WCAP_MIN; p->wcap < want && p->wcap < WCAP_MAX; )
+    p->wcap *= 2;
+  p->nexty = 1;
+  if (p->ordered) p->arrived = (unsigned char *)calloc((size_t)p->wcap, 1);
+  else p->q = (lua_Integer *)malloc((size_t)p->wcap * sizeof(lua_Integer));
+  if (p->arrived == NULL && p->q == NULL) par_nomem(L);
 }
 
 void pool_begin (lua_State *L, Pool *p) {
@@ -740,10 +1027,24 @@ void pool_begin (lua_State *L, Pool *p) {
   p->slots = (Slot *)m;
   p->closed = 0;
   p->t0 = sys_monons();
-  pool_chain(L, p);
-  todo_push(L, p, 1, p->n);
   p->L = L;
   live_add(&p->live, pool_live);
+  if (!p->lazy) todo_push(L, p, 1, p->n);
+  if (p->stream) {
+    stream_begin(L, p);
+    return;              /* each step holds the signals (pool_intr) */
+  }
+  pool_chain(L, p);
+  pool_intr(L, p, 1);
+}
+
+void pool_intr (lua_State *L, Pool *p, int on) {
+  if (!on) {
+    if (p->intrfd >= 0) intr_end(p->L);
+    p->intrfd = -1;
+    return;
+  }
+  p->L = L;
   p->intrfd = intr_begin(L);
   if (p->intrfd < 0) pool_fail(L, p, "pipe");
   p->sigseen = intr_count();
@@ -762,6 +1063,61 @@ void pool_run (lua_State *L, Pool *p) {
   assert(p->ndone == p->n);
 }
 
+static int stream_ready (Pool *p) {
+  if (p->ordered) return p->arrived[p->nexty & (p->wcap - 1)];
+  return p->qlen > 0;
+}
+
+/* The same loop as pool_run, stopping as soon as a result can go. */
+int pool_step (lua_State *L, Pool *p) {
+  for (;;) {
+    pool_dispatch(L, p);
+    if (stream_ready(p)) return 1;
+    if (pool_done(p)) return 0;
+    pool_wait(L, p);
+  }
+}
+
+int pool_pop (Pool *p, lua_Integer *i, lua_Integer *slot) {
+  if (p->closed || !stream_ready(p)) return 0;
+  if (p->ordered) {
+    *i = p->nexty++;
+    *slot = *i & (p->wcap - 1);
+    p->arrived[*slot] = 0;
+  }
+  else {
+    *slot = p->qhead;
+    *i = p->q[p->qhead];
+    p->qhead = (p->qhead + 1) & (p->wcap - 1);
+    p->qlen--;
+  }
+  p->hold--;
+  return 1;
+}
+
+/* The C memory of a closed pool: tasks, spans given back, the stream's
+** rings. */
+static void pool_free (Pool *p) {
+  int k;
+  for (k = 0; k < p->nw; k++) {
+    buf_free(&p->w[k].task);
+    free(p->w[k].offs);
+    p->w[k].offs = NULL;
+    p->w[k].offcap = 0;
+  }
+  while (p->nredo > 0) {
+    p->nredo--;
+    free(p->redo[p->nredo].bytes);
+    free(p->redo[p->nredo].offs);
+  }
+  free(p->redo);
+  p->redo = NULL;
+  free(p->arrived);
+  p->arrived = NULL;
+  free(p->q);
+  p->q = NULL;
+}
+
 void pool_teardown (lua_State *L, Pool *p) {
   if (p->closed || p->owner != getpid()) return;  /* a worker's copy */
   p->closed = 1;
@@ -773,13 +1129,18 @@ void pool_teardown (lua_State *L, Pool *p) {
   pool_unchain(L, p);
   free(p->todo);
   p->todo = NULL;
+  pool_free(p);
 }
 
 /* }====================================================== */
 
 
+Pool *pool_check (lua_State *L, int idx) {
+  return (Pool *)luaL_checkudata(L, idx, POOL_MT);
+}
+
 static int pool_gc (lua_State *L) {      /* __gc, __close and :close() */
-  pool_teardown(L, (Pool *)luaL_checkudata(L, 1, POOL_MT));
+  pool_teardown(L, pool_check(L, 1));
   return 0;
 }
 

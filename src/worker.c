@@ -1,7 +1,8 @@
 /*
 ** worker.c: a par.map worker, the forked child's side.  It holds the
 ** caller's whole Lua state copy-on-write, so fn, items and init are simply
-** there.  It takes tasks from its socket (frames, frame.h), runs fn on
+** there (but for the items of an iterator, which did not exist at the
+** fork: those come encoded in F_ITEMS tasks).  It takes tasks from its socket (frames, frame.h), runs fn on
 ** each item of a range under one protected call, and writes the results
 ** back as frames, batched: it writes when FLUSH_BYTES or FLUSH_NS have
 ** piled up, so that a tiny item costs no syscall of its own.
@@ -40,10 +41,11 @@
 #define W_INIT        3
 #define W_CHILD       4     /* the Child */
 #define W_THREAD      5     /* c->T */
+#define W_BATCH       6     /* the items of the last F_ITEMS task, from 1 */
 
 /* Stack of c->T */
 #define T_MSGH        1     /* child_msgh */
-#define T_RUN         2     /* child_items, with fn and items as upvalues */
+#define T_RUN         2     /* child_items, with fn as upvalue */
 
 typedef struct Child {
   int fd;                /* socket to the parent */
@@ -53,6 +55,7 @@ typedef struct Child {
   size_t budget;         /* ... and how much of it before it retires */
   int retire;            /* over budget: leave after this item */
   lua_Integer i, b;      /* the item running, the end of the range */
+  lua_Integer off;       /* item i is items[i - off] */
   int64_t flushed;       /* sys_coarsens of the last write */
   int64_t checked;       /* ... and of the last look at the clock */
   int since, every;      /* items since that look, and between looks */
@@ -224,7 +227,7 @@ static int child_due (Child *c) {
 }
 
 /*
-** child_items (c), on T under pcall: run items c->i..c->b with one
+** child_items (c, items), on T under pcall: run items c->i..c->b with one
 ** protected call for the lot, not one per item (a pcall costs about as
 ** much as a tiny item itself: bench/map_bench.lua, case b).  When fn raises, c->i is the item that did, and the pcall
 ** returns to child_range, which reports it and calls again for the rest.
@@ -234,12 +237,12 @@ static int child_items (lua_State *T) {
   for (; c->i <= c->b; c->i++) {
     slot_start(c->slot, c->i, c->timed);
     lua_pushvalue(T, lua_upvalueindex(1));
-    lua_rawgeti(T, lua_upvalueindex(2), c->i);
+    lua_rawgeti(T, 2, c->i - c->off);
     lua_pushinteger(T, c->i);
     lua_call(T, 2, 1);
     if (c->timed) slot_stop(c->slot);
     child_result(T, c);
-    lua_settop(T, 1);
+    lua_settop(T, 2);
     if (c->arena->used > c->budget) {
       c->retire = 1;
       c->i++;
@@ -251,24 +254,29 @@ static int child_items (lua_State *T) {
   return 0;
 }
 
-/* Run items a..b.  Returns 0 when over budget: F_RETIRE is sent and the
+/* Run items a..b, item i being items[i - off] of the table at L's stack
+** index 'items'.  Returns 0 when over budget: F_RETIRE is sent and the
 ** parent takes the rest of the range back. */
-static int child_range (lua_State *L, Child *c, lua_Integer a, lua_Integer b) {
+static int child_range (lua_State *L, Child *c, lua_Integer a, lua_Integer b,
+                        int items, lua_Integer off) {
   lua_State *T = c->T;
   c->i = a;
   c->b = b;
+  c->off = off;
   while (c->i <= c->b && !c->retire) {
     int status;
     lua_pushvalue(T, T_RUN);
     lua_pushlightuserdata(T, c);
-    status = lua_pcall(T, 1, 0, T_MSGH);
+    lua_pushvalue(L, items);
+    lua_xmove(L, T, 1);
+    status = lua_pcall(T, 2, 0, T_MSGH);
     if (status == LUA_OK) continue;
     if (c->timed) slot_stop(c->slot);
     if (c->encoding) c->out.len = c->encoding;  /* out of memory there */
     c->encoding = 0;
     lua_xmove(T, L, 1);
     child_error(L, c, status, F_ERROR);
-    lua_settop(L, W_THREAD);
+    lua_settop(L, W_BATCH);
     c->retire = c->arena->used > c->budget;
     c->i++;
   }
@@ -325,6 +333,23 @@ static void child_consume (Child *c, size_t n) {
   c->in.len -= n;
 }
 
+/* An F_ITEMS task: its items decoded into the batch table (reused, so
+** that tiny items cost no allocation), then run as items a, a + 1... */
+static int child_itemstask (lua_State *L, Child *c, const Frame *f) {
+  char err[128];
+  const char *s;
+  size_t len;
+  int64_t a;
+  lua_Integer k;
+  if (frame_getitems(f, &a, &s, &len) != 0 || a < 1)
+    luaL_error(L, "protocol error: bad items task");
+  k = codec_decode_into(L, W_BATCH, 1, LUA_MAXINTEGER, s, len, err, sizeof err);
+  if (k <= 0)
+    luaL_error(L, "protocol error: bad items task: %s", k < 0 ? err : "no items");
+  return child_range(L, c, (lua_Integer)a, (lua_Integer)a + k - 1, W_BATCH,
+                     (lua_Integer)a - 1);
+}
+
 /* Carry out one task; 0 once the worker takes no more (it retired).  A
 ** new kind of task is one more case here.  A kind this worker does not
 ** know is a protocol error: child_main says so and exits EXIT_FAILED. */
@@ -334,7 +359,8 @@ static int child_task (lua_State *L, Child *c, const Frame *f) {
     case F_RANGE:
       if (frame_getrange(f, &a, &b) != 0 || a < 1 || a > b)
         luaL_error(L, "protocol error: bad range task");
-      return child_range(L, c, (lua_Integer)a, (lua_Integer)b);
+      return child_range(L, c, (lua_Integer)a, (lua_Integer)b, W_ITEMS, 0);
+    case F_ITEMS: return child_itemstask(L, c, f);
     default: {
       char msg[64];
       snprintf(msg, sizeof msg, "protocol error: unknown task kind 0x%02x",
@@ -355,9 +381,9 @@ static int child_run (lua_State *L) {
   c->T = lua_newthread(L);                  /* W_THREAD */
   lua_pushcfunction(c->T, child_msgh);      /* T_MSGH */
   lua_pushvalue(L, W_FN);
-  lua_pushvalue(L, W_ITEMS);
-  lua_xmove(L, c->T, 2);
-  lua_pushcclosure(c->T, child_items, 2);   /* T_RUN */
+  lua_xmove(L, c->T, 1);
+  lua_pushcclosure(c->T, child_items, 1);   /* T_RUN */
+  lua_newtable(L);                          /* W_BATCH */
   c->flushed = c->checked = sys_coarsens();
   c->every = 1;
   child_init(L, c);

@@ -21,5 +21,6 @@ M.ranges = util.ranges
 M.run = require("par.run").run
 M.each = require("par.run").each
 M.map = require("par.map").map
+M.imap = require("par.map").imap
 
 return M

@@ -65,40 +65,71 @@ function M.resolve(fn_spec)
 end
 
 -- The progress display of a map: items done (results received), workers
--- busy; redrawn as results arrive, finished even when the map raises.
+-- busy; redrawn as results arrive, finished even when the map raises.  n
+-- is nil for an iterator: the total is not known.
 local function with_progress(opts, n)
   local bar = progress.new(n, opts.progress, "items")
   opts.progress = nil
   if not bar then return nil end
-  local done, user = 0, opts.on_result
-  local src = { counts = function() return math.min(done + opts.jobs, n), done end }
+  local done, user, over = 0, opts.on_result, false
+  local src = { counts = function()
+    if over then return done, done end     -- finished: none running
+    return math.min(done + opts.jobs, n or math.huge), done
+  end }
   opts.on_result = function(v, i)
     done = done + 1
     bar:draw(src, 0)
     if user then return user(v, i) end
   end
-  return setmetatable({}, { __close = function() bar:finish(src, 0) end })
+  return setmetatable({}, { __close = function()
+    over = true
+    bar:finish(src, 0)
+  end })
+end
+
+-- fn, items, #items (nil for an iterator) and the options of 'fname'
+-- ("map" or "imap"), checked; a bad one raises, blaming the caller's
+-- caller.
+local function arguments(fname, fn_spec, items, ...)
+  local fn, why = M.resolve(fn_spec)
+  if not fn then argerror(1, fname, why, 4) end
+  local ok, n = options.find("map", "items").check(items)
+  if not ok then argerror(2, fname, n, 4) end
+  local opts, argn, bad = options.args("map", 3, ...)
+  if not opts then argerror(argn, fname, bad, 4) end
+  opts.jobs = opts.jobs or core.cpus()
+  opts.n = n          -- core.seqlen said so: the core need not look again
+  return fn, items, n, opts
 end
 
 --- results = par.map(fn_spec, items [, n] [, opts]), as par.run takes them.
 -- With opts.errors == "collect": results, errs (errs[i] for each failed i;
--- an empty table when none failed).  results.n == #items always.
+-- an empty table when none failed).  results.n == #items always (with an
+-- iterator, the number of items it gave).
 -- On a system failure (fork, socketpair...): nil, message, errno.
-function M.map(fn_spec, items, ...)
-  local fn, why = M.resolve(fn_spec)
-  if not fn then argerror(1, "map", why) end
-  local ok, n = options.find("map", "items").check(items)
-  if not ok then argerror(2, "map", n) end
-  local opts, argn, bad = options.args("map", 3, ...)
-  if not opts then argerror(argn, "map", bad) end
+function M.map(...)
+  local fn, items, n, opts = arguments("map", ...)
   if n == 0 then
     if opts.errors == "collect" then return { n = 0 }, {} end
     return { n = 0 }
   end
-  opts.jobs = opts.jobs or core.cpus()
-  opts.n = n          -- core.seqlen said so: the core need not look again
   local bar <close> = with_progress(opts, n) -- luacheck: ignore 211 (closed on return)
   return core.map(fn, items, opts)
+end
+
+--- for i, v [, err] in par.imap(fn_spec, items [, n] [, opts]) do ... end:
+-- results as they finish (opts.ordered: in input order).  The fourth
+-- value closes the stream: a break, a return or an error in the loop
+-- body kills and reaps every worker.
+function M.imap(...)
+  local fn, items, n, opts = arguments("imap", ...)
+  local bar = with_progress(opts, n)
+  local step, state, ctl, pool = core.imap(fn, items, opts)
+  if not bar then return step, state, ctl, pool end
+  return step, state, ctl, setmetatable({}, { __close = function()
+    pool:close()
+    getmetatable(bar).__close()
+  end })
 end
 
 return M

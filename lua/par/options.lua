@@ -75,9 +75,10 @@ local function check_commands(cmds)
   return cmds
 end
 
---- par.map's items: #items, or nil, why.
+--- par.map's items: items, #items (nil for an iterator); or nil, why.
 local function check_items(items)
-  if type(items) ~= "table" then return nil, "table expected, got " .. typename(items) end
+  if type(items) == "function" then return items end
+  if type(items) ~= "table" then return nil, "table or function expected, got " .. typename(items) end
   local bad = util.len_problem(items)
   if bad then return nil, bad end
   local n = require("par.core").seqlen(items)
@@ -294,7 +295,7 @@ M.map = {
   { name = "fn", arg = 1, check = check_fn, config = fn_value,
     help = "a function, or `\"module.name.func\"`" },
   { name = "items", arg = 2, check = check_items, config = sequence_or_function,
-    help = "a sequence of values" },
+    help = "a sequence of values, or an iterator function called until it returns nil" },
   { name = "jobs", alias = "procs", check = util.positive_integer, config = M.cli_jobs,
     flags = { JOBS }, default = "`par.cpus()`", help = "worker processes; never more than items" },
   { name = "chunksize", check = util.positive_integer, default = "guided",
@@ -309,6 +310,8 @@ M.map = {
   { name = "timeout", check = util.positive_number, flags = { TIMEOUT }, help = "seconds per item" },
   { name = "progress", check = PROGRESS, default = "`false`", flags = { BAR },
     help = "as for `par.run`, counting items" },
+  { name = "ordered", check = util.boolean, default = "`false`",
+    help = "`par.imap` only: yield in input order, holding back only what must wait" },
 }
 
 local FORMAT = util.oneof("json", "lua")
