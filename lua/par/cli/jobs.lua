@@ -21,12 +21,14 @@ local put, flush_out = output.put, output.flush_out
 
 -- A jobs value (see par.cli.args.check_jobs) as a number of workers for
 -- 'ntasks' tasks: "N%" of the CPUs (at least one), 0 one per task.
+-- 'ntasks' is nil for input that streams: 0 is then UNBOUNDED.
+local UNBOUNDED = 250
 local function resolve_jobs(v, ntasks)
   if type(v) == "string" then
     local pct = tonumber(v:match("^(.-)%%$"))
     return math.max(1, math.floor(par.cpus() * pct / 100))
   end
-  if v == 0 then return math.max(ntasks, 1) end
+  if v == 0 then return math.max(ntasks or UNBOUNDED, 1) end
   return v
 end
 
@@ -98,65 +100,121 @@ local function run_options(cfg, o, njobs)
   return config.check_options("run", ro, cfg, o)
 end
 
--- Run 'jobs' ({ cmd, text, tag }); returns the number that failed.
-local function run_jobs(jobs, o, cfg)
-  local values = cfg and cfg.values or {}
+-- Run the jobs of the iterator 'next_job' through par.each (see
+-- stream_each), or par.run until par.each exists (run_collected): each
+-- result to 'handle(i, res)', output to out.chunk.
+local function stream_each(next_cmd, ro, handle)
+  local iter, st, ctl, closer = par.each(next_cmd, ro)
+  if not iter then errors.system(st) end
+  for i, res in iter, st, ctl, closer do handle(i, res) end
+end
+
+-- Without par.each: every command first, then par.run, each result's
+-- output whole (so nothing streams, and par.run's max_output applies).
+local function run_collected(next_cmd, ro, handle, o)
   local cmds = {}
-  for i, job in ipairs(jobs) do cmds[i] = job.cmd end
-  local cok, why = options.find("run", "commands").check(cmds)
-  if not cok then
-    if cfg then key_error(cfg, "commands", "key 'commands': " .. why) end
-    usage_error(why)
+  while true do
+    local c = next_cmd()
+    if c == nil then break end
+    cmds[#cmds + 1] = c
   end
+  local on_output = ro.on_output
+  ro.on_output = nil
+  if on_output then ro.capture = true end
+  if o.jobs == 0 then ro.jobs = math.max(#cmds, 1) end
+  local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
+  for i = 1, #cmds do
+    if skip[i] ~= nil then handle(i, { cmd = cmds[i], ok = skip[i], status = "skipped" }) end
+  end
+  ro.on_done = function(res, i)
+    if on_output then
+      if res.stdout and res.stdout ~= "" then on_output(i, "stdout", res.stdout) end
+      if res.stderr and res.stderr ~= "" then on_output(i, "stderr", res.stderr) end
+    end
+    handle(i, res)
+  end
+  local results, why = par.run(cmds, ro)
+  if results == nil then errors.system(why) end
+end
+
+-- Print the commands of 'next_job' (a blocking one), run nothing.
+local function dry_run(next_job)
+  while true do
+    local job = next_job()
+    if job == nil then break end
+    put(job.text, "\n")
+  end
+  flush_out()
+  return 0
+end
+
+-- Run the jobs of 'next_job' (an iterator of { cmd, text, tag }, as
+-- command_jobs gives; 'total' their number when known); returns the number
+-- that failed.  Each job is handed to par.each as the input gives it, and
+-- its output printed as it arrives (par.cli.output's printer); nothing of
+-- a job is kept once its output is printed.
+local function run_jobs(next_job, total, o, cfg)
+  local values = cfg and cfg.values or {}
   o.keep_order = o.keep_order or values.keep_order
   o.tag = o.tag or values.tag
-  local ro = run_options(cfg, o, #jobs)
+  local ro = run_options(cfg, o, total)
   if not ro.capture and (o.keep_order or o.tag) then
     usage_error((o.tag and "--tag" or "--keep-order")
       .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
   end
-  if o.dry_run then
-    for _, job in ipairs(jobs) do put(job.text, "\n") end
-    flush_out()
-    return 0
-  end
+  if o.dry_run then return dry_run(next_job) end
   o.progress = ro.progress
-  local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
-  local out = output.printer(o, jobs, skip)
+  local out = ro.capture and output.printer(o)
   local user_done = values.on_done
-  ro.on_done = function(res, i)
-    if ro.capture then out.done(res, i) end
-    if user_done then user_done(res, i) end
+  local seq, nfailed = 0, 0
+  local function next_cmd()
+    local job, fd = next_job()
+    if not job then return job, fd end
+    seq = seq + 1
+    if out then out.start(seq, job) end
+    return job.cmd
   end
-  local ok, results
-  ok, results, why = pcall(par.run, cmds, ro)
-  if not ok then
-    out.flush()   -- an interrupt: what ended before it is still printed
-    error(results, 0)
+  local function handle(i, res)
+    if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
+    if out then out.done(i, res) end
+    if user_done and res.status ~= "skipped" then user_done(res, i) end
   end
-  if results == nil then errors.system(why) end
-  out.flush()
-  return why                        -- par.run's nfailed: what ran and failed
+  if out then
+    ro.capture = nil               -- with on_output par.each captures nothing
+    ro.on_output = function(i, stream, s) out.chunk(i, stream, s) end
+  end
+  local ok, err = pcall(par.each and stream_each or run_collected, next_cmd, ro, handle, o)
+  if out then out.flush() end       -- an interrupt: what ended before it is still printed
+  if not ok then error(err, 0) end
+  return nfailed
 end
 
--- The jobs of a command line: its input lines as commands, or CMD once per
+-- The jobs of a command line, as an iterator of { cmd, text, tag } (false,
+-- fd while the input has no whole line yet, unless 'block'), and their
+-- number when known: its input lines as commands, or CMD once per
 -- argument (of ::: or of the input).
-local function command_jobs(o, plan)
-  local jobs = {}
-  if plan.mode == "lines" and not plan.list then
-    for i, line in ipairs(input.read(o.arg_file, o.null, "command")) do
-      jobs[i] = { cmd = line, text = line, tag = line }
-    end
-    return jobs
+local function command_jobs(o, plan, block)
+  local lines = plan.mode == "lines"
+  local next_item
+  if plan.list then
+    local k = 0
+    next_item = function() k = k + 1; return plan.list[k] end
+  else
+    next_item = input.items(o.arg_file, o.null, lines and "command" or "argument", block)
   end
-  local list = plan.list or input.read(o.arg_file, o.null, "argument")
   local template = concat(plan.words, " ")
-  for i, a in ipairs(list) do
-    local cmd = plan.mode == "lines" and a or input.expand(template, a, i)
-    if cmd:find("\0", 1, true) then usage_error(format("argument %d contains a NUL byte", i)) end
-    jobs[i] = { cmd = cmd, text = cmd, tag = a }
-  end
-  return jobs
+  local seq = 0
+  return function()
+    local a, fd = next_item()
+    if not a then return a, fd end
+    seq = seq + 1
+    local cmd = lines and a or input.expand(template, a, seq)
+    if cmd == "" then usage_error(format("command #%d is an empty string", seq)) end
+    if plan.list and cmd:find("\0", 1, true) then
+      usage_error(format("argument %d contains a NUL byte", seq))
+    end
+    return { cmd = cmd, text = cmd, tag = a }
+  end, plan.list and #plan.list
 end
 
 -- Shell text of a command: argv tables quoted word by word.
@@ -167,19 +225,25 @@ end
 
 --- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
 function M.command_line(o, plan)
-  return run_jobs(command_jobs(o, plan), o)
+  local next_job, total = command_jobs(o, plan, o.dry_run or not par.each)
+  return run_jobs(next_job, total, o)
 end
 
 --- par run CONFIG.lua: the config's commands.
 function M.config_run(o, plan)
   local cfg = config.load(plan.config, config.keys("run"), plan.config_args)
   local cmds = config.list(cfg, "commands")
-  local jobs = {}
-  for i, c in ipairs(cmds) do
+  local cok, why = options.find("run", "commands").check(cmds)
+  if not cok then key_error(cfg, "commands", "key 'commands': " .. why) end
+  local k = 0
+  local function next_job()
+    k = k + 1
+    local c = cmds[k]
+    if c == nil then return nil end
     local text = command_text(c)
-    jobs[i] = { cmd = c, text = text, tag = text }
+    return { cmd = c, text = text, tag = text }
   end
-  return run_jobs(jobs, o, cfg)
+  return run_jobs(next_job, #cmds, o, cfg)
 end
 
 -- par.map's options from the config's values and the command line; the
