@@ -229,8 +229,8 @@ describe("par.run", function()
     end
 
     it("rejects a missing or non-sequence command list", function()
-      err("bad argument #1 to 'run' (table expected, got nil)", nil)
-      err("bad argument #1 to 'run' (table expected, got string)", "echo", 2)
+      err("bad argument #1 to 'run' (table or function expected, got nil)", nil)
+      err("bad argument #1 to 'run' (table or function expected, got string)", "echo", 2)
       err("bad argument #1 to 'run' (sequence expected (keys 1..n only))", { "a", x = "b" })
       err("bad argument #1 to 'run' (sequence expected (keys 1..n only))", { [1] = "a", [3] = "b" })
     end)

@@ -9,7 +9,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,7 +50,12 @@ int run_init (Run *r, const char **what) {
   r->mu_ok = 1;
   *what = "pthread_cond_init";
   if ((e = cond_init(&r->reaped)) != 0) return e;
+  if ((e = pthread_cond_init(&r->more, NULL)) != 0) {
+    pthread_cond_destroy(&r->reaped);
+    return e;
+  }
   r->cond_ok = 1;
+  r->input_open = 1;
   *what = "pipe";
   if ((e = sys_pipe(r->wake, 1)) != 0 || (e = sys_pipe(r->stop, 1)) != 0)
     return e;
@@ -162,11 +169,26 @@ int run_child_retry (Run *r, SpawnRetry *t) {
 
 /* }======================================================= */
 
+/* The next job: one back from an unreachable host first, then the input's
+** next; while the input is open and has none, wait for a push.  NULL once
+** the input is over, or on a stop.  Called with the lock held. */
 static Job *next_job (Run *r) {
-  Job *j = r->requeued;
-  if (j != NULL) r->requeued = j->next;
-  else if (r->claimed < r->njobs) j = &r->jobs[r->claimed++];
-  return j;
+  Job *j;
+  for (;;) {
+    if (r->stopping) return NULL;
+    if ((j = r->requeued) != NULL) {
+      r->requeued = j->next;
+      return j;
+    }
+    if ((j = r->todo_head) != NULL) {
+      r->todo_head = j->next;
+      if (r->todo_head == NULL) r->todo_tail = NULL;
+      r->claimed++;
+      return j;
+    }
+    if (!r->input_open) return NULL;
+    pthread_cond_wait(&r->more, &r->mu);
+  }
 }
 
 /*
@@ -179,7 +201,7 @@ static Job *claim (Run *r) {
   Job *j = NULL;
   double at = 0;
   lock(r);
-  if (!r->stopping && (j = next_job(r)) != NULL) {
+  if ((j = next_job(r)) != NULL) {
     j->host = -1;
     if (r->spec.nhosts > 0) {
       int none_left, h = pick_host(r, &none_left);
@@ -311,8 +333,7 @@ int run_start (Run *r, int n) {
   pthread_attr_t attr;
   sigset_t all, old;
   int e = 0;
-  if ((size_t)n > r->njobs) n = (int)r->njobs;
-  if (n == 0) return 0;
+  if (n < 1) n = 1;
   if ((r->threads = calloc((size_t)n, sizeof *r->threads)) == NULL) return ENOMEM;
   if ((e = pthread_attr_init(&attr)) != 0) return e;
   pthread_attr_setstacksize(&attr, STACKSIZE);
@@ -326,6 +347,93 @@ int run_start (Run *r, int n) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   return r->nthreads > 0 ? 0 : e;   /* fewer workers still finish the run */
+}
+
+Job *run_newjob (long long index) {
+  Job *j = (Job *)calloc(1, sizeof *j);
+  if (j != NULL) {
+    j->index = index;
+    j->host = -1;
+  }
+  return j;
+}
+
+void run_push (Run *r, Job *j) {
+  lock(r);
+  j->next = NULL;
+  if (r->todo_tail) r->todo_tail->next = j;
+  else r->todo_head = j;
+  r->todo_tail = j;
+  pthread_cond_signal(&r->more);
+  unlock(r);
+}
+
+void run_endinput (Run *r) {
+  lock(r);
+  r->input_open = 0;
+  pthread_cond_broadcast(&r->more);
+  unlock(r);
+}
+
+/* {======================================================= */
+/* Output passed on as it comes (spec.stream)               */
+
+void run_chunk (Run *r, Job *j, int err, const char *data, size_t len) {
+  Chunk *c = (Chunk *)malloc(offsetof(Chunk, data) + len);
+  if (c == NULL) {                  /* dropped, and said so */
+    j->truncated = 1;
+    return;
+  }
+  c->next = NULL;
+  c->index = j->index;
+  c->err = err;
+  c->len = len;
+  memcpy(c->data, data, len);
+  lock(r);
+  if (r->chunk_tail) r->chunk_tail->next = c;
+  else r->chunk_head = c;
+  r->chunk_tail = c;
+  __atomic_store_n(&r->chunkbytes, r->chunkbytes + len, __ATOMIC_RELAXED);
+  unlock(r);
+  wakeup(r->wake[1]);
+}
+
+int run_chunksfull (Run *r) {
+  return __atomic_load_n(&r->chunkbytes, __ATOMIC_RELAXED) >= CHUNKS_MAX;
+}
+
+Chunk *run_popchunk (Run *r) {
+  Chunk *c;
+  lock(r);
+  c = r->chunk_head;
+  if (c != NULL) {
+    r->chunk_head = c->next;
+    if (r->chunk_head == NULL) r->chunk_tail = NULL;
+    __atomic_store_n(&r->chunkbytes, r->chunkbytes - c->len, __ATOMIC_RELAXED);
+  }
+  unlock(r);
+  return c;
+}
+
+/* }======================================================= */
+
+Job *run_popskipped (Run *r) {
+  Job *j = NULL;
+  lock(r);
+  if (r->stopping && r->idle == r->nthreads) {
+    if ((j = r->requeued) != NULL) r->requeued = j->next;
+    else if ((j = r->todo_head) != NULL) {
+      r->todo_head = j->next;
+      if (r->todo_head == NULL) r->todo_tail = NULL;
+    }
+  }
+  unlock(r);
+  if (j != NULL) j->status = ST_NONE;
+  return j;
+}
+
+int run_stopping (Run *r) {
+  return __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
 }
 
 Job *run_pop (Run *r) {
@@ -343,7 +451,8 @@ Job *run_pop (Run *r) {
 int run_over (Run *r) {
   int over;
   lock(r);
-  over = r->idle == r->nthreads && r->done_head == NULL;
+  over = r->idle == r->nthreads && r->done_head == NULL && r->chunk_head == NULL &&
+         r->todo_head == NULL && r->requeued == NULL;
   unlock(r);
   return over;
 }
@@ -359,6 +468,7 @@ void run_stop (Run *r, int kill) {
   int wake = 0;
   lock(r);
   __atomic_store_n(&r->stopping, 1, __ATOMIC_RELEASE);
+  if (r->cond_ok) pthread_cond_broadcast(&r->more);
   if (kill > r->killing) {
     wake = r->killing == 0;
     __atomic_store_n(&r->killing, kill, __ATOMIC_RELEASE);
@@ -384,17 +494,36 @@ static void free_strv (char **v) {
   free(v);
 }
 
-static void free_jobs (Run *r) {
-  size_t i;
-  for (i = 0; r->jobs != NULL && i < r->njobs; i++) {
-    Job *j = &r->jobs[i];
-    free_strv(j->argv);
-    free(j->remote);
-    buf_free(&j->out);
-    buf_free(&j->errout);
+void run_freejob (Job *j) {
+  if (j == NULL) return;
+  free_strv(j->argv);
+  free(j->remote);
+  buf_free(&j->out);
+  buf_free(&j->errout);
+  free(j);
+}
+
+static void free_list (Job *j) {
+  while (j != NULL) {
+    Job *next = j->next;
+    run_freejob(j);
+    j = next;
   }
-  free(r->jobs);
-  r->jobs = NULL;
+}
+
+/* After the join: every job is on one of these lists. */
+static void free_jobs (Run *r) {
+  Chunk *c = r->chunk_head;
+  free_list(r->todo_head);
+  free_list(r->requeued);
+  free_list(r->done_head);
+  r->todo_head = r->todo_tail = r->requeued = r->done_head = r->done_tail = NULL;
+  while (c != NULL) {
+    Chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+  r->chunk_head = r->chunk_tail = NULL;
 }
 
 static void free_hosts (Run *r) {
@@ -425,7 +554,10 @@ void run_free (Run *r) {
   free_strv(r->spec.envp);
   r->spec.envp = NULL;
   closeall(r);
-  if (r->cond_ok) pthread_cond_destroy(&r->reaped);
+  if (r->cond_ok) {
+    pthread_cond_destroy(&r->reaped);
+    pthread_cond_destroy(&r->more);
+  }
   r->cond_ok = 0;
   if (r->mu_ok) pthread_mutex_destroy(&r->mu);
   r->mu_ok = 0;

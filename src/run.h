@@ -41,6 +41,7 @@ typedef struct RunSpec {
   double retry_delay;
   double delay;              /* minimum seconds between two starts */
   size_t max_output;         /* bytes kept per stream */
+  int stream;                /* pass output on as chunks (run_popchunk), keep none */
   Host *hosts;               /* NULL: every job runs here */
   int nhosts;
 } RunSpec;
@@ -48,7 +49,7 @@ typedef struct RunSpec {
 typedef struct Job {
   char **argv;               /* NULL-terminated; owned */
   char *remote;              /* the command as one shell string, for ssh */
-  int index;                 /* position in the caller's list, from 1 */
+  long long index;           /* position in the caller's input, from 1 */
   int host;                  /* index in spec.hosts of the host that ran it, or -1 */
   /* the outcome, written by the worker that ran the job */
   int status;                /* ST_* */
@@ -63,17 +64,29 @@ typedef struct Job {
   double started;            /* seconds since the epoch */
   double elapsed;            /* seconds */
   Buf out, errout;
-  struct Job *next;          /* on the completion queue */
+  struct Job *next;          /* on the input or the completion queue */
 } Job;
+
+/* Output of a job with spec.stream, as it came from one read. */
+typedef struct Chunk {
+  struct Chunk *next;
+  long long index;           /* the job's */
+  int err;                   /* 1: from its stderr */
+  size_t len;
+  char data[1];              /* len bytes */
+} Chunk;
+
+#define CHUNKS_MAX (4u << 20)   /* bytes of chunks queued: then workers
+                                   stop reading until the caller catches up */
 
 typedef struct Run {
   RunSpec spec;
-  Job *jobs;
-  size_t njobs;
   pthread_t *threads;
   int nthreads;              /* started and not yet joined */
   int mu_ok;                 /* mu is initialised */
   pthread_mutex_t mu;        /* guards everything below */
+  Job *todo_head, *todo_tail; /* jobs pushed and not yet handed out */
+  int input_open;            /* more jobs may be pushed */
   size_t claimed;            /* jobs handed to workers */
   size_t finished;           /* jobs posted on the completion queue */
   int stopping;              /* hand out no more jobs */
@@ -81,12 +94,15 @@ typedef struct Run {
   int idle;                  /* workers that have left their loop */
   double next_start;         /* monotonic time the next start may happen */
   Job *done_head, *done_tail;
+  Chunk *chunk_head, *chunk_tail;
+  size_t chunkbytes;         /* queued in chunks; read atomically by workers */
   Job *requeued;             /* jobs back from an unreachable host, run first */
   int live;                  /* children being spawned or not yet reaped */
   unsigned long ntries;      /* spawns tried so far ... */
   unsigned long nreaped;     /* ... and children reaped */
   int cond_ok;               /* reaped is initialised */
   pthread_cond_t reaped;     /* broadcast when a child is reaped, and on stop */
+  pthread_cond_t more;       /* broadcast on a push, the input's end, a stop */
   int wake[2];               /* workers -> caller: a job is done */
   int stop[2];               /* caller -> workers: readable once killing */
   int devnull;
@@ -95,12 +111,26 @@ typedef struct Run {
 /* Set up the descriptors and the lock; 0, or an errno value with *what
 ** naming the call that failed. */
 int run_init (Run *r, const char **what);
-/* Start up to 'n' workers; 0, or an errno value when none could start. */
+/* Start 'n' workers; 0, or an errno value when none could start. */
 int run_start (Run *r, int n);
-/* Pop one finished job, or NULL. */
+/* A new job, its argv (and remote) to be filled in; NULL without memory. */
+Job *run_newjob (long long index);
+/* Queue a job made by run_newjob: the run owns it from now on. */
+void run_push (Run *r, Job *j);
+/* No more jobs will be pushed: workers leave once the queue is empty. */
+void run_endinput (Run *r);
+/* Pop one finished job, or NULL; the caller frees it (run_freejob). */
 Job *run_pop (Run *r);
-/* True once every worker has left and the completion queue is empty. */
+/* Pop one chunk of output, or NULL; the caller frees it (free). */
+Chunk *run_popchunk (Run *r);
+/* Once stopped and every worker has left: a job that never started, to be
+** reported as skipped; NULL when none is left. */
+Job *run_popskipped (Run *r);
+void run_freejob (Job *j);
+/* True once every worker has left, every job and chunk was popped. */
 int run_over (Run *r);
+/* True once the run hands out no more jobs (a halt, a stop). */
+int run_stopping (Run *r);
 /* Jobs handed out and jobs finished so far. */
 void run_counts (Run *r, size_t *claimed, size_t *finished);
 /* Hand out no more jobs; with 'kill' 1 also stop running ones (SIGTERM, then
@@ -115,6 +145,11 @@ typedef struct SpawnRetry {
   int failed, misses;
   double backoff;            /* seconds */
 } SpawnRetry;
+
+/* spawn.c: queue one chunk of a job's output (spec.stream). */
+void run_chunk (Run *r, Job *j, int err, const char *data, size_t len);
+/* spawn.c: whether the caller has fallen behind on chunks (CHUNKS_MAX). */
+int run_chunksfull (Run *r);
 
 /* spawn.c counts its children with these, so that a spawn failing with
 ** EAGAIN can tell whether another child of the run may end and make room. */

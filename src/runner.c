@@ -126,26 +126,55 @@ static const char *argv_problem (lua_State *L, const char *what,
                          what, (LUAI_UACINT)why);
 }
 
-static void load_jobs (lua_State *L, Run *run, int idx) {
+/* A job for the argv table at the top, to run as the index'th of the
+** input, with 'remote' its command line for ssh hosts (or NULL); raises
+** a bad argument 'arg' for a bad argv. */
+static Job *new_job (lua_State *L, lua_Integer index, int arg) {
+  char what[48];                    /* on the stack: no Lua string per command */
+  lua_Integer why = -1;
+  Job *j = run_newjob((long long)index);
+  if (j == NULL) par_nomem(L);
+  snprintf(what, sizeof what, "command #" LUA_INTEGER_FMT, (LUAI_UACINT)index);
+  if (lua_type(L, -1) == LUA_TTABLE) why = load_argv(L, &j->argv, arg, what);
+  if (why != 0) {
+    run_freejob(j);
+    luaL_argerror(L, arg, argv_problem(L, what, why));
+  }
+  return j;
+}
+
+/* A job's command line for ssh hosts, from the string at 'idx'. */
+static void job_remote (lua_State *L, Run *run, Job *j, int idx, lua_Integer i) {
+  if (run->spec.nhosts == 0) return;
+  if ((j->remote = dupstr(L, idx)) == NULL) {
+    run_freejob(j);
+    opterror(L, "remote", lua_pushfstring(L, "line #%I: string without NUL bytes expected",
+                                          (LUAI_UACINT)i));
+  }
+}
+
+/* cmds[i] is an argv array of strings (run.lua made strings into {shell,
+** "-c", cmd}), queued as job i; copied, since on_done may edit cmds.
+** With hosts, opts.remote[i] is its command line for ssh. */
+static void load_jobs (lua_State *L, Run *run, int idx, int optidx) {
   lua_Integer i, n = par_rawlen(L, idx, 1, NULL);
-  run->jobs = calloc(n > 0 ? (size_t)n : 1, sizeof *run->jobs);
-  if (run->jobs == NULL) par_nomem(L);
-  run->njobs = (size_t)n;
+  if (run->spec.nhosts > 0 && lua_getfield(L, optidx, "remote") != LUA_TTABLE)
+    opterror(L, "remote", "table of command lines expected with option 'hosts'");
+  if (run->spec.nhosts == 0) lua_pushnil(L);
   lua_pushvalue(L, idx);
   for (i = 1; i <= n; i++) {
-    char what[48];                  /* on the stack: no Lua string per command */
-    lua_Integer why = -1;
-    snprintf(what, sizeof what, "command #" LUA_INTEGER_FMT, (LUAI_UACINT)i);
-    run->jobs[i - 1].index = (int)i;
-    run->jobs[i - 1].host = -1;
-    /* cmds[i] is an argv array of strings (par/init.lua made strings into
-    ** {shell, "-c", cmd}); copy it, since on_done may edit cmds. */
-    if (lua_rawgeti(L, -1, i) == LUA_TTABLE)
-      why = load_argv(L, &run->jobs[i - 1].argv, 1, what);
-    if (why != 0) luaL_argerror(L, 1, argv_problem(L, what, why));
+    Job *j;
+    lua_rawgeti(L, -1, i);
+    j = new_job(L, i, 1);
+    if (run->spec.nhosts > 0) {
+      lua_rawgeti(L, -3, i);
+      job_remote(L, run, j, -1, i);
+      lua_pop(L, 1);
+    }
     lua_pop(L, 1);
+    run_push(run, j);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
 }
 
 static int opthalt (lua_State *L, int idx) {
@@ -229,21 +258,6 @@ static void load_host (lua_State *L, Host *h, const char *what) {
   lua_pop(L, 1);
 }
 
-/* opts.remote, with opts.hosts: each job's command as one shell string. */
-static void load_remote (lua_State *L, Run *run, int idx) {
-  size_t i;
-  if (lua_getfield(L, idx, "remote") != LUA_TTABLE)
-    opterror(L, "remote", "table of command lines expected with option 'hosts'");
-  for (i = 0; i < run->njobs; i++) {
-    lua_rawgeti(L, -1, (lua_Integer)i + 1);
-    if ((run->jobs[i].remote = dupstr(L, -1)) == NULL)
-      opterror(L, "remote", lua_pushfstring(L, "line #%d: string without NUL bytes expected",
-                                            (int)i + 1));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-}
-
 /* opts.hosts: { {name = "h1", slots = 2, argv = {"ssh", ..., "--", "h1"}},
 ** {name = ":", slots = 2} (local) }, and opts.remote: each job's command
 ** as one shell string, which ssh hands to the remote shell. */
@@ -266,13 +280,13 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
-  load_remote(L, run, idx);
 }
 
 static void load_spec (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   size_t len = 0;
   s->capture = opt_flag(L, idx, "capture", 1);
+  s->stream = opt_flag(L, idx, "chunks", 0);
   s->timeout = opt_num(L, idx, "timeout", 0, 1);          /* 0: none */
   s->kill_after = opt_num(L, idx, "kill_after", 2, 0);
   s->retries = (int)opt_int(L, idx, "retries", 0, 0, INT_MAX - 1);
@@ -337,8 +351,9 @@ static int par_runner (lua_State *L) {
   r->open = 1;
   live_add(&r->live, runner_live);
   if ((e = run_init(&r->run, &what)) != 0) return syserror(L, r, what, e);
-  load_jobs(L, &r->run, 1);
   load_spec(L, &r->run, 2);
+  load_jobs(L, &r->run, 1, 2);
+  if (!opt_flag(L, 2, "open", 0)) run_endinput(&r->run);
   if ((r->intrfd = intr_begin(L)) < 0) return syserror(L, r, "pipe", errno);
   r->sigseen = intr_count();
   fix_sigchld(r);
@@ -425,7 +440,7 @@ static void pushresult (lua_State *L, Runner *r, Job *j) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "stopped");
   }
-  if (r->run.spec.capture) {
+  if (r->run.spec.capture && !r->run.spec.stream) {
     setoutput(L, "stdout", &j->out);
     setoutput(L, "stderr", &j->errout);
   }
@@ -446,26 +461,45 @@ static void check_interrupt (Runner *r) {
   }
 }
 
+static int pushjob (lua_State *L, Runner *r, Job *j) {
+  lua_pushinteger(L, (lua_Integer)j->index);
+  pushresult(L, r, j);
+  run_freejob(j);
+  return 2;
+}
+
+static int pushchunk (lua_State *L, Chunk *c) {
+  lua_pushinteger(L, (lua_Integer)c->index);
+  lua_pushstring(L, c->err ? "stderr" : "stdout");
+  lua_pushlstring(L, c->data, c->len);
+  free(c);
+  return 3;
+}
+
 /*
-** runner:next([wait]): the next finished job as index, result; false when
-** 'wait' seconds passed first; nil when every job is done, plus
-** "interrupted" when SIGINT or SIGTERM cut the run short.
+** runner:next([wait [, fd]]): what happened next.  A finished job as
+** index, result (a stopped run's jobs that never started come as
+** skipped); with opts.chunks, output before it as index, "stdout" or
+** "stderr", the bytes.  false when 'wait' seconds passed first; false,
+** "input" when descriptor fd became readable; nil when every job is done,
+** plus "interrupted" when SIGINT or SIGTERM cut the run short.
 */
 static int runner_next (lua_State *L) {
   Runner *r = checkrunner(L);
   double wait = luaL_optnumber(L, 2, -1);
   double until = wait >= 0 ? sys_mono() + wait : 0;
+  int fd = (int)luaL_optinteger(L, 3, -1);
   luaL_argcheck(L, r->open, 1, "runner is closed");
   for (;;) {
-    struct pollfd p[2] = {{r->run.wake[0], POLLIN, 0}, {r->intrfd, POLLIN, 0}};
+    struct pollfd p[3] = {{r->run.wake[0], POLLIN, 0}, {r->intrfd, POLLIN, 0},
+                          {fd, POLLIN, 0}};
     int ms = -1;
-    Job *j = run_pop(&r->run);
+    Chunk *c = run_popchunk(&r->run);
+    Job *j;
+    if (c != NULL) return pushchunk(L, c);
     check_interrupt(r);
-    if (j != NULL) {
-      lua_pushinteger(L, j->index);
-      pushresult(L, r, j);
-      return 2;
-    }
+    if ((j = run_pop(&r->run)) != NULL || (j = run_popskipped(&r->run)) != NULL)
+      return pushjob(L, r, j);
     if (run_over(&r->run)) {
       lua_pushnil(L);
       if (!r->interrupted) return 1;
@@ -480,11 +514,52 @@ static int runner_next (lua_State *L) {
       }
       ms = left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
     }
-    if (poll(p, 2, ms) > 0) {
+    if (poll(p, fd >= 0 ? 3 : 2, ms) > 0) {
       if (p[0].revents) drainfd(r->run.wake[0]);
       if (p[1].revents) drainfd(r->intrfd);
+      if (fd >= 0 && p[2].revents) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "input");
+        return 2;
+      }
     }
   }
+}
+
+/* runner:push(argv, i [, remote]): queue argv as the i'th command of the
+** input ('remote': its line for ssh hosts), with opts.open. */
+static int runner_push (lua_State *L) {
+  Runner *r = checkrunner(L);
+  lua_Integer i = luaL_checkinteger(L, 3);
+  Job *j;
+  luaL_argcheck(L, r->open, 1, "runner is closed");
+  luaL_argcheck(L, r->run.input_open, 1, "runner's input is over");
+  lua_settop(L, 4);
+  lua_pushvalue(L, 2);
+  j = new_job(L, i, 2);
+  if (r->run.spec.nhosts > 0) {
+    if (lua_type(L, 4) != LUA_TSTRING) {
+      run_freejob(j);
+      luaL_argerror(L, 4, "string expected with hosts");
+    }
+    job_remote(L, &r->run, j, 4, i);
+  }
+  run_push(&r->run, j);
+  return 0;
+}
+
+/* runner:endinput(): no more commands; the workers leave once done. */
+static int runner_endinput (lua_State *L) {
+  Runner *r = checkrunner(L);
+  if (r->open) run_endinput(&r->run);
+  return 0;
+}
+
+/* runner:stopping(): whether the run hands out no more jobs. */
+static int runner_stopping (lua_State *L) {
+  Runner *r = checkrunner(L);
+  lua_pushboolean(L, !r->open || run_stopping(&r->run));
+  return 1;
 }
 
 /* runner:stop([kill]): start no more jobs; kill = 1 terminates running
@@ -516,6 +591,9 @@ static int runner_interrupted (lua_State *L) {
 static const luaL_Reg runner_methods[] = {
   {"interrupted", runner_interrupted},
   {"next", runner_next},
+  {"push", runner_push},
+  {"endinput", runner_endinput},
+  {"stopping", runner_stopping},
   {"counts", runner_counts},
   {"stop", runner_stop},
   {"close", runner_close},

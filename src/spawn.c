@@ -167,10 +167,15 @@ static int exited (Child *c) {
 /* Read what is there from *fd into b, keeping at most 'max' bytes and
 ** dropping the rest, so that memory stays bounded whatever the command
 ** prints.  Closes *fd at end of file. */
-static void drain (int *fd, Buf *b, size_t max, int *truncated) {
+static void drain (Run *r, Job *j, int *fd, int err) {
   char chunk[READSZ];
   ssize_t n = read(*fd, chunk, sizeof chunk);
-  if (n > 0) {
+  Buf *b = err ? &j->errout : &j->out;
+  size_t max = r->spec.max_output;
+  int *truncated = &j->truncated;
+  if (n > 0 && r->spec.stream)
+    run_chunk(r, j, err, chunk, (size_t)n);
+  else if (n > 0) {
     size_t keep = b->len >= max ? 0 : max - b->len;
     if ((size_t)n < keep) keep = (size_t)n;
     if (buf_add(b, chunk, keep) != 0 || keep < (size_t)n)
@@ -214,16 +219,20 @@ static int spawn_poll (Run *r, Job *j, Child *c, int stop, int timeout,
                        int *stopseen) {
   struct pollfd p[5];
   int i, np = 0;
-  if (c->out >= 0) watch(p, &np, c->out, POLLIN);
-  if (c->err >= 0) watch(p, &np, c->err, POLLIN);
+  /* the caller has fallen behind on chunks: read nothing for a while, and
+  ** the child blocks on its full pipe (its deadline still counts) */
+  int hold = r->spec.stream && run_chunksfull(r);
+  if (hold && (timeout < 0 || timeout > 10)) timeout = 10;
+  if (c->out >= 0 && !hold) watch(p, &np, c->out, POLLIN);
+  if (c->err >= 0 && !hold) watch(p, &np, c->err, POLLIN);
   if (c->in >= 0) watch(p, &np, c->in, POLLOUT);
   if (!c->reaped && c->pidfd >= 0) watch(p, &np, c->pidfd, POLLIN);
   if (stop) watch(p, &np, r->stop[0], POLLIN);
   if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) return -1;
   for (i = 0; i < np; i++) {
     if (p[i].revents == 0) continue;
-    if (p[i].fd == c->out) drain(&c->out, &j->out, r->spec.max_output, &j->truncated);
-    else if (p[i].fd == c->err) drain(&c->err, &j->errout, r->spec.max_output, &j->truncated);
+    if (p[i].fd == c->out) drain(r, j, &c->out, 0);
+    else if (p[i].fd == c->err) drain(r, j, &c->err, 1);
     else if (p[i].fd == c->in) feed(r, c);
     else if (p[i].fd == r->stop[0]) *stopseen = 1;
   }

@@ -19,6 +19,7 @@ M.quote = util.quote
 M.ranges = util.ranges
 
 M.run = require("par.run").run
+M.each = require("par.run").each
 M.map = require("par.map").map
 
 return M

@@ -52,20 +52,25 @@ function M.check_argv(t, what)
 end
 
 --- par.run's commands: a sequence of strings and argv tables.
+--- Command #i of an input: a string for the shell, or an argv table.
+function M.check_command(c, i)
+  if type(c) == "string" then
+    if c == "" then return nil, format("command #%d is an empty string", i) end
+    if c:find("\0", 1, true) then return nil, format("command #%d contains a NUL byte", i) end
+    return c
+  end
+  return M.check_argv(c, "command #" .. i)
+end
+
 local function check_commands(cmds)
-  if type(cmds) ~= "table" then return nil, "table expected, got " .. typename(cmds) end
+  if type(cmds) == "function" then return cmds end
+  if type(cmds) ~= "table" then return nil, "table or function expected, got " .. typename(cmds) end
   local bad = util.len_problem(cmds)
   if bad then return nil, bad end
   if not util.is_sequence(cmds) then return nil, "sequence expected (keys 1..n only)" end
   for i = 1, #cmds do
-    local c = rawget(cmds, i)
-    if type(c) == "string" then
-      if c == "" then return nil, format("command #%d is an empty string", i) end
-      if c:find("\0", 1, true) then return nil, format("command #%d contains a NUL byte", i) end
-    else
-      local ok, why = M.check_argv(c, "command #" .. i)
-      if not ok then return nil, why end
-    end
+    local ok, why = M.check_command(rawget(cmds, i), i)
+    if not ok then return nil, why end
   end
   return cmds
 end
@@ -222,7 +227,8 @@ local PROGRESS = util.boolean_or("always")
 --- par.run(cmds [, n] [, opts])
 M.run = {
   { name = "commands", arg = 1, check = check_commands, config = sequence_or_function,
-    help = "a sequence of commands: strings run with the shell, argv tables directly" },
+    help = "a sequence of commands (strings run with the shell, argv tables directly),"
+      .. " or an iterator function returning them, then nil" },
   { name = "jobs", check = util.positive_integer, config = M.cli_jobs, flags = { JOBS },
     default = "`par.cpus()`", help = "worker threads; never more than commands" },
   { name = "capture", check = util.boolean, default = "`true`",
@@ -249,6 +255,10 @@ M.run = {
     help = "`\"soon\"`: after a failure start nothing new; `\"now\"`: also stop running commands" },
   { name = "on_done", check = util.func,
     help = "`function(result, i)` on the caller's thread as each command ends" },
+  { name = "on_output", check = util.func,
+    help = "`function(i, stream, chunk)` as output arrives (`\"stdout\"`, `\"stderr\"`); nothing is captured" },
+  { name = "ordered", check = util.boolean, default = "`false`",
+    help = "`par.each`: yield in input order, holding back only what must wait" },
   { name = "progress", check = PROGRESS, default = "`false`", flags = { BAR },
     help = "one line on stderr, redrawn; `true` only on a terminal, `\"always\"` anyway" },
   { name = "joblog", check = check_joblog, config = util.string,

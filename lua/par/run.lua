@@ -1,7 +1,9 @@
---- par.run: run a list of commands, n at a time, on a pool of threads
+--- par.run and par.each: run commands, n at a time, on a pool of threads
 -- (the core's runner, src/runner.c and src/run.c).  This side checks the
--- arguments (options.lua), reads and writes the joblog, draws the progress
--- line and calls on_done; the core spawns, waits and kills.
+-- arguments (options.lua), pulls the commands from their table or
+-- iterator as workers free up, reads and writes the joblog, draws the
+-- progress line and calls on_done and on_output; the core spawns, waits
+-- and kills.  par.each is the machinery; par.run is a loop over it.
 local core = require "par.core"
 local util = require "par.util"
 local options = require "par.options"
@@ -11,35 +13,23 @@ local progress = require "par.progress"
 
 local M = {}
 
-local ipairs, type, pcall, error = ipairs, type, pcall, error
+local type, pcall, error, rawget, setmetatable = type, pcall, error, rawget, setmetatable
+local math_type = math.type
 
--- par.run(cmds [, n] [, opts]): the checked options.  Level 4 blames the
--- caller of par.run (argerror, run_args, M.run).
-local function run_args(cmds, ...)
+-- (cmds [, n] [, opts]), checked: the options, or a bad argument raised at
+-- 'level' (the caller of par.run or par.each).
+local function stream_args(call, level, cmds, ...)
   local ok, why = options.find("run", "commands").check(cmds)
-  if not ok then util.argerror(1, "run", why, 4) end
+  if not ok then util.argerror(1, call, why, level) end
   local opts, argn
   opts, argn, why = options.args("run", 2, ...)
-  if not opts then util.argerror(argn, "run", why, 4) end
+  if not opts then util.argerror(argn, call, why, level) end
+  if opts.on_output and (opts.capture == false or opts.output) then
+    util.argerror(argn, call, "option 'on_output' contradicts option '"
+      .. (opts.output and "output" or "capture") .. "'", level)
+  end
   return opts
 end
-
--- The argv vectors the core runs: string commands go through the shell.
-local function argvs(cmds, shell, todo)
-  local out = {}
-  for k, i in ipairs(todo) do
-    local c = cmds[i]
-    if type(c) == "string" then
-      local v = table.move(shell, 1, #shell, 1, {})
-      v[#v + 1] = c
-      out[k] = v
-    else
-      out[k] = c
-    end
-  end
-  return out
-end
-
 
 local function skipped(cmd, ok)
   return { cmd = cmd, ok = ok, status = "skipped" }
@@ -52,110 +42,263 @@ local function write_group(res)
   res.stdout, res.stderr = nil, nil
 end
 
--- Take one finished job: its result into place and, unless it was skipped
--- or par cut it short in a run that ends early ('abort', or an interrupt),
--- its joblog line, so that a resume reruns exactly the jobs that never ended
--- on their own.  Returns the job's index in cmds.
-local function take(st, k, res, abort)
-  local i = st.todo[k]
-  res.cmd = st.cmds[i]
-  st.results[i] = res
+-- {======================================================================
+-- The stream: what par.each's iterator holds
+
+-- The commands pushed and not yet back are 'inflight'; the input is pulled
+-- while fewer than 'limit' are, so that a worker that ends a job finds
+-- the next one queued (the read-ahead), and memory is bounded by 'limit'
+-- whatever the input's length.  Results wait in 'ready' (a queue) to be
+-- yielded; with 'ordered', in 'held' until those before them are ready.
+
+local function ready_put(st, i, res)
+  local t = st.tail + 1
+  st.tail = t
+  st.ready_i[t], st.ready_r[t] = i, res
+end
+
+local function deliver(st, i, res)
+  if not st.ordered then return ready_put(st, i, res) end
+  local held = st.held
+  held[i] = res
+  local want = st.want
+  while held[want] do
+    ready_put(st, want, held[want])
+    held[want] = nil
+    want = want + 1
+  end
+  st.want = want
+end
+
+-- The command's text pulled as the i'th input (st.cmds[i] for a table):
+-- kept with its result as res.cmd, and in flight only.
+local function push(st, c, i)
+  local argv = c
+  if type(c) == "string" then
+    local shell = st.shell
+    argv = table.move(shell, 1, #shell, 1, {})
+    argv[#argv + 1] = c
+  end
+  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil)
+  st.cmd[i] = c
+  st.inflight = st.inflight + 1
+end
+
+-- Pull commands while the read-ahead has room.  A bad command raises
+-- (the stream's closer tears down); a source that says "nothing yet"
+-- (false, fd) is waited for on fd.
+local function pull(st)
+  local r = st.r
+  st.waitfd = nil
+  while not st.ended and st.inflight < st.limit and st.tail - st.head < st.limit do
+    if r:stopping() then return end
+    local c, fd = st.source()
+    if c == nil then
+      st.ended = true
+      r:endinput()
+      return
+    end
+    if c == false then
+      if math_type(fd) ~= "integer" or fd < 0 then
+        util.argerror(1, st.call, "iterator returned false without a descriptor to wait on", 0)
+      end
+      st.waitfd = fd
+      return
+    end
+    local i = st.pos + 1
+    st.pos = i
+    if not st.listed then
+      local ok, why = options.check_command(c, i)
+      if not ok then util.argerror(1, st.call, why, 0) end
+    end
+    local ok = st.done[i]
+    if ok ~= nil then
+      st.nskipped = st.nskipped + 1
+      deliver(st, i, skipped(c, ok))
+    else
+      push(st, c, i)
+    end
+  end
+end
+
+-- Take one finished job: its joblog line unless it was skipped or par cut
+-- it short in a run that ends early ('abort', or an interrupt), so that a
+-- resume reruns exactly the jobs that never ended on their own.
+local function take(st, i, res, abort)
+  res.cmd = st.cmd[i]
+  st.cmd[i] = nil
+  st.inflight = st.inflight - 1
   if not res.ok and res.status ~= "skipped" then st.failed = st.failed + 1 end
   local log = st.log
   if log and not log.failed and res.status ~= "skipped"
       and not (res.stopped and (abort or st.r:interrupted())) then
     if abort then pcall(log.write, log, i, res) else log:write(i, res) end
   end
-  return i
 end
 
--- Every result, as each job ends; returns what r:next gave at the end
--- ("interrupted" when SIGINT or SIGTERM cut the run short).
-local function wait_all(st, on_done)
-  local r, bar = st.r, st.bar
+-- The progress line's counts: jobs started, jobs finished.
+local function counts(st)
+  local started, finished = st.r:counts()
+  return started + st.nskipped, finished + st.nskipped
+end
+
+local function draw(st, force)
+  local bar = st.bar
+  if bar then bar:draw(st.counter, st.failed, force) end
+end
+
+local function over(st)
+  st.over = true
+  if st.bar then st.bar:finish(st.counter, st.failed) end
+end
+
+-- The next event from the core: a result, output, a timeout or "input".
+local function wait(st)
+  local r = st.r
+  local k, a, b = r:next(st.bar and st.bar.interval, st.waitfd)
+  if k == nil then
+    over(st)
+    if a == "interrupted" then error("interrupted", 0) end
+    return
+  end
+  if k == false then
+    if a == "input" then st.waitfd = nil else draw(st) end
+  elseif type(a) == "string" then
+    st.on_output(k, a, b)
+  else
+    take(st, k, a)
+    if st.group then write_group(a) end
+    draw(st)
+    if st.on_done then st.on_done(a, k) end
+    deliver(st, k, a)
+  end
+end
+
+-- The iterator: i, result, one per command, until the input is over.
+local function step(st)
   while true do
-    local k, res = r:next(bar and bar.interval)
-    if k == nil then
-      if bar then bar:finish(r, st.failed) end
-      return res
-    elseif k then
-      local i = take(st, k, res)
-      if st.group then write_group(res) end
-      if bar then bar:draw(r, st.failed) end
-      if on_done then on_done(res, i) end
-    elseif bar then
-      bar:draw(r, st.failed)
+    local h = st.head
+    if h < st.tail then
+      h = h + 1
+      st.head = h
+      local i, res = st.ready_i[h], st.ready_r[h]
+      st.ready_i[h], st.ready_r[h] = nil, nil
+      return i, res
+    end
+    if st.over then return nil end
+    pull(st)
+    if st.head == st.tail then
+      if st.inflight == 0 and (st.ended or st.r:stopping()) and not st.waitfd then
+        if not st.ended then st.r:endinput() end
+        -- a stopped run: the core gives back what never started, then nil
+        wait(st)
+      else
+        wait(st)
+      end
     end
   end
 end
 
--- After an error in wait_all (on_done raising, a joblog failure, an
--- interrupt raised anywhere): kill what runs, as halt = "now" would, and
+-- After an error or a break: kill what runs, as halt = "now" would, and
 -- wait for every job, logging those that ended on their own, without
 -- on_done.  A failing joblog write here ends logging, not the wait: the
 -- first error is the one raised.
 local function abort(st)
-  st.r:stop(1)
+  local r = st.r
+  r:stop(1)
   while true do
-    local k, res = st.r:next()
+    local k, res = r:next()
     if not k then break end
-    take(st, k, res, true)
+    if type(res) == "table" then take(st, k, res, true) end
   end
-  if st.bar then st.bar:finish(st.r, st.failed) end
+  if st.bar then st.bar:finish(st.counter, st.failed) end
 end
 
---- Run a list of commands, n at a time, on a pool of threads.
--- @return results (in input order), nfailed
-function M.run(cmds, ...)
-  local opts = run_args(cmds, ...)
-  local results, total = {}, #cmds
-  local todo = {}
+local function close(st)
+  if st.closed then return end
+  st.closed = true
+  if not st.over then pcall(abort, st) end
+  st.r:close()
+  if st.log then st.log:close() end
+end
+
+-- The closer the for loop closes (break, return, an error in its body or
+-- in the iterator); dropped unclosed, its collection tears down at once.
+local Closer = {
+  __close = function(c) close(c.st) end,
+  __gc = function(c)
+    local st = c.st
+    st.closed = true
+    st.r:close()
+    if st.log then st.log:close() end
+  end,
+}
+
+-- }======================================================================
+
+-- The stream for checked (cmds, opts), or nil, msg, errno.
+local function open(call, cmds, opts)
+  local listed = type(cmds) == "table"
+  local total = listed and #cmds or nil
+  local source = cmds
+  if listed then
+    local k = 0
+    source = function() k = k + 1; return rawget(cmds, k) end
+  end
   local done = opts.resume and joblog.read(opts.joblog, opts.resume == "failed") or {}
   local log, why, errno
   if opts.joblog then
     log, why, errno = joblog.open(opts.joblog)
     if not log then return nil, why, errno end
   end
-  local log_closer <close> = log -- luacheck: ignore 211 (closed on return)
-  for i = 1, total do
-    local ok = done[i]
-    if ok ~= nil then
-      results[i] = skipped(cmds[i], ok)
-    else
-      todo[#todo + 1] = i
-    end
-  end
   local group = opts.output == "group"
   local capture = opts.capture
   if capture == nil then capture = opts.output == nil end
-  local bar = progress.new(#todo, opts.progress)
-  local shell = opts.shell or { "/bin/sh", "-c" }
   local jobs = opts.jobs or core.cpus()
-  local hosts, remote
-  if opts.hosts then
-    hosts, jobs = hostlist.list(opts, jobs)
-    remote = {}
-    for k, i in ipairs(todo) do remote[k] = hostlist.line(cmds[i], opts, shell) end
-  end
-  local copts = { jobs = math.min(jobs, math.max(#todo, 1)), hosts = hosts, remote = remote,
-    capture = capture or group }
+  local hosts
+  if opts.hosts then hosts, jobs = hostlist.list(opts, jobs) end
+  if total then jobs = math.min(jobs, math.max(total, 1)) end
+  local copts = { jobs = jobs, hosts = hosts, remote = hosts and {}, open = true,
+    capture = capture or group or opts.on_output ~= nil, chunks = opts.on_output ~= nil }
   for _, o in ipairs(options.run) do
     if o.core then copts[o.name] = opts[o.name] end
   end
-  local r <close>, syswhy, syserr = core.runner(argvs(cmds, shell, todo), copts)
-  if not r then return nil, syswhy, syserr end   -- no thread could start: nothing ran
-  local st = { r = r, log = log, bar = bar, cmds = cmds, todo = todo, results = results,
-    group = group, failed = 0 }
-  -- pcall, not a C boundary: on_done may still yield when par.run runs in a coroutine
-  local ok, over = pcall(wait_all, st, opts.on_done)
-  if not ok then
-    pcall(abort, st)                -- a second interrupt ends the wait; r's __close reaps
-    error(over, 0)
+  local r, syswhy, syserr = core.runner({}, copts)
+  if not r then             -- no thread could start: nothing ran
+    if log then log:close() end
+    return nil, syswhy, syserr
   end
-  if over == "interrupted" then error("interrupted", 0) end
-  for i = 1, total do
-    if not results[i] then results[i] = skipped(cmds[i], false) end
-  end
+  local st = { call = call, r = r, log = log, opts = opts, source = source, listed = listed,
+    shell = opts.shell or { "/bin/sh", "-c" }, hosts = hosts, done = done, group = group,
+    on_done = opts.on_done, on_output = opts.on_output, ordered = opts.ordered, want = 1,
+    held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,
+    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2 }
+  st.counter = { counts = function() return counts(st) end }
+  st.bar = progress.new(total, opts.progress)
+  return st, setmetatable({ st = st }, Closer)
+end
+
+--- for i, res in par.each(cmds [, n] [, opts]): par.run's results, one per
+-- command, as each ends (opts.ordered: in input order).  cmds may be an
+-- iterator function.  On a failure of the system: nil, msg, errno.
+function M.each(cmds, ...)
+  local opts = stream_args("each", 4, cmds, ...)
+  local st, closer, errno = open("each", cmds, opts)
+  if not st then return nil, closer, errno end
+  return step, st, nil, closer
+end
+
+--- Run a list of commands, n at a time, on a pool of threads.
+-- @return results (in input order), nfailed
+function M.run(cmds, ...)
+  local opts = stream_args("run", 4, cmds, ...)
+  opts.ordered = nil
+  local st, closer, errno = open("run", cmds, opts)
+  if not st then return nil, closer, errno end
+  local results, c <close> = {}, closer   -- luacheck: ignore 211 (closed on return)
+  for i, res in step, st do results[i] = res end
+  local total = type(cmds) == "table" and #cmds or st.pos
+  for i = st.pos + 1, total do results[i] = skipped(rawget(cmds, i), false) end
   return results, st.failed
 end
 
