@@ -3,7 +3,6 @@
 -- point returns the number of jobs (or items) that failed.
 local par = require "par"
 local util = require "par.util"
-local joblog = require "par.joblog"
 local progress = require "par.progress"
 local options = require "par.options"
 local parmap = require "par.map"
@@ -100,121 +99,99 @@ local function run_options(cfg, o, njobs)
   return config.check_options("run", ro, cfg, o)
 end
 
--- Run the jobs of the iterator 'next_job' through par.each (see
--- stream_each), or par.run until par.each exists (run_collected): each
--- result to 'handle(i, res)', output to out.chunk.
-local function stream_each(next_cmd, ro, handle)
-  local iter, st, ctl, closer = par.each(next_cmd, ro)
+-- Run the commands of 'src' (see run_jobs) through par.each: each result
+-- to 'handle(i, res)'.  Skipped ones (a resume) come back too.
+local function stream_each(src, ro, handle)
+  local iter, st, ctl, closer = par.each(src.cmds or src.next_cmd, ro)
   if not iter then errors.system(st) end
   for i, res in iter, st, ctl, closer do handle(i, res) end
 end
 
--- Without par.each: every command first, then par.run, each result's
--- output whole (so nothing streams, and par.run's max_output applies).
-local function run_collected(next_cmd, ro, handle, o)
-  local cmds = {}
+-- Print the commands of 'src' (its iterator blocks), run nothing.
+local function dry_run(src)
+  local k = 0
   while true do
-    local c = next_cmd()
-    if c == nil then break end
-    cmds[#cmds + 1] = c
-  end
-  local on_output = ro.on_output
-  ro.on_output = nil
-  if on_output then ro.capture = true end
-  if o.jobs == 0 then ro.jobs = math.max(#cmds, 1) end
-  local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
-  for i = 1, #cmds do
-    if skip[i] ~= nil then handle(i, { cmd = cmds[i], ok = skip[i], status = "skipped" }) end
-  end
-  ro.on_done = function(res, i)
-    if on_output then
-      if res.stdout and res.stdout ~= "" then on_output(i, "stdout", res.stdout) end
-      if res.stderr and res.stderr ~= "" then on_output(i, "stderr", res.stderr) end
-    end
-    handle(i, res)
-  end
-  local results, why = par.run(cmds, ro)
-  if results == nil then errors.system(why) end
-end
-
--- Print the commands of 'next_job' (a blocking one), run nothing.
-local function dry_run(next_job)
-  while true do
-    local job = next_job()
-    if job == nil then break end
+    k = k + 1
+    local job = src.cmds and src.cmds[k] and src.job_of(k) or not src.cmds and src.next_job()
+    if not job then break end
     put(job.text, "\n")
+    flush_out()
   end
-  flush_out()
   return 0
 end
 
--- Run the jobs of 'next_job' (an iterator of { cmd, text, tag }, as
--- command_jobs gives; 'total' their number when known); returns the number
--- that failed.  Each job is handed to par.each as the input gives it, and
--- its output printed as it arrives (par.cli.output's printer); nothing of
--- a job is kept once its output is printed.
-local function run_jobs(next_job, total, o, cfg)
+-- Run the jobs of 'src': a list (src.cmds, with src.job_of(i) its job
+-- { cmd, text, tag }), or an input that streams (src.next_job: an
+-- iterator of jobs, false, fd while it has no whole one yet).  Returns the
+-- number that failed.  Each command goes to par.each as the input gives
+-- it, and its output is printed as it arrives (par.cli.output's printer);
+-- nothing of a job is kept once its output is printed.
+local function run_jobs(src, o, cfg)
   local values = cfg and cfg.values or {}
   o.keep_order = o.keep_order or values.keep_order
   o.tag = o.tag or values.tag
-  local ro = run_options(cfg, o, total)
+  local ro = run_options(cfg, o, src.cmds and #src.cmds)
   if not ro.capture and (o.keep_order or o.tag) then
     usage_error((o.tag and "--tag" or "--keep-order")
       .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
   end
-  if o.dry_run then return dry_run(next_job) end
+  if o.dry_run then return dry_run(src) end
   o.progress = ro.progress
   local out = ro.capture and output.printer(o)
   local user_done = values.on_done
   local seq, nfailed = 0, 0
-  local function next_cmd()
-    local job, fd = next_job()
+  function src.next_cmd()
+    local job, fd = src.next_job()
     if not job then return job, fd end
     seq = seq + 1
     if out then out.start(seq, job) end
     return job.cmd
   end
+  -- a listed job reaches the printer with its first output or its end
+  local function job(i)
+    if not out.has(i) then out.start(i, src.job_of(i)) end
+  end
   local function handle(i, res)
     if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
-    if out then out.done(i, res) end
+    if out then job(i); out.done(i, res) end
     if user_done and res.status ~= "skipped" then user_done(res, i) end
   end
   if out then
     ro.capture = nil               -- with on_output par.each captures nothing
-    ro.on_output = function(i, stream, s) out.chunk(i, stream, s) end
+    ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
-  local ok, err = pcall(par.each and stream_each or run_collected, next_cmd, ro, handle, o)
+  local ok, err = pcall(stream_each, src, ro, handle)
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
   return nfailed
 end
 
--- The jobs of a command line, as an iterator of { cmd, text, tag } (false,
--- fd while the input has no whole line yet, unless 'block'), and their
--- number when known: its input lines as commands, or CMD once per
--- argument (of ::: or of the input).
+-- The jobs of a command line (see run_jobs): CMD once per argument of :::
+-- (or those arguments as commands), or the input's lines as commands, or
+-- CMD once per line of the input.  'block': the input's iterator waits
+-- rather than return false.
 local function command_jobs(o, plan, block)
   local lines = plan.mode == "lines"
-  local next_item
-  if plan.list then
-    local k = 0
-    next_item = function() k = k + 1; return plan.list[k] end
-  else
-    next_item = input.items(o.arg_file, o.null, lines and "command" or "argument", block)
-  end
   local template = concat(plan.words, " ")
+  local list = plan.list
+  if list then
+    local cmds = lines and list or {}
+    if not lines then
+      for i, a in ipairs(list) do cmds[i] = input.expand(template, a, i) end
+    end
+    local ok, why = options.find("run", "commands").check(cmds)
+    if not ok then usage_error(why) end
+    return { cmds = cmds, job_of = function(i) return { cmd = cmds[i], text = cmds[i], tag = list[i] } end }
+  end
+  local next_item = input.items(o.arg_file, o.null, lines and "command" or "argument", block)
   local seq = 0
-  return function()
+  return { next_job = function()
     local a, fd = next_item()
     if not a then return a, fd end
     seq = seq + 1
     local cmd = lines and a or input.expand(template, a, seq)
-    if cmd == "" then usage_error(format("command #%d is an empty string", seq)) end
-    if plan.list and cmd:find("\0", 1, true) then
-      usage_error(format("argument %d contains a NUL byte", seq))
-    end
     return { cmd = cmd, text = cmd, tag = a }
-  end, plan.list and #plan.list
+  end }
 end
 
 -- Shell text of a command: argv tables quoted word by word.
@@ -225,8 +202,7 @@ end
 
 --- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
 function M.command_line(o, plan)
-  local next_job, total = command_jobs(o, plan, o.dry_run or not par.each)
-  return run_jobs(next_job, total, o)
+  return run_jobs(command_jobs(o, plan, o.dry_run), o)
 end
 
 --- par run CONFIG.lua: the config's commands.
@@ -235,15 +211,10 @@ function M.config_run(o, plan)
   local cmds = config.list(cfg, "commands")
   local cok, why = options.find("run", "commands").check(cmds)
   if not cok then key_error(cfg, "commands", "key 'commands': " .. why) end
-  local k = 0
-  local function next_job()
-    k = k + 1
-    local c = cmds[k]
-    if c == nil then return nil end
-    local text = command_text(c)
-    return { cmd = c, text = text, tag = text }
-  end
-  return run_jobs(next_job, #cmds, o, cfg)
+  return run_jobs({ cmds = cmds, job_of = function(i)
+    local text = command_text(cmds[i])
+    return { cmd = cmds[i], text = text, tag = text }
+  end }, o, cfg)
 end
 
 -- par.map's options from the config's values and the command line; the

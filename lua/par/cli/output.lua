@@ -126,6 +126,7 @@ end
 --- The printer of job output, fed as jobs start, as their output arrives
 -- and as they end:
 --   p.start(i, job)           job i ({ text, tag }) was read
+--   p.has(i)                  whether job i was started and is not printed yet
 --   p.chunk(i, stream, s)     job i wrote s on stream ("stdout", "stderr")
 --   p.done(i, res)            job i ended (res.status "skipped": it never ran)
 --   p.flush()                 at the end, or an interrupt: print what ended
@@ -218,6 +219,10 @@ function M.printer(o)
     job.partial = { stdout = {}, stderr = {} }
     jobs[i] = job
     if mode ~= "group" and (not o.keep_order or i == head) then go_live(job) end
+  end
+
+  function p.has(i)
+    return jobs[i] ~= nil
   end
 
   function p.chunk(i, stream, s)
