@@ -3,7 +3,7 @@
 # Compiles the floor (bench/floor.c, plain posix_spawn + waitpid), then
 # times par.run against it and its peers; then prints this machine's cost
 # per page fault (bench/faults.c), which bounds a fork-based map, and runs
-# par.map's benchmark.
+# par.map's benchmark, and the par command on streamed input (bench/cli_bench.lua).
 # Run from anywhere; par must be built (make).
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,3 +19,5 @@ echo
 bench/faults
 echo
 "$LUA" bench/map_bench.lua
+echo
+"$LUA" bench/cli_bench.lua
