@@ -1,6 +1,7 @@
---- What the par command runs, and running it: jobs from the command line or
--- a par run config on par.run, a par map config on par.map.  Each entry
--- point returns the number of jobs (or items) that failed.
+--- What the par command runs, and running it: jobs from the command line
+-- (streamed: each input line is handed on as it arrives) or a par run
+-- config on par.each, a par map config on par.map.  Each entry point
+-- returns the number of jobs (or items) that failed.
 local par = require "par"
 local util = require "par.util"
 local progress = require "par.progress"
