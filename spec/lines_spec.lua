@@ -61,6 +61,8 @@ describe("core.lines", function()
     local t0 = core.monotime()
     assert.is_false(r:read())
     assert.is_true(core.monotime() - t0 < 0.2)
+    -- and wait() waits for more, the partial record notwithstanding
+    assert.is_false(r:wait(0.1))
     local rest = drain(r)
     assert.are.same({ "partial" }, rest)
     p:close()

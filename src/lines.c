@@ -176,7 +176,8 @@ static int lines_wait (lua_State *L) {
   p.fd = r->fd;
   p.events = POLLIN;
   p.revents = 0;
-  if (r->b.len > 0 || r->eof) { lua_pushboolean(L, 1); return 1; }
+  /* what is buffered after a false from read() is a partial record: wait */
+  if (r->eof) { lua_pushboolean(L, 1); return 1; }
   if (poll(&p, 1, ms) < 0 && errno != EINTR) return pusherrno(L, "poll", errno);
   lua_pushboolean(L, p.revents != 0);
   return 1;
