@@ -190,8 +190,10 @@ function M.printer(o)
       end
     end
     flush_out()
-    -- commands that fail without a word of their own get one from par
-    if not res.ok and res.status ~= "skipped" and (o.verbose or res.status ~= "exit") then
+    -- commands that fail without a word of their own get one from par; not
+    -- those a signal to par stopped (par says "interrupted" once)
+    local interrupted = res.stopped and core.lastsignal() ~= 0
+    if not res.ok and res.status ~= "skipped" and not interrupted and (o.verbose or res.status ~= "exit") then
       write_err(format("par: job %d failed (%s): %s\n", i, why_failed(res), job.text))
     end
     if res.truncated then
