@@ -30,7 +30,8 @@ end
 
 -- A shell loop waiting up to 'secs' for 'cond' (a shell test), then going on.
 local function until_(cond, secs)
-  return ("i=0; until %s; do i=$((i+1)); [ $i -gt %d ] && break; sleep 0.05; done; "):format(cond, secs * 20)
+  return ("i=0; until { %s; } 2>/dev/null; do i=$((i+1)); [ $i -gt %d ] && break; sleep 0.05; done; "):format(
+    cond, secs * 20)
 end
 
 local function num(dir, name)
