@@ -111,6 +111,7 @@ valgrind: deps all
 build/fuzz/decode_fuzz: src/codec.c src/buf.c
 build/fuzz/arena_fuzz: src/arena.c
 build/fuzz/frame_fuzz: src/frame.c src/buf.c
+build/fuzz/lines_fuzz: src/lines.c
 decode_CORPUS = fuzz/corpus
 
 FUZZ_SECONDS ?= 60

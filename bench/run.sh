@@ -3,8 +3,9 @@
 # Compiles the floor (bench/floor.c, plain posix_spawn + waitpid), then
 # times par.run against it and its peers; then prints this machine's cost
 # per page fault (bench/faults.c), which bounds a fork-based map, and runs
-# par.map's benchmark; then par.imap's, under bench/treemem (the memory of
-# a whole process tree).
+# par.map's benchmark; par.each's; par.imap's, under bench/treemem (the
+# memory of a whole process tree); the par command on streamed input
+# (bench/cli_bench.lua).
 # Run from anywhere; par must be built (make).
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,3 +26,5 @@ echo
 echo
 "$CC" -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -o bench/treemem bench/treemem.c
 "$LUA" bench/imap_bench.lua
+echo
+"$LUA" bench/cli_bench.lua

@@ -62,5 +62,22 @@ if par.map then
   check(r[5][1] == 10 and r.n == 5, "map")
 end
 
+-- core.lines: records across reads, a last one without its separator
+if core.lines then
+  local f = io.tmpfile()
+  f:write(("y"):rep(200000), "\nb\0c")
+  f:seek("set")
+  local r = core.lines(f)
+  local got = {}
+  for _ = 1, 100 do
+    local rec = r:read()
+    if rec == nil then break end
+    if rec then got[#got + 1] = rec end
+  end
+  check(#got == 2 and #got[1] == 200000 and got[2] == "b\0c", "lines")
+  r:close()
+  f:close()
+end
+
 collectgarbage()
 print("valgrind subset: ok")

@@ -1,4 +1,4 @@
---- The `par` command: GNU parallel's conventions on top of par.run and
+--- The `par` command: GNU parallel's conventions on top of par.each and
 -- par.map.  bin/par is one line: os.exit(require("par.cli").main(arg)).
 -- This module dispatches, and turns errors into messages and exit statuses;
 -- the rest of par.cli is args, input, config, jobs, output and errors.

@@ -1,9 +1,9 @@
---- What the par command runs, and running it: jobs from the command line or
--- a par run config on par.run, a par map config on par.map.  Each entry
--- point returns the number of jobs (or items) that failed.
+--- What the par command runs, and running it: jobs from the command line
+-- (streamed: each input line is handed on as it arrives) or a par run
+-- config on par.each, a par map config on par.map.  Each entry point
+-- returns the number of jobs (or items) that failed.
 local par = require "par"
 local util = require "par.util"
-local joblog = require "par.joblog"
 local progress = require "par.progress"
 local options = require "par.options"
 local parmap = require "par.map"
@@ -21,12 +21,14 @@ local put, flush_out = output.put, output.flush_out
 
 -- A jobs value (see par.cli.args.check_jobs) as a number of workers for
 -- 'ntasks' tasks: "N%" of the CPUs (at least one), 0 one per task.
+-- 'ntasks' is nil for input that streams: 0 is then UNBOUNDED.
+local UNBOUNDED = 250
 local function resolve_jobs(v, ntasks)
   if type(v) == "string" then
     local pct = tonumber(v:match("^(.-)%%$"))
     return math.max(1, math.floor(par.cpus() * pct / 100))
   end
-  if v == 0 then return math.max(ntasks, 1) end
+  if v == 0 then return math.max(ntasks or UNBOUNDED, 1) end
   return v
 end
 
@@ -98,65 +100,99 @@ local function run_options(cfg, o, njobs)
   return config.check_options("run", ro, cfg, o)
 end
 
--- Run 'jobs' ({ cmd, text, tag }); returns the number that failed.
-local function run_jobs(jobs, o, cfg)
-  local values = cfg and cfg.values or {}
-  local cmds = {}
-  for i, job in ipairs(jobs) do cmds[i] = job.cmd end
-  local cok, why = options.find("run", "commands").check(cmds)
-  if not cok then
-    if cfg then key_error(cfg, "commands", "key 'commands': " .. why) end
-    usage_error(why)
+-- Run the commands of 'src' (see run_jobs) through par.each: each result
+-- to 'handle(i, res)'.  Skipped ones (a resume) come back too.
+local function stream_each(src, ro, handle)
+  local iter, st, ctl, closer = par.each(src.cmds or src.next_cmd, ro)
+  if not iter then errors.system(st) end
+  for i, res in iter, st, ctl, closer do handle(i, res) end
+end
+
+-- Print the commands of 'src' (its iterator blocks), run nothing.
+local function dry_run(src)
+  local k = 0
+  while true do
+    k = k + 1
+    local job = src.cmds and src.cmds[k] and src.job_of(k) or not src.cmds and src.next_job()
+    if not job then break end
+    put(job.text, "\n")
+    flush_out()
   end
+  return 0
+end
+
+-- Run the jobs of 'src': a list (src.cmds, with src.job_of(i) its job
+-- { cmd, text, tag }), or an input that streams (src.next_job: an
+-- iterator of jobs, false, fd while it has no whole one yet).  Returns the
+-- number that failed.  Each command goes to par.each as the input gives
+-- it, and its output is printed as it arrives (par.cli.output's printer);
+-- nothing of a job is kept once its output is printed.
+local function run_jobs(src, o, cfg)
+  local values = cfg and cfg.values or {}
   o.keep_order = o.keep_order or values.keep_order
   o.tag = o.tag or values.tag
-  local ro = run_options(cfg, o, #jobs)
+  local ro = run_options(cfg, o, src.cmds and #src.cmds)
   if not ro.capture and (o.keep_order or o.tag) then
     usage_error((o.tag and "--tag" or "--keep-order")
       .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
   end
-  if o.dry_run then
-    for _, job in ipairs(jobs) do put(job.text, "\n") end
-    flush_out()
-    return 0
-  end
+  if o.dry_run then return dry_run(src) end
   o.progress = ro.progress
-  local skip = ro.resume and joblog.read(ro.joblog, ro.resume == "failed", function() end) or {}
-  local out = output.printer(o, jobs, skip)
+  local out = ro.capture and output.printer(o)
   local user_done = values.on_done
-  ro.on_done = function(res, i)
-    if ro.capture then out.done(res, i) end
-    if user_done then user_done(res, i) end
+  local seq, nfailed = 0, 0
+  function src.next_cmd()
+    local job, fd = src.next_job()
+    if not job then return job, fd end
+    seq = seq + 1
+    if out then out.start(seq, job) end
+    return job.cmd
   end
-  local ok, results
-  ok, results, why = pcall(par.run, cmds, ro)
-  if not ok then
-    out.flush()   -- an interrupt: what ended before it is still printed
-    error(results, 0)
+  -- a listed job reaches the printer with its first output or its end
+  local function job(i)
+    if not out.has(i) then out.start(i, src.job_of(i)) end
   end
-  if results == nil then errors.system(why) end
-  out.flush()
-  return why                        -- par.run's nfailed: what ran and failed
+  local function handle(i, res)
+    if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
+    if out then job(i); out.done(i, res) end
+    if user_done and res.status ~= "skipped" then user_done(res, i) end
+  end
+  if out then
+    ro.capture = nil               -- with on_output par.each captures nothing
+    ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
+  end
+  local ok, err = pcall(stream_each, src, ro, handle)
+  if out then out.flush() end       -- an interrupt: what ended before it is still printed
+  if not ok then error(err, 0) end
+  return nfailed
 end
 
--- The jobs of a command line: its input lines as commands, or CMD once per
--- argument (of ::: or of the input).
-local function command_jobs(o, plan)
-  local jobs = {}
-  if plan.mode == "lines" and not plan.list then
-    for i, line in ipairs(input.read(o.arg_file, o.null, "command")) do
-      jobs[i] = { cmd = line, text = line, tag = line }
-    end
-    return jobs
-  end
-  local list = plan.list or input.read(o.arg_file, o.null, "argument")
+-- The jobs of a command line (see run_jobs): CMD once per argument of :::
+-- (or those arguments as commands), or the input's lines as commands, or
+-- CMD once per line of the input.  'block': the input's iterator waits
+-- rather than return false.
+local function command_jobs(o, plan, block)
+  local lines = plan.mode == "lines"
   local template = concat(plan.words, " ")
-  for i, a in ipairs(list) do
-    local cmd = plan.mode == "lines" and a or input.expand(template, a, i)
-    if cmd:find("\0", 1, true) then usage_error(format("argument %d contains a NUL byte", i)) end
-    jobs[i] = { cmd = cmd, text = cmd, tag = a }
+  local list = plan.list
+  if list then
+    local cmds = lines and list or {}
+    if not lines then
+      for i, a in ipairs(list) do cmds[i] = input.expand(template, a, i) end
+    end
+    local ok, why = options.find("run", "commands").check(cmds)
+    if not ok then usage_error(why) end
+    return { cmds = cmds, job_of = function(i) return { cmd = cmds[i], text = cmds[i], tag = list[i] } end }
   end
-  return jobs
+  local next_item = input.items(o.arg_file, o.null, lines and "command" or "argument", block)
+  local seq = 0
+  return { next_job = function()
+    local a, fd = next_item()
+    if not a then return a, fd end
+    seq = seq + 1
+    local cmd = lines and a or input.expand(template, a, seq)
+    return { cmd = cmd, text = cmd, tag = a }
+  end }
 end
 
 -- Shell text of a command: argv tables quoted word by word.
@@ -167,19 +203,19 @@ end
 
 --- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
 function M.command_line(o, plan)
-  return run_jobs(command_jobs(o, plan), o)
+  return run_jobs(command_jobs(o, plan, o.dry_run), o)
 end
 
 --- par run CONFIG.lua: the config's commands.
 function M.config_run(o, plan)
   local cfg = config.load(plan.config, config.keys("run"), plan.config_args)
   local cmds = config.list(cfg, "commands")
-  local jobs = {}
-  for i, c in ipairs(cmds) do
-    local text = command_text(c)
-    jobs[i] = { cmd = c, text = text, tag = text }
-  end
-  return run_jobs(jobs, o, cfg)
+  local cok, why = options.find("run", "commands").check(cmds)
+  if not cok then key_error(cfg, "commands", "key 'commands': " .. why) end
+  return run_jobs({ cmds = cmds, job_of = function(i)
+    local text = command_text(cmds[i])
+    return { cmd = cmds[i], text = text, tag = text }
+  end }, o, cfg)
 end
 
 -- par.map's options from the config's values and the command line; the

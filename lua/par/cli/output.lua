@@ -36,17 +36,79 @@ end
 local put, flush_out = M.put, M.flush_out
 
 -- {======================================================================
--- Job output blocks
+-- Job output: grouped (one block per job), line-buffered or ungrouped
 
--- Each line of s prefixed with 'tag' and a tab.
-local function tagged(s, tag)
-  if tag == nil or s == "" then return s end
-  local out = {}
-  for line, nl in s:gmatch("([^\n]*)(\n?)") do
-    if line == "" and nl == "" then break end
-    out[#out + 1] = tag .. "\t" .. line .. nl
+-- A job's grouped output is held in memory up to SPILL bytes per stream,
+-- and all jobs' together up to HELD; past either it goes to an unlinked
+-- temporary file, copied out when the job's turn comes, as GNU parallel
+-- does.  So no output is ever cut short, and a -k run waiting on one slow
+-- job holds the others' output on disk, not in memory.
+M.SPILL = 1024 * 1024
+M.HELD = 16 * 1024 * 1024
+local PIECE = 65536             -- a spilled file is copied out in pieces of this size
+
+local function check_tmp(ok, err)
+  if not ok then errors.system("temporary file: " .. tostring(err)) end
+  return ok
+end
+
+-- A held stream of one job: strings in memory, or a temporary file.
+local Held = {}
+Held.__index = Held
+
+local function new_held(pool)
+  return setmetatable({ parts = {}, n = 0, pool = pool }, Held)
+end
+
+function Held:spill()
+  local f = check_tmp(io.tmpfile())
+  check_tmp(f:write(concat(self.parts)))
+  self.pool.bytes = self.pool.bytes - self.n
+  self.parts, self.n, self.file = nil, 0, f
+end
+
+function Held:add(s)
+  if self.file then check_tmp(self.file:write(s)); return end
+  self.parts[#self.parts + 1] = s
+  self.n = self.n + #s
+  self.pool.bytes = self.pool.bytes + #s
+  if self.n > M.SPILL or self.pool.bytes > M.HELD then self:spill() end
+end
+
+-- Hand what is held to fn(piece), in order, and let it go.
+function Held:drain(fn)
+  local f = self.file
+  if f then
+    check_tmp(f:seek("set"))
+    while true do
+      local piece = f:read(PIECE)
+      if not piece then break end
+      fn(piece)
+    end
+    f:close()
+  else
+    for _, piece in ipairs(self.parts) do fn(piece) end
+    self.pool.bytes = self.pool.bytes - self.n
   end
-  return concat(out)
+  self.parts, self.n, self.file = {}, 0, nil
+end
+
+--- A tagger: function(s) -> s with "tag\t" at the start of each line, for
+-- text that arrives in pieces (a line split across pieces is tagged once);
+-- the identity when 'tag' is nil.
+function M.tagger(tag)
+  if tag == nil then return function(s) return s end end
+  local pre = tag .. "\t"
+  local rep = pre:gsub("%%", "%%%%")
+  local at_start = true
+  return function(s)
+    if s == "" then return s end
+    local out = s:gsub("\n", "\n" .. rep)
+    if at_start then out = pre .. out end
+    at_start = s:byte(-1) == 10
+    if at_start then out = out:sub(1, -#pre - 1) end
+    return out
+  end
 end
 
 local function why_failed(res)
@@ -57,49 +119,141 @@ local function why_failed(res)
   return res.status
 end
 
---- The printer: writes each job's output as one block, in completion order
--- or (keep_order) in input order; 'skip' holds the indices that will never
--- end (resumed from the joblog).
-function M.printer(o, jobs, skip)
-  local pending, nextp = {}, 1
+local function write_err(s)
+  io.stderr:write(s)
+end
+
+--- The printer of job output, fed as jobs start, as their output arrives
+-- and as they end:
+--   p.start(i, job)           job i ({ text, tag }) was read
+--   p.has(i)                  whether job i was started and is not printed yet
+--   p.chunk(i, stream, s)     job i wrote s on stream ("stdout", "stderr")
+--   p.done(i, res)            job i ended (res.status "skipped": it never ran)
+--   p.flush()                 at the end, or an interrupt: print what ended
+-- o.ungroup passes output through as it arrives, o.line_buffer whole lines
+-- as they arrive, otherwise each job's output is one block when it ends.
+-- o.keep_order prints in input order: only the first job not yet printed
+-- passes through; the others are held, as grouped output is, until their
+-- turn.  Nothing of a job is kept after its output is printed.
+function M.printer(o)
+  local mode = o.ungroup and "ungroup" or o.line_buffer and "line" or "group"
   local clear_bar = o.progress == "always" or (o.progress and core.isatty(2))
-  local function emit(i, res)
-    local job = jobs[i]
+  local pool = { bytes = 0 }
+  local jobs, head = {}, 1          -- head: the first job not yet printed (keep_order)
+  local p = {}
+
+  local function write(stream, s)
+    if s == "" then return end
     if clear_bar then io.stderr:write("\r\27[K") end
-    if o.verbose then put(job.text, "\n") end
-    if res.stdout and res.stdout ~= "" then put(tagged(res.stdout, o.tag and job.tag)) end
+    if stream == "stdout" then put(s) else write_err(s) end
+  end
+
+  local function flush_both()
     flush_out()
-    if res.stderr and res.stderr ~= "" then io.stderr:write(tagged(res.stderr, o.tag and job.tag)) end
-    -- commands that fail without a word of their own get one from par
-    if not res.ok and res.status ~= "skipped" and (o.verbose or res.status ~= "exit") then
-      io.stderr:write(format("par: job %d failed (%s): %s\n", i, why_failed(res), job.text))
+    io.stderr:flush()
+  end
+
+  -- Output of a job that passes through now: as it is, or whole lines.
+  local function pass(job, stream, s)
+    local tag = job.taggers[stream]
+    if mode ~= "line" then return write(stream, tag(s)) end
+    local partial = job.partial[stream]
+    local last = s:find("\n[^\n]*$")
+    if not last then partial[#partial + 1] = s; return end
+    partial[#partial + 1] = s:sub(1, last)
+    write(stream, tag(concat(partial)))
+    job.partial[stream] = { s:sub(last + 1) }
+  end
+
+  -- Job 'job' passes through from now on: first what it held.
+  local function go_live(job)
+    job.live = true
+    if o.verbose then write("stdout", job.text .. "\n") end
+    for _, stream in ipairs({ "stdout", "stderr" }) do
+      job.held[stream]:drain(function(s) pass(job, stream, s) end)
+    end
+    flush_both()
+  end
+
+  -- Print the rest of job i, ended with 'res', and forget it.
+  local function finish(i, job, res)
+    jobs[i] = nil
+    if not job.live then
+      if res.status ~= "skipped" and o.verbose then write("stdout", job.text .. "\n") end
+      for _, stream in ipairs({ "stdout", "stderr" }) do
+        local tag = job.taggers[stream]
+        job.held[stream]:drain(function(s) write(stream, tag(s)) end)
+      end
+    elseif mode == "line" then      -- a last line without its newline
+      for _, stream in ipairs({ "stdout", "stderr" }) do
+        write(stream, job.taggers[stream](concat(job.partial[stream])))
+      end
+    end
+    flush_out()
+    -- commands that fail without a word of their own get one from par; not
+    -- those a signal to par stopped (par says "interrupted" once)
+    local interrupted = res.stopped and core.lastsignal() ~= 0
+    if not res.ok and res.status ~= "skipped" and not interrupted and (o.verbose or res.status ~= "exit") then
+      write_err(format("par: job %d failed (%s): %s\n", i, why_failed(res), job.text))
     end
     if res.truncated then
-      io.stderr:write(format("par: job %d: output truncated: %s\n", i, job.text))
+      write_err(format("par: job %d: output truncated: %s\n", i, job.text))
     end
     io.stderr:flush()
   end
-  local p = {}
-  function p.done(res, i)
-    if not o.keep_order then return emit(i, res) end
-    pending[i] = res
-    while nextp <= #jobs do
-      if skip[nextp] ~= nil then
-        nextp = nextp + 1
-      elseif pending[nextp] then
-        emit(nextp, pending[nextp])
-        pending[nextp] = nil
-        nextp = nextp + 1
-      else
-        break
-      end
+
+  -- keep_order: print every ended job from head on, and let the next one
+  -- that runs pass through.
+  local function advance()
+    while jobs[head] and jobs[head].res do
+      local job = jobs[head]
+      finish(head, job, job.res)
+      head = head + 1
+    end
+    local job = jobs[head]
+    if job and mode ~= "group" and not job.live then go_live(job) end
+  end
+
+  function p.start(i, job)
+    local tag = o.tag and job.tag
+    job.taggers = { stdout = M.tagger(tag), stderr = M.tagger(tag) }
+    job.held = { stdout = new_held(pool), stderr = new_held(pool) }
+    job.partial = { stdout = {}, stderr = {} }
+    jobs[i] = job
+    if mode ~= "group" and (not o.keep_order or i == head) then go_live(job) end
+  end
+
+  function p.has(i)
+    return jobs[i] ~= nil
+  end
+
+  function p.chunk(i, stream, s)
+    local job = jobs[i]
+    if job.live then
+      pass(job, stream, s)
+      if stream == "stdout" then flush_out() else io.stderr:flush() end
+    else
+      job.held[stream]:add(s)
     end
   end
+
+  function p.done(i, res)
+    local job = jobs[i]
+    if not o.keep_order then return finish(i, job, res) end
+    job.res = res
+    if i == head then advance() end
+  end
+
   function p.flush()
-    for i = 1, #jobs do
-      if pending[i] then emit(i, pending[i]); pending[i] = nil end
+    local order = {}
+    for i in pairs(jobs) do order[#order + 1] = i end
+    table.sort(order)
+    for _, i in ipairs(order) do
+      local job = jobs[i]
+      if job.res then finish(i, job, job.res) end
     end
   end
+
   return p
 end
 
