@@ -348,8 +348,8 @@ describe("joblog and resume over a streamed input", function()
     os.execute("sleep 0.2; kill -9 " .. pid)
     p:close()
     -- the orphans of the killed run (not pkill: under make asan's LD_PRELOAD it hangs)
-    for pid, info in pairs(H.processes()) do
-      if info.cmdline:find(m, 1, true) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    for q, info in pairs(H.processes()) do
+      if info.cmdline:find(m, 1, true) then os.execute("kill -9 " .. q .. " 2>/dev/null") end
     end
     local before = H.readfile(ran)
     local seqs = {}

@@ -41,8 +41,8 @@ do
     order[#order + 1] = i
   end
   check(#order == 6 and order[6] == 6 and chunks == 6, "each order, on_output")
-  for i in par.each(function() return "true" end, 2) do check(i, "each"); break end
-  for i in par.each({ "true", "sleep 5" }, 2) do check(i == 1, "each break"); break end
+  for i in par.each(function() return "true" end, 2) do check(i, "each"); break end -- luacheck: ignore 512
+  for i in par.each({ "true", "sleep 5" }, 2) do check(i == 1, "each break"); break end -- luacheck: ignore 512
   do local f, s = par.each({ "sleep 5" }, 1); check(f and s, "each open") end
   collectgarbage()
 end
