@@ -7,13 +7,29 @@
 **   0x05 string: varint length, bytes
 **   0x06 table: varint narr, varint nhash, the values of keys 1..narr,
 **        then nhash key/value pairs
-**   0x07 back-reference: varint id of a table already begun; ids number
-**        0x06 tags in the order they appear, from 0
+**   0x07 back-reference: varint id of a table (or function) already
+**        begun; ids number 0x06 and 0x08 tags in the order they appear,
+**        from 0
 **   0x40+n string of n bytes (n < 64), bytes follow
 **   0x80+n integer n (0 <= n < 128)
 ** Varints are LEB128: 7 bits a byte, low group first, at most 10 bytes.
 ** The two short forms make the typical small result a byte or a few.
+**
+** ship.c's extension (ship.h, CodecExt below) adds four tags, which plain
+** codec_decode refuses as bad tags:
+**   0x08 function: varint length, its bytecode (lua_dump, not stripped),
+**        varint nups, then each upvalue: a value, or a 0x0b join.  It takes
+**        the next id, as a table does, before its upvalues: cycles
+**   0x09 the globals table (of the decoding state: LUA_RIDX_GLOBALS)
+**   0x0a path: varint length, module name, varint length, field name
+**        (empty: the module itself): package.loaded[module][field], the
+**        module required if need be
+**   0x0b join, only in place of an upvalue: varint id of a function,
+**        varint n: this upvalue is that function's n-th (the sender's two
+**        closures shared the variable: lua_upvalueid, lua_upvaluejoin)
+** Paths and the globals tag take no id.
 */
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +40,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STRING, T_TABLE, T_REF,
+  T_FUNC, T_GLOBALS, T_PATH, T_JOIN,    /* ship's: see above */
   T_SHORTSTR = 0x40,            /* up to 0x7f */
   T_SMALLINT = 0x80             /* up to 0xff */
 };
@@ -68,12 +85,14 @@ static lua_Integer unzigzag (uint64_t u) {
 /* How the value being encoded hangs from the table 'depth' levels up;
 ** kept so that an error can name its path, read off the keys that are
 ** still on the stack at that moment. */
-enum { STEP_INDEX, STEP_KEY, STEP_INKEY };
+enum { STEP_INDEX, STEP_KEY, STEP_INKEY, STEP_UPVAL };
 
 typedef struct Step {
-  int kind;             /* value of t[i], value of t[key], or the key */
+  int kind;             /* value of t[i], value of t[key], the key, or an
+                        ** upvalue of a function */
   int key;              /* stack index of the key, for STEP_KEY/INKEY */
   lua_Integer i;        /* array index, for STEP_INDEX */
+  const char *name;     /* the upvalue's, for STEP_UPVAL */
 } Step;
 
 typedef struct Enc {
@@ -85,7 +104,10 @@ typedef struct Enc {
   int rootidx;          /* stack index of the value being sent */
   int seen;             /* stack index of the table -> id map (or nil) */
   int hasseen;          /* whether that map exists yet */
-  lua_Integer ntables;
+  lua_Integer nobjs;    /* ids given: tables and functions */
+  const CodecExt *x;    /* ship's extension, or NULL: codec alone */
+  int fresh;            /* ship: whether x->fresh has run */
+  int restart;          /* ship: the path map changed, start again */
   int depth;            /* tables we are inside: path[0..depth) */
   Step path[CODEC_MAXDEPTH];
 } Enc;
@@ -168,6 +190,8 @@ static size_t render_step (Enc *e, int i, char *out) {
     snprintf(out, STEPMAX, "[" LUA_INTEGER_FMT "]", s->i);
   else if (s->kind == STEP_KEY)
     render_key(e->L, s->key, out);
+  else if (s->kind == STEP_UPVAL)
+    snprintf(out, STEPMAX, ".%s", s->name);
   else
     snprintf(out, STEPMAX, "{key}");
   return strlen(out);
@@ -180,38 +204,65 @@ static size_t add_step (Enc *e, int i, char *out, size_t n) {
   return n + len;
 }
 
-/* root, then each step; if that is too long, its first and last steps
-** around a "...". */
-static void render_path (Enc *e, char *out) {
+/* 'name', then steps [from, to); if that is too long, its first and last
+** steps around a "...". */
+static void render_path (Enc *e, const char *name, int from, int to,
+                         char *out) {
   char s[STEPMAX];
   size_t n, total = 0, tail = 0;
-  int i, head, from;
-  n = (size_t)snprintf(out, STEPMAX, "%s", e->root);
+  int i, head, tailfrom;
+  n = (size_t)snprintf(out, STEPMAX, "%s", name);
   if (n >= STEPMAX) n = STEPMAX - 1;
-  for (i = 0; i < e->depth; i++)
+  for (i = from; i < to; i++)
     total += render_step(e, i, s);
   if (n + total <= PATHMAX) {
-    for (i = 0; i < e->depth; i++)
+    for (i = from; i < to; i++)
       n = add_step(e, i, out, n);
     return;
   }
-  for (head = 0; head < e->depth && n + render_step(e, head, s) <= PATHMAX / 2;
+  for (head = from; head < to && n + render_step(e, head, s) <= PATHMAX / 2;
        head++)
     n = add_step(e, head, out, n);
-  for (from = e->depth; from > head; from--) {
-    size_t len = render_step(e, from - 1, s);
+  for (tailfrom = to; tailfrom > head; tailfrom--) {
+    size_t len = render_step(e, tailfrom - 1, s);
     if (n + 3 + tail + len > PATHMAX) break;
     tail += len;
   }
   memcpy(out + n, "...", 4);
   n += 3;
-  for (i = from; i < e->depth; i++)
+  for (i = tailfrom; i < to; i++)
     n = add_step(e, i, out, n);
+}
+
+/* ship names the innermost upvalue the value hangs from, if any, and the
+** value's path from there: "cannot send upvalue 'cfg' of fn (a userdata
+** at cfg.handle)", "cannot send argument #2 (a coroutine)". */
+static int enc_fail_ship (Enc *e, const char *what) {
+  char fn[PATHMAX + 1], at[PATHMAX + 1], subject[PATHMAX + STEPMAX + 16];
+  int u = e->depth;
+  while (u > 0 && e->path[u - 1].kind != STEP_UPVAL) u--;
+  if (u == 0) {
+    snprintf(subject, sizeof subject, "%s", e->root);
+    render_path(e, e->root, 0, e->depth, at);
+  }
+  else {
+    render_path(e, e->root, 0, u - 1, fn);
+    snprintf(subject, sizeof subject, "upvalue '%s' of %s",
+             e->path[u - 1].name, fn);
+    render_path(e, e->path[u - 1].name, u, e->depth, at);
+  }
+  if (u == e->depth)
+    snprintf(e->err, e->errsz, "cannot send %s (a %s)", subject, what);
+  else
+    snprintf(e->err, e->errsz, "cannot send %s (a %s at %s)", subject, what,
+             at);
+  return -1;
 }
 
 static int enc_fail (Enc *e, const char *what) {
   char path[PATHMAX + 1];
-  render_path(e, path);
+  if (e->x != NULL) return enc_fail_ship(e, what);
+  render_path(e, e->root, 0, e->depth, path);
   snprintf(e->err, e->errsz, "cannot send a %s (at %s)", what, path);
   return -1;
 }
@@ -246,6 +297,21 @@ static int enc_tagged (Enc *e, int tag, uint64_t u) {
   if (q == NULL) return enc_nomem(e);
   *q++ = (unsigned char)tag;
   enc_done(e, put_varint(q, u));
+  return 0;
+}
+
+static int enc_varint (Enc *e, uint64_t u) {
+  unsigned char *q = enc_room(e, VARINT_MAX);
+  if (q == NULL) return enc_nomem(e);
+  enc_done(e, put_varint(q, u));
+  return 0;
+}
+
+static int enc_bytes (Enc *e, const char *s, size_t len) {
+  unsigned char *q = enc_room(e, len);
+  if (q == NULL) return enc_nomem(e);
+  memcpy(q, s, len);
+  enc_done(e, q + len);
   return 0;
 }
 
@@ -342,12 +408,13 @@ static void enc_makeseen (Enc *e) {
   e->hasseen = 1;
 }
 
-/* Writes a back-reference and returns 1 if 't' was seen before; else
-** gives it the next id and returns 0. */
-static int enc_seen (Enc *e, int t) {
+/* Writes a back-reference and returns 1 if 't' (a table or function) was
+** seen before; else gives it the next id, in *id, and returns 0. */
+static int enc_seen (Enc *e, int t, lua_Integer *id) {
   lua_State *L = e->L;
-  if (e->ntables == 0) {          /* the root: id 0, mapped if need be */
-    e->ntables = 1;
+  if (e->nobjs == 0) {            /* the root: id 0, mapped if need be */
+    e->nobjs = 1;
+    *id = 0;
     return 0;
   }
   if (!e->hasseen) {
@@ -357,13 +424,13 @@ static int enc_seen (Enc *e, int t) {
   }
   lua_pushvalue(L, t);
   if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
-    lua_Integer id = lua_tointeger(L, -1);
+    lua_Integer ref = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    return enc_tagged(e, T_REF, (uint64_t)id) == 0 ? 1 : -1;
+    return enc_tagged(e, T_REF, (uint64_t)ref) == 0 ? 1 : -1;
   }
   lua_pop(L, 1);
   lua_pushvalue(L, t);
-  lua_pushinteger(L, e->ntables++);
+  lua_pushinteger(L, *id = e->nobjs++);
   lua_rawset(L, e->seen);
   return 0;
 }
@@ -401,10 +468,10 @@ static int enc_hash (Enc *e, int t, lua_Integer narr) {
 
 /* On error the caller's lua_settop drops whatever is left pushed. */
 static int enc_table (Enc *e, int t) {
-  lua_Integer narr, nhash;
+  lua_Integer narr, nhash, id;
   int r;
   luaL_checkstack(e->L, 4, "par.encode");   /* for enc_seen, then a pair */
-  r = enc_seen(e, t);
+  r = enc_seen(e, t, &id);
   if (r != 0) return r < 0 ? -1 : 0;
   if (e->depth >= CODEC_MAXDEPTH)
     return enc_fail(e, "table nested deeper than " XSTR(CODEC_MAXDEPTH)
@@ -416,6 +483,150 @@ static int enc_table (Enc *e, int t) {
   e->depth--;
   return 0;
 }
+
+/* {------ ship's values (e->x set) ------ */
+
+static int count_upvalues (lua_State *L, int f) {
+  int n = 0;
+  while (lua_getupvalue(L, f, n + 1) != NULL) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
+/* Writes a join and returns 1 if upvalue i of f (id 'id') is a variable
+** met before, as an upvalue of another closure or of this one; else notes
+** it and returns 0.  Upvalue ids go in the seen map as light userdata,
+** which no copied value can be. */
+static int enc_cell (Enc *e, int f, int i, lua_Integer id) {
+  lua_State *L = e->L;
+  lua_pushlightuserdata(L, lua_upvalueid(L, f, i));
+  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+    lua_Integer at = lua_tointeger(L, -1);  /* id * 256 + n: n < 256 */
+    lua_pop(L, 1);
+    if (enc_tagged(e, T_JOIN, (uint64_t)(at >> 8)) != 0 ||
+        enc_varint(e, (uint64_t)(at & 0xff)) != 0)
+      return -1;
+    return 1;
+  }
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, lua_upvalueid(L, f, i));
+  lua_pushinteger(L, id * 256 + i);
+  lua_rawset(L, e->seen);
+  return 0;
+}
+
+/* The count, then each upvalue of the Lua function at f, whose id is 'id'. */
+static int enc_upvalues (Enc *e, int f, lua_Integer id) {
+  lua_State *L = e->L;
+  Step *s;
+  int i, n = count_upvalues(L, f), r;
+  if (e->depth >= CODEC_MAXDEPTH)
+    return enc_fail(e, "function nested deeper than " XSTR(CODEC_MAXDEPTH)
+                       " levels");
+  if (!e->hasseen) enc_makeseen(e);
+  if (enc_varint(e, (uint64_t)n) != 0) return -1;
+  s = &e->path[e->depth++];
+  s->kind = STEP_UPVAL;
+  for (i = 1; i <= n; i++) {
+    s->name = lua_getupvalue(L, f, i);     /* pushes its value */
+    r = enc_cell(e, f, i, id);
+    if (r == 0) r = enc_value(e, lua_gettop(L));
+    if (r < 0) return -1;
+    lua_pop(L, 1);
+  }
+  e->depth--;
+  return 0;
+}
+
+static int enc_writer (lua_State *L, const void *p, size_t sz, void *ud) {
+  (void)L;
+  return buf_add((Buf *)ud, p, sz);
+}
+
+/* The length goes before the bytecode but is known only after it: dump,
+** then move the bytecode up by the length's size. */
+static int enc_bytecode (Enc *e, int f) {
+  Buf *b = e->b;
+  unsigned char v[VARINT_MAX];
+  size_t start, len, k;
+  if (enc_byte(e, T_FUNC) != 0) return -1;
+  start = b->len;
+  if (codec_dump(e->L, f, b) != 0) return enc_nomem(e);
+  len = b->len - start;
+  k = (size_t)(put_varint(v, len) - v);
+  if (buf_reserve(b, k) != 0) return enc_nomem(e);
+  memmove(b->data + start + k, b->data + start, len);
+  memcpy(b->data + start, v, k);
+  b->len += k;
+  return 0;
+}
+
+static int enc_function (Enc *e, int f) {
+  lua_Integer id;
+  int r;
+  luaL_checkstack(e->L, 4, "par.ship");    /* for enc_seen, then enc_cell */
+  r = enc_seen(e, f, &id);
+  if (r != 0) return r < 0 ? -1 : 0;
+  if (enc_bytecode(e, f) != 0) return -1;
+  return enc_upvalues(e, f, id);
+}
+
+static const char *ship_typename (lua_State *L, int type) {
+  switch (type) {
+    case LUA_TFUNCTION: return "C function";
+    case LUA_TTHREAD: return "coroutine";
+    case LUA_TLIGHTUSERDATA: return "light userdata";
+    default: return lua_typename(L, type);
+  }
+}
+
+/* A value in the path map goes as the bytes there: a path, or the globals
+** tag.  Otherwise a table is copied, a Lua function sent as bytecode and
+** upvalues, anything else refused.  Tables are looked up in the map as it
+** is; before the first other value, the map is made current, and if it
+** changed the encoding starts again (codec_encode_ext). */
+static int enc_shipped (Enc *e, int idx, int type) {
+  lua_State *L = e->L;
+  if (type != LUA_TTABLE && !e->fresh) {
+    e->fresh = 1;
+    if (e->x->fresh(L, e->x->paths)) {
+      e->restart = 1;
+      return -1;
+    }
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, e->x->paths) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    int r = enc_bytes(e, s, len);
+    lua_pop(L, 1);
+    return r;
+  }
+  lua_pop(L, 1);
+  if (type == LUA_TTABLE) return enc_table(e, idx);
+  if (type == LUA_TFUNCTION && !lua_iscfunction(L, idx))
+    return enc_function(e, idx);
+  return enc_fail(e, ship_typename(L, type));
+}
+
+void codec_pushpath (lua_State *L, const char *mod, size_t modlen,
+                     const char *field, size_t fieldlen) {
+  luaL_Buffer lb;
+  unsigned char v[VARINT_MAX];
+  luaL_buffinit(L, &lb);
+  luaL_addchar(&lb, (char)(mod == NULL ? T_GLOBALS : T_PATH));
+  if (mod != NULL) {
+    luaL_addlstring(&lb, (char *)v, (size_t)(put_varint(v, modlen) - v));
+    luaL_addlstring(&lb, mod, modlen);
+    luaL_addlstring(&lb, (char *)v, (size_t)(put_varint(v, fieldlen) - v));
+    luaL_addlstring(&lb, field, fieldlen);
+  }
+  luaL_pushresult(&lb);
+}
+
+/* }------ */
 
 static int enc_typed (Enc *e, int idx, int type) {
   lua_State *L = e->L;
@@ -431,8 +642,10 @@ static int enc_typed (Enc *e, int idx, int type) {
     case LUA_TSTRING:
       s = lua_tolstring(L, idx, &len);
       return enc_string(e, s, len);
-    case LUA_TTABLE: return enc_table(e, idx);
-    default: return enc_fail(e, luaL_typename(L, idx));
+    default:
+      if (e->x != NULL) return enc_shipped(e, idx, type);
+      if (type == LUA_TTABLE) return enc_table(e, idx);
+      return enc_fail(e, luaL_typename(L, idx));
   }
 }
 
@@ -440,31 +653,87 @@ static int enc_value (Enc *e, int idx) {
   return enc_typed(e, idx, lua_type(e->L, idx));
 }
 
-int codec_encode (lua_State *L, int idx, Buf *b, const char *root,
-                  char *err, size_t errsz) {
-  Enc e;                /* e.path is filled as tables are entered */
-  int type = lua_type(L, idx), top, r;
-  e.L = L;
-  e.b = b;
-  e.root = root;
-  e.err = err;
-  e.errsz = errsz;
-  e.rootidx = e.seen = e.hasseen = 0;
-  e.ntables = 0;
-  e.depth = 0;
+static int is_plain (int type) {
+  return type == LUA_TNIL || type == LUA_TBOOLEAN || type == LUA_TNUMBER ||
+         type == LUA_TSTRING;
+}
+
+static void enc_init (Enc *e, lua_State *L, Buf *b, const char *root,
+                      char *err, size_t errsz, const CodecExt *x) {
+  e->L = L;
+  e->b = b;
+  e->root = root;
+  e->err = err;
+  e->errsz = errsz;
+  e->rootidx = e->seen = e->hasseen = 0;
+  e->nobjs = 0;
+  e->x = x;
+  e->fresh = e->restart = 0;
+  e->depth = 0;                 /* e->path is filled as tables are entered */
+}
+
+typedef int (*EncRoot) (Enc *e, int idx);
+
+/* Runs 'enc' on the value at idx with the slot for the seen map pushed,
+** from the start again if ship's path map changed on the way. */
+static int enc_run (Enc *e, int idx, EncRoot enc) {
+  lua_State *L = e->L;
+  size_t start = e->b->len;
+  int top = lua_gettop(L), r;
+  luaL_checkstack(L, 1, "par.encode");
+  for (;;) {
+    lua_pushnil(L);     /* the slot for the seen map */
+    e->rootidx = idx;
+    e->seen = top + 1;
+    r = enc(e, idx);
+    lua_settop(L, top);
+    if (r == 0 || !e->restart) return r;
+    e->b->len = start;
+    e->hasseen = 0;
+    e->nobjs = 0;
+    e->depth = 0;
+    e->restart = 0;     /* e->fresh stays set: once only */
+  }
+}
+
+int codec_encode_ext (lua_State *L, int idx, Buf *b, const char *root,
+                      char *err, size_t errsz, const CodecExt *x) {
+  Enc e;
+  int type = lua_type(L, idx);
+  enc_init(&e, L, b, root, err, errsz, x);
   /* par.map sends a million small results: keep their path to a few API
   ** calls (each costs a few ns across the shared-library boundary). */
-  if (type != LUA_TTABLE)
+  if (is_plain(type) || (type != LUA_TTABLE && x == NULL))
     return enc_typed(&e, idx, type);
-  top = lua_gettop(L);
-  idx = lua_absindex(L, idx);
-  luaL_checkstack(L, 1, "par.encode");
-  lua_pushnil(L);       /* the slot for the seen map */
-  e.rootidx = idx;
-  e.seen = top + 1;
-  r = enc_table(&e, idx);
-  lua_settop(L, top);
-  return r;
+  return enc_run(&e, lua_absindex(L, idx), enc_value);
+}
+
+int codec_encode (lua_State *L, int idx, Buf *b, const char *root,
+                  char *err, size_t errsz) {
+  return codec_encode_ext(L, idx, b, root, err, errsz, NULL);
+}
+
+/* The root function of an upvalue block has id 0, as a root value has. */
+static int enc_root_upvalues (Enc *e, int f) {
+  e->nobjs = 1;
+  return enc_upvalues(e, f, 0);
+}
+
+int codec_upvalues (lua_State *L, int f, Buf *b, const char *root,
+                    char *err, size_t errsz, const CodecExt *x) {
+  Enc e;
+  enc_init(&e, L, b, root, err, errsz, x);
+  if (lua_type(L, f) != LUA_TFUNCTION || lua_iscfunction(L, f))
+    return enc_fail(&e, ship_typename(L, lua_type(L, f)));
+  return enc_run(&e, lua_absindex(L, f), enc_root_upvalues);
+}
+
+int codec_dump (lua_State *L, int f, Buf *b) {
+  int r;
+  lua_pushvalue(L, f);  /* lua_dump takes the function at the top */
+  r = lua_dump(L, enc_writer, b, 0);
+  lua_pop(L, 1);
+  return r == 0 ? 0 : ENOMEM;
 }
 
 /* }====================================================== */
@@ -485,8 +754,9 @@ typedef struct Dec {
   ** Invariant: owed <= end - p. */
   size_t owed;
   int depth;
-  int list;             /* stack index of the id+1 -> table list, or 0 */
-  lua_Integer ntables;
+  int list;             /* stack index of the id+1 -> object list, or 0 */
+  lua_Integer nobjs;    /* tables and functions begun */
+  const CodecExt *x;    /* ship's extension, or NULL */
   char *err;
   size_t errsz;
 } Dec;
@@ -539,12 +809,13 @@ static int dec_float (Dec *d) {
 static int dec_ref (Dec *d) {
   uint64_t id;
   if (dec_varint(d, &id) != 0) return -1;
-  if (id >= (uint64_t)d->ntables) return dec_fail(d, "bad back-reference");
+  if (id >= (uint64_t)d->nobjs) return dec_fail(d, "bad back-reference");
   lua_rawgeti(d->L, d->list, (lua_Integer)id + 1);
   return 0;
 }
 
 static int dec_value (Dec *d);
+static int dec_shipped (Dec *d, unsigned tag);
 
 /* Each pending value or key owes a byte (see Dec). */
 static int dec_owed (Dec *d) {
@@ -594,13 +865,133 @@ static int dec_table (Dec *d) {
   if (!lua_checkstack(L, 4)) return dec_fail(d, "stack overflow");
   lua_createtable(L, clamp_int(narr), clamp_int(nhash));
   lua_pushvalue(L, -1);
-  lua_rawseti(L, d->list, ++d->ntables);  /* before its contents: cycles */
+  lua_rawseti(L, d->list, ++d->nobjs);    /* before its contents: cycles */
   d->owed += (size_t)(narr + 2 * nhash);
   d->depth++;
   if (dec_fill(d, lua_gettop(L), narr, nhash) != 0) return -1;
   d->depth--;
   return 0;
 }
+
+/* {------ ship's values (d->x set) ------ */
+
+/* A length, then that many bytes, left in place: *s points at them. */
+static int dec_bytes (Dec *d, const char **s, size_t *len) {
+  uint64_t u;
+  if (dec_varint(d, &u) != 0) return -1;
+  if (u > dec_avail(d)) return dec_fail(d, "truncated input");
+  *s = (const char *)d->p;
+  *len = (size_t)u;
+  d->p += u;
+  return 0;
+}
+
+static int dec_path (Dec *d) {
+  const char *mod, *field;
+  size_t modlen, fieldlen;
+  if (dec_bytes(d, &mod, &modlen) != 0 || dec_bytes(d, &field, &fieldlen) != 0)
+    return -1;
+  return d->x->resolve(d->L, mod, modlen, field, fieldlen, d->err, d->errsz);
+}
+
+/* Upvalue i of the function at f becomes upvalue m of function 'id'. */
+static int dec_join (Dec *d, int f, int i) {
+  lua_State *L = d->L;
+  uint64_t id, m;
+  int g;
+  if (dec_varint(d, &id) != 0 || dec_varint(d, &m) != 0) return -1;
+  if (id >= (uint64_t)d->nobjs) return dec_fail(d, "bad join");
+  lua_rawgeti(L, d->list, (lua_Integer)id + 1);
+  g = lua_gettop(L);
+  if (lua_type(L, g) != LUA_TFUNCTION || lua_iscfunction(L, g) || m < 1 ||
+      m > 255 || lua_getupvalue(L, g, (int)m) == NULL) {
+    lua_pop(L, 1);
+    return dec_fail(d, "bad join");
+  }
+  lua_pop(L, 1);
+  lua_upvaluejoin(L, f, i, g, (int)m);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* The count, then each upvalue of the Lua function at f (each owes a
+** byte, as a table's values do). */
+static int dec_upvalues (Dec *d, int f) {
+  lua_State *L = d->L;
+  uint64_t n;
+  int i, r;
+  if (dec_varint(d, &n) != 0) return -1;
+  if (n != (uint64_t)count_upvalues(L, f))
+    return dec_fail(d, "bad upvalue count");
+  if (n > dec_avail(d)) return dec_fail(d, "truncated input");
+  d->owed += (size_t)n;
+  for (i = 1; i <= (int)n; i++) {
+    d->owed--;                  /* so a byte is there for the peek */
+    if (*d->p == T_JOIN) {
+      d->p++;
+      r = dec_join(d, f, i);
+    }
+    else if ((r = dec_value(d)) == 0 && lua_setupvalue(L, f, i) == NULL)
+      lua_pop(L, 1);            /* not reached: i <= n */
+    if (r != 0) return -1;
+  }
+  return 0;
+}
+
+static int dec_function (Dec *d) {
+  lua_State *L = d->L;
+  const char *s;
+  size_t len;
+  if (!d->x->funcs) return dec_fail(d, "a function, where none may be");
+  if (d->depth >= CODEC_MAXDEPTH) return dec_fail(d, "nested too deep");
+  if (dec_bytes(d, &s, &len) != 0) return -1;
+  if (!lua_checkstack(L, 4)) return dec_fail(d, "stack overflow");
+  if (codec_load(L, s, len, d->err, d->errsz) != 0) return -1;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->list, ++d->nobjs);    /* before its upvalues: cycles */
+  d->depth++;
+  if (dec_upvalues(d, lua_gettop(L)) != 0) return -1;
+  d->depth--;
+  return 0;
+}
+
+static int dec_shipped (Dec *d, unsigned tag) {
+  switch (tag) {
+    case T_GLOBALS:
+      lua_rawgeti(d->L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      return 0;
+    case T_PATH: return dec_path(d);
+    default: return dec_function(d);
+  }
+}
+
+typedef struct Chunk {
+  const char *p;
+  size_t n;
+} Chunk;
+
+static const char *dec_reader (lua_State *L, void *ud, size_t *size) {
+  Chunk *c = (Chunk *)ud;
+  (void)L;
+  *size = c->n;
+  c->n = 0;
+  return *size > 0 ? c->p : NULL;
+}
+
+int codec_load (lua_State *L, const char *p, size_t n, char *err,
+                size_t errsz) {
+  Chunk c;
+  c.p = p;
+  c.n = n;
+  if (lua_load(L, dec_reader, &c, "=(par.ship)", "b") != LUA_OK) {
+    snprintf(err, errsz, "bad function: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* }------ */
 
 static int dec_value (Dec *d) {
   lua_State *L = d->L;
@@ -628,13 +1019,16 @@ static int dec_value (Dec *d) {
     case T_TABLE: return dec_table(d);
     case T_REF: return dec_ref(d);
     default:
+      if (d->x != NULL && tag >= T_FUNC && tag <= T_PATH)
+        return dec_shipped(d, tag);
       snprintf(d->err, d->errsz, "bad tag 0x%02x", tag);
       return -1;
   }
 }
 
-/* Only a table can hold tables, so only then is the id list needed. */
-static int dec_root_table (Dec *d) {
+/* Only a table or function can hold tables, so only then is the id list
+** needed. */
+static int dec_root_list (Dec *d) {
   lua_State *L = d->L;
   int top = lua_gettop(L);
   lua_newtable(L);
@@ -648,32 +1042,63 @@ static int dec_root_table (Dec *d) {
 }
 
 static void dec_init (Dec *d, lua_State *L, const char *p, size_t n,
-                      char *err, size_t errsz) {
+                      char *err, size_t errsz, const CodecExt *x) {
   d->L = L;
   d->p = (const unsigned char *)p;
   d->end = d->p + n;
   d->owed = 0;
   d->depth = 0;
   d->list = 0;
-  d->ntables = 0;
+  d->nobjs = 0;
+  d->x = x;
   d->err = err;
   d->errsz = errsz;
 }
 
 /* One whole value, from a clean state: d->p is at a value's tag. */
 static int dec_root (Dec *d) {
-  d->ntables = 0;
-  if (d->p < d->end && d->p[0] == T_TABLE) return dec_root_table(d);
+  d->nobjs = 0;
+  if (d->p < d->end && (d->p[0] == T_TABLE ||
+                        (d->x != NULL && d->p[0] == T_FUNC)))
+    return dec_root_list(d);
   return dec_value(d);  /* a scalar is pushed only once it is whole */
+}
+
+int codec_decode_ext (lua_State *L, const char *p, size_t n, size_t *used,
+                      char *err, size_t errsz, const CodecExt *x) {
+  Dec d;
+  dec_init(&d, L, p, n, err, errsz, x);
+  if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
+  if (dec_root(&d) != 0) return -1;
+  *used = (size_t)((const char *)d.p - p);
+  return 0;
 }
 
 int codec_decode (lua_State *L, const char *p, size_t n, size_t *used,
                   char *err, size_t errsz) {
+  return codec_decode_ext(L, p, n, used, err, errsz, NULL);
+}
+
+/* The function at f is id 0, as the root of an encoding is. */
+int codec_setupvalues (lua_State *L, int f, const char *p, size_t n,
+                       char *err, size_t errsz, const CodecExt *x) {
   Dec d;
-  dec_init(&d, L, p, n, err, errsz);
-  if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
-  if (dec_root(&d) != 0) return -1;
-  *used = (size_t)((const char *)d.p - p);
+  int top = lua_gettop(L);
+  f = lua_absindex(L, f);
+  dec_init(&d, L, p, n, err, errsz, x);
+  if (lua_type(L, f) != LUA_TFUNCTION || lua_iscfunction(L, f))
+    return dec_fail(&d, "not a Lua function");
+  if (!lua_checkstack(L, 4)) return dec_fail(&d, "stack overflow");
+  lua_createtable(L, 1, 0);
+  d.list = top + 1;
+  lua_pushvalue(L, f);
+  lua_rawseti(L, d.list, ++d.nobjs);
+  if (dec_upvalues(&d, f) != 0) {
+    lua_settop(L, top);
+    return -1;
+  }
+  lua_settop(L, top);
+  if (d.p != d.end) return dec_fail(&d, "trailing garbage");
   return 0;
 }
 
@@ -682,7 +1107,7 @@ lua_Integer codec_decode_into (lua_State *L, int t, lua_Integer i,
                                char *err, size_t errsz) {
   Dec d;
   lua_Integer k;
-  dec_init(&d, L, p, n, err, errsz);
+  dec_init(&d, L, p, n, err, errsz, NULL);
   t = lua_absindex(L, t);
   if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
   for (k = 0; d.p < d.end; k++) {
@@ -698,7 +1123,7 @@ lua_Integer codec_decode_some (lua_State *L, int t, lua_Integer i,
                                size_t *used, char *err, size_t errsz) {
   Dec d;
   lua_Integer k;
-  dec_init(&d, L, p, n, err, errsz);
+  dec_init(&d, L, p, n, err, errsz, NULL);
   t = lua_absindex(L, t);
   if (!lua_checkstack(L, 3)) return dec_fail(&d, "stack overflow");
   for (k = 0; k < max && d.p < d.end; k++) {
@@ -727,7 +1152,7 @@ static int buf_gc (lua_State *L) {
   return 0;
 }
 
-static Buf *newbuf (lua_State *L) {
+Buf *codec_newbuf (lua_State *L) {
   Buf *b = (Buf *)lua_newuserdatauv(L, sizeof(Buf), 0);
   b->data = NULL;
   b->len = b->cap = 0;
@@ -741,7 +1166,7 @@ static int codec_lencode (lua_State *L) {
   char err[256];
   Buf *b;
   luaL_checkany(L, 1);
-  b = newbuf(L);
+  b = codec_newbuf(L);
   if (codec_encode(L, 1, b, root, err, sizeof err) != 0) {
     buf_free(b);
     return luaL_error(L, "%s", err);

@@ -103,6 +103,7 @@ int luaopen_par_core (lua_State *L) {
   tasks_open(L);
   map_open(L);
   codec_open(L);
+  ship_open(L);
   lines_open(L);
   intr_open(L);
   return 1;          /* no lua_setglobal: require's result is the API */

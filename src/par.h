@@ -18,6 +18,7 @@ void codec_open (lua_State *L);     /* codec.c: encode, decode */
 void pool_open (lua_State *L);      /* pool.c: none, the par.pool metatable */
 void tasks_open (lua_State *L);     /* tasks.c: tasks (par.pool's core) */
 void lines_open (lua_State *L);     /* lines.c: lines */
+void ship_open (lua_State *L);      /* ship.c: ship, unship, ship_* */
 
 /* par.c: #t at idx, read raw (as par reads every table); a __len that
 ** disagrees raises "bad argument #arg (what: __len says ...)". */
