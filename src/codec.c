@@ -20,7 +20,8 @@
 **   0x08 function: varint length, its bytecode (lua_dump, not stripped),
 **        varint nups, then each upvalue: a value, or a 0x0b join.  It takes
 **        the next id, as a table does, before its upvalues: cycles
-**   0x09 the globals table (of the decoding state: LUA_RIDX_GLOBALS)
+**   0x09 the globals table (of the decoding state: LUA_RIDX_GLOBALS);
+**        sent for the globals table and for any upvalue named _ENV
 **   0x0a path: varint length, module name, varint length, field name
 **        (empty: the module itself): package.loaded[module][field], the
 **        module required if need be
@@ -517,7 +518,10 @@ static int enc_cell (Enc *e, int f, int i, lua_Integer id) {
   return 0;
 }
 
-/* The count, then each upvalue of the Lua function at f, whose id is 'id'. */
+/* The count, then each upvalue of the Lua function at f, whose id is 'id'.
+** An _ENV is the receiver's globals whatever it is here: a sandbox's
+** proxy (busted runs specs in one, with __index = _G) copied without its
+** metatable would leave the function no globals at all. */
 static int enc_upvalues (Enc *e, int f, lua_Integer id) {
   lua_State *L = e->L;
   Step *s;
@@ -532,7 +536,10 @@ static int enc_upvalues (Enc *e, int f, lua_Integer id) {
   for (i = 1; i <= n; i++) {
     s->name = lua_getupvalue(L, f, i);     /* pushes its value */
     r = enc_cell(e, f, i, id);
-    if (r == 0) r = enc_value(e, lua_gettop(L));
+    if (r == 0 && strcmp(s->name, "_ENV") == 0)
+      r = enc_byte(e, T_GLOBALS);
+    else if (r == 0)
+      r = enc_value(e, lua_gettop(L));
     if (r < 0) return -1;
     lua_pop(L, 1);
   }
