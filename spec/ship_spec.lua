@@ -154,7 +154,8 @@ print(core.unship(f:read("a")))
     end)
 
     it("finds the worker's globals through _ENV", function()
-      local out = in_child(function() return MARK, tostring(_G == _ENV) end, [[
+      local function f() return MARK, tostring(_G == _ENV) end -- luacheck: ignore 113
+      local out = in_child(f, [[
 MARK = "child"
 print(v())
 ]], finally)
@@ -166,8 +167,8 @@ print(v())
     it("binds any _ENV to the worker's globals, even a sandbox's", function()
       local f
       do
-        local _ENV = setmetatable({ MARK = "sandbox" }, { __index = _G })
-        f = function() return MARK end
+        local _ENV = setmetatable({ MARK = "sandbox" }, { __index = _G }) -- luacheck: ignore 211
+        f = function() return MARK end -- luacheck: ignore 113
       end
       assert.are.equal("child\n", in_child(f, 'MARK = "child" print(v())', finally))
     end)
