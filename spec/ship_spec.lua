@@ -197,6 +197,23 @@ print(v())
       assert.are.equal("2\t2\n", out)
     end)
 
+    it("keeps variables shared past the first sixteen", function()
+      local names, doubles, sums = {}, {}, {}
+      for i = 1, 20 do
+        names[i] = "a" .. i
+        doubles[i] = ("a%d = a%d * 2"):format(i, i)
+        sums[i] = "a" .. i
+      end
+      local make = assert(load(([[
+local %s = %s
+local function double() %s end
+local function sum() return %s end
+return function() double(); return sum() end]]):format(table.concat(names, ", "),
+        table.concat({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 }, ", "),
+        table.concat(doubles, " "), table.concat(sums, " + "))))
+      assert.are.equal("420\t840\n", in_child(make(), "print(v(), v())", finally))
+    end)
+
     it("that refers to itself stays one function", function()
       local function fact(k) return k <= 1 and 1 or k * fact(k - 1) end
       local g = roundtrip(fact)

@@ -14,8 +14,10 @@
 ** the shorter, then the smaller in byte order, so that the choice does not
 ** depend on the order of lua_next.  The map lives in the registry with
 ** weak keys, and is built again when package.loaded gains, loses or
-** replaces a module (a fingerprint of it, checked before the first function
-** or userdata of each encoding; tables alone use the map as it is).
+** replaces a module: a fingerprint of it is checked before a function or
+** userdata that the map lacks is sent as bytecode or refused (once an
+** encoding).  A hit costs no check, nor does a table: a module loaded since
+** the last check whose table is sent alone is copied.
 */
 #include <stdint.h>
 #include <stdio.h>
@@ -267,21 +269,28 @@ static int paths_fresh (lua_State *L, int paths) {
   return 1;
 }
 
-int ship_path (lua_State *L, int idx) {
-  int map;
-  idx = lua_absindex(L, idx);
-  if (!is_ref(lua_type(L, idx))) return 0;
-  map = paths_push(L);
-  paths_fresh(L, map);
+/* names[v] pushed, or nothing and 0. */
+static int paths_name (lua_State *L, int map, int idx) {
   lua_rawgeti(L, map, MAP_NAMES);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TSTRING) {
-    lua_replace(L, map);
-    lua_settop(L, map);
+    lua_remove(L, -2);
     return 1;
   }
-  lua_settop(L, map - 1);
+  lua_pop(L, 2);
   return 0;
+}
+
+/* Made current only on a miss, as the encoder does (see codec.c). */
+int ship_path (lua_State *L, int idx) {
+  int map, r;
+  idx = lua_absindex(L, idx);
+  if (!is_ref(lua_type(L, idx))) return 0;
+  map = paths_push(L);
+  r = paths_name(L, map, idx);
+  if (r == 0 && paths_fresh(L, map)) r = paths_name(L, map, idx);
+  lua_remove(L, map);
+  return r;
 }
 
 /* }====================================================== */
