@@ -15,13 +15,14 @@ local resolve = require("par.map").resolve
 
 local M = {}
 
-local type, select, pcall, error, setmetatable, rawget = type, select, pcall, error, setmetatable, rawget
+local type, pcall, error, setmetatable, getmetatable = type, pcall, error, setmetatable, getmetatable
+local next, tostring = next, tostring
 local format, huge, min, max, ceil = string.format, math.huge, math.min, math.max, math.ceil
 local monotime = core.monotime
 local argerror, typename = util.argerror, util.typename
 
 -- The core's events (tasks.c, tasks_step), five slots each
-local EV_VALUE, EV_SPAN, EV_ERROR, EV_INITERR = 1, 2, 3, 4
+local EV_VALUE, EV_SPAN, EV_INITERR = 1, 2, 4   -- and 3, EV_ERROR: a unit failed
 
 local Pool = {}
 Pool.__index = Pool
