@@ -20,6 +20,14 @@ static uint64_t get_le (const unsigned char *p, int n) {
   return v;
 }
 
+void frame_put64 (unsigned char *p, uint64_t v) {
+  put_le(p, v, 8);
+}
+
+uint64_t frame_get64 (const char *p) {
+  return get_le((const unsigned char *)p, 8);
+}
+
 size_t frame_header (const unsigned char *p, size_t avail, uint64_t *len) {
   if (avail < FRAME_SHORT) return 0;
   *len = get_le(p + 1, 4);

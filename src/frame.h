@@ -23,6 +23,18 @@
                                that did not exist at the fork (an iterator's):
                                run them as items a, a + 1... */
 
+/* par.pool's tasks (its workers were forked once, so what they run
+** travels): bodies begin with 8-byte LE integers, read with frame_get64. */
+#define F_DEFINE      'D'   /* id, then 'b' and a function's bytecode, or 's'
+                               and a function shipped whole (ship.h: a path) */
+#define F_CALL        'C'   /* call id, fn id, 1, upvalues (length, then
+                               ship_upvalues's bytes; FRAME_SAME: as the last
+                               task's, of the same call), argument count, the
+                               arguments (ship_encode): one unit, fn(...) */
+#define F_CHUNK       'M'   /* as F_CALL, with the first item's index for the
+                               1, and the items (ship_encode) for the
+                               arguments: one unit each, fn(item, i) */
+
 /* Kinds, worker to parent (lower case) */
 #define F_RESULT      'r'   /* body: encoded results of consecutive items */
 #define F_ERROR       'e'   /* body: encoded error value, encoded traceback */
@@ -32,6 +44,9 @@
 #define F_INITERR     'i'   /* body: as F_ERROR, for opts.init */
 #define F_NOMEM       'm'   /* no body: out of memory where no other frame
                                could be built; the worker exits */
+#define F_READY       'k'   /* no body: a par.pool worker ran opts.init */
+
+#define FRAME_SAME    UINT64_MAX
 
 #define FRAME_SHORT   5     /* header: kind, 4-byte length */
 #define FRAME_LONG    13    /* header: kind, escape, 8-byte length */
@@ -70,6 +85,10 @@ int frame_add (Buf *b, int kind, const void *s, size_t n);
 
 /* An F_RANGE frame for items a..b, in FRAME_RANGE bytes at out. */
 void frame_putrange (unsigned char *out, int64_t a, int64_t b);
+
+/* 8-byte little-endian integers, as in task bodies */
+void frame_put64 (unsigned char *p, uint64_t v);
+uint64_t frame_get64 (const char *p);
 
 /* The items of an F_RANGE frame: 0, or -1 if its body is not 16 bytes. */
 int frame_getrange (const Frame *f, int64_t *a, int64_t *b);

@@ -100,6 +100,7 @@ int luaopen_par_core (lua_State *L) {
   lua_setfield(L, -2, "filetype");
   run_open(L);
   pool_open(L);
+  tasks_open(L);
   map_open(L);
   codec_open(L);
   ship_open(L);

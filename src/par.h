@@ -16,6 +16,7 @@ void run_open (lua_State *L);       /* runner.c: runner */
 void map_open (lua_State *L);       /* map.c: map, seqlen */
 void codec_open (lua_State *L);     /* codec.c: encode, decode */
 void pool_open (lua_State *L);      /* pool.c: none, the par.pool metatable */
+void tasks_open (lua_State *L);     /* tasks.c: tasks (par.pool's core) */
 void lines_open (lua_State *L);     /* lines.c: lines */
 void ship_open (lua_State *L);      /* ship.c: ship, unship, ship_* */
 

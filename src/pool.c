@@ -87,7 +87,7 @@ Pool *pool_new (lua_State *L, int nw, lua_Integer n, int nuv) {
 
 /* Wait for one of our workers; its exit status, or -1 if it was lost
 ** (a host that sets SIGCHLD to SIG_IGN has the kernel reap children). */
-static int worker_wait (pid_t pid) {
+int pool_waitworker (pid_t pid) {
   int st;
   pid_t r;
   do r = waitpid(pid, &st, 0); while (r < 0 && errno == EINTR);
@@ -106,7 +106,7 @@ static void worker_close (Worker *w) {
 ** worker is a subreaper (worker.c), so even a daemon an item started is
 ** still below it.  The group and the pid too, in case the walk found
 ** nothing: both setpgid calls fail if the worker exits at once. */
-static void worker_kill (pid_t pid) {
+void pool_killworker (pid_t pid) {
   sys_killtree(pid, 2.0);
   kill(-pid, SIGKILL);
   kill(pid, SIGKILL);
@@ -119,10 +119,10 @@ static void pool_kill (Pool *p) {
   int k;
   live_remove(&p->live);
   for (k = 0; k < p->nw; k++)
-    if (p->w[k].pid > 0) worker_kill(p->w[k].pid);
+    if (p->w[k].pid > 0) pool_killworker(p->w[k].pid);
   for (k = 0; k < p->nw; k++) {
     worker_close(&p->w[k]);
-    if (p->w[k].pid > 0) worker_wait(p->w[k].pid);
+    if (p->w[k].pid > 0) pool_waitworker(p->w[k].pid);
     p->w[k].pid = 0;
   }
   if (p->intrfd >= 0) intr_end(p->L);
@@ -156,7 +156,7 @@ static void pool_fail (lua_State *L, Pool *p, const char *what) {
 */
 
 /* Open pools form a chain from the registry, innermost first: a forked
-** worker must hide every enclosing map's results too (pool_holes). */
+** worker must hide every enclosing map's results too (pool_afterfork). */
 static const char pool_chainkey = 'p';
 
 static void pool_chain (lua_State *L, Pool *p) {
@@ -179,7 +179,7 @@ static void pool_unchain (lua_State *L, Pool *p) {
 /* In a fresh fork: where a results array was kept out of this process,
 ** map zeroed pages.  Zero bytes read as nil, so a collection that the
 ** worker's own code starts can still traverse those tables. */
-static void pool_holes (lua_State *L) {
+void pool_afterfork (lua_State *L) {
   Pool *q;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_chainkey);
   q = (Pool *)lua_touserdata(L, -1);
@@ -476,12 +476,13 @@ static void worker_nostart (lua_State *L, Pool *p, Worker *w,
 /* The child's side of worker_start: never returns. */
 static void worker_child (lua_State *L, Pool *p, int k, int fd) {
   ChildSpec s;
-  pool_holes(L);
+  pool_afterfork(L);
   s.fd = fd;
   s.slot = &p->slots[k];
   s.parent = p->owner;
   s.timed = p->timeout > 0;
   s.budget = p->memory;
+  s.who = "par.map";
   lua_pushvalue(L, MAP_FN);
   lua_pushvalue(L, MAP_ITEMS);
   lua_pushvalue(L, MAP_INIT);
@@ -542,7 +543,7 @@ static const char *signame (int sig) {
 }
 
 /* "worker died (signal 9, SIGKILL)" or "(exit 3)". */
-static void push_death (lua_State *L, int st) {
+void pool_pushdeath (lua_State *L, int st) {
   if (st == -1)
     lua_pushliteral(L, "worker died (status lost)");
   else if (WIFSIGNALED(st))
@@ -552,7 +553,7 @@ static void push_death (lua_State *L, int st) {
     lua_pushfstring(L, "worker died (exit %d)", WEXITSTATUS(st));
 }
 
-static void push_timeout (lua_State *L, double t) {
+void pool_pushtimeout (lua_State *L, double t) {
   char num[32];
   snprintf(num, sizeof num, "%.14g", t);
   lua_pushfstring(L, "timeout after %ss", num);
@@ -598,7 +599,7 @@ static void item_fail_reason (lua_State *L, Pool *p, lua_Integer i) {
 /* Why a worker died: it ran out of memory, or its wait status. */
 static void push_why (lua_State *L, Worker *w, int st) {
   if (w->nomem) lua_pushliteral(L, "not enough memory");
-  else push_death(L, st);
+  else pool_pushdeath(L, st);
 }
 
 /* A busy worker is gone.  Blame the item it was running (the shared slot
@@ -626,7 +627,7 @@ static void worker_died (lua_State *L, Pool *p, Worker *w, int st) {
   }
   if (w->killed) {
     blame = w->killed;
-    push_timeout(L, p->timeout);
+    pool_pushtimeout(L, p->timeout);
   }
   else push_why(L, w, st);
   pool_giveback(L, p, w, w->a, blame - 1);
@@ -639,7 +640,7 @@ static void worker_ended (lua_State *L, Pool *p, Worker *w) {
   pid_t pid = w->pid;
   int st;
   worker_close(w);
-  st = worker_wait(pid);
+  st = pool_waitworker(pid);
   w->pid = 0;
   if (w->state == W_BUSY) worker_died(L, p, w, st);
 }
@@ -958,7 +959,7 @@ static void pool_timeouts (Pool *p) {
     if (w->pid == 0 || w->state != W_BUSY || w->killed) continue;
     i = slot_running(&p->slots[k], &t0);
     if (i >= w->a && i <= w->b && now - t0 >= limit) {
-      worker_kill(w->pid);            /* its EOF reports the item */
+      pool_killworker(w->pid);            /* its EOF reports the item */
       w->killed = i;
     }
   }

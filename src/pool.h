@@ -148,6 +148,17 @@ void pool_teardown (lua_State *L, Pool *p);
 void pool_gcpause (lua_State *L, Pool *p);
 void pool_gcresume (lua_State *L, Pool *p);
 
+/* Shared with par.pool's parent side (tasks.c): kill a worker and all it
+** started; wait for it (its status, or -1 if lost); push why it died
+** ("worker died (signal 9, SIGKILL)"), or "timeout after Ns". */
+void pool_killworker (pid_t pid);
+/* In a fresh fork that goes on running Lua: map zeroed pages where an
+** open map keeps its results array out of forks (see map.c). */
+void pool_afterfork (lua_State *L);
+int pool_waitworker (pid_t pid);
+void pool_pushdeath (lua_State *L, int st);
+void pool_pushtimeout (lua_State *L, double t);
+
 /* The pool userdata at stack index idx (a "par.pool"). */
 Pool *pool_check (lua_State *L, int idx);
 

@@ -21,11 +21,17 @@ typedef struct ChildSpec {
   pid_t parent;          /* the pool's process */
   int timed;             /* items have a timeout: record start times */
   size_t budget;         /* bytes it may allocate before it retires */
+  const char *who;       /* "par.map" or "par.pool", for messages */
 } ChildSpec;
 
 /* The body of a worker, just after the fork, with fn, items and opts.init
 ** (or nil) at the top of L's stack.  Takes tasks from the socket until
 ** the parent closes it, or until the worker retires; never returns. */
 void child_main (lua_State *L, const ChildSpec *s);
+
+/* The body of a par.pool worker, with opts.init (or nil) at the top of L's
+** stack: takes tasks (F_DEFINE, F_CALL, F_CHUNK) until the parent closes
+** the socket, or until it retires; never returns. */
+void child_serve (lua_State *L, const ChildSpec *s);
 
 #endif

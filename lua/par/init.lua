@@ -22,5 +22,8 @@ M.run = require("par.run").run
 M.each = require("par.run").each
 M.map = require("par.map").map
 M.imap = require("par.map").imap
+M.pool = require("par.pool").pool
+M.as_completed = require("par.pool").as_completed
+M.wait = require("par.pool").wait
 
 return M

@@ -314,6 +314,31 @@ M.map = {
     help = "`par.imap` only: yield in input order, holding back only what must wait" },
 }
 
+--- par.pool([n] [, opts])
+M.pool = {
+  { name = "jobs", alias = "procs", check = util.positive_integer, default = "`par.cpus()`",
+    help = "worker processes, forked when the pool is made" },
+  { name = "init", check = util.func, help = "a function each worker runs once, after its fork" },
+  { name = "worker_memory", check = util.positive_integer, default = "64 MiB",
+    help = "fresh memory a worker may take before it is replaced" },
+  { name = "max_tasks", check = util.positive_integer, default = "none",
+    help = "tasks a worker runs before it is replaced (a map's chunk is one)" },
+  { name = "timeout", check = util.positive_number,
+    help = "seconds per task (per item of a map): its worker is killed and replaced" },
+}
+
+--- pool:map(fn, items [, opts]) and pool:imap
+M.pool_map = {
+  { name = "chunksize", check = util.positive_integer, default = "guided",
+    help = "items sent to a worker at a time" },
+  { name = "on_result", check = util.func,
+    help = "`function(value, i)` in the caller as each result arrives" },
+  { name = "errors", check = util.oneof("raise", "collect"), default = "`\"raise\"`",
+    help = "`\"collect\"`: return `results, errs` (imap: yield `i, nil, err`)" },
+  { name = "ordered", check = util.boolean, default = "`false`",
+    help = "`pool:imap` only: yield in input order" },
+}
+
 local FORMAT = util.oneof("json", "lua")
 
 --- The par command's own options; 'modes' are the ones each applies to
@@ -354,7 +379,8 @@ M.cli = {
 -- Reading the lists
 
 local BY_NAME = {}
-for call, list in next, { run = M.run, map = M.map, cli = M.cli } do
+for call, list in next, { run = M.run, map = M.map, cli = M.cli, pool = M.pool,
+    pool_map = M.pool_map } do
   local t = {}
   for _, o in ipairs(list) do
     t[o.name] = o
