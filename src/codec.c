@@ -777,6 +777,28 @@ int codec_encode (lua_State *L, int idx, Buf *b, const char *root,
   return codec_encode_ext(L, idx, b, root, err, errsz, NULL);
 }
 
+/* par.pool sends a map's items so, a chunk of thousands at a time: one
+** setup for the lot while they are plain, as codec_decode_into takes
+** results in. */
+lua_Integer codec_encode_range (lua_State *L, int t, lua_Integer a,
+                                lua_Integer b, Buf *buf, size_t base,
+                                size_t *offs, char *err, size_t errsz,
+                                const CodecExt *x) {
+  Enc e;
+  lua_Integer k;
+  t = lua_absindex(L, t);
+  enc_init(&e, L, buf, "item", err, errsz, x);
+  for (k = a; k <= b; k++) {
+    int r, type = lua_rawgeti(L, t, k);
+    if (is_plain(type)) r = enc_typed(&e, -1, type);
+    else r = codec_encode_ext(L, -1, buf, "item", err, errsz, x);
+    lua_pop(L, 1);
+    if (r != 0) return k;
+    offs[k - a] = buf->len - base;
+  }
+  return 0;
+}
+
 /* The root function of an upvalue block has id 0, as a root value has. */
 static int enc_root_upvalues (Enc *e, int f) {
   e->nobjs = 1;

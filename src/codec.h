@@ -81,6 +81,15 @@ int codec_encode_ext (lua_State *L, int idx, Buf *b, const char *root,
 int codec_decode_ext (lua_State *L, const char *p, size_t n, size_t *used,
                       char *err, size_t errsz, const CodecExt *x);
 
+/* Encode t[a..b] (raw reads), each as codec_encode_ext would, with
+** offs[k - a] = buf->len - base after item k.  0, or the index of the
+** item that could not be sent (its message in err, its path rooted at
+** "item"). */
+lua_Integer codec_encode_range (lua_State *L, int t, lua_Integer a,
+                                lua_Integer b, Buf *buf, size_t base,
+                                size_t *offs, char *err, size_t errsz,
+                                const CodecExt *x);
+
 /* The upvalues of the Lua function at f: varint count, then each as a
 ** function's are (a value or a join); f itself has id 0, so a function
 ** that refers to itself is a back-reference.  Messages say "upvalue 'x' of

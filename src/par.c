@@ -4,6 +4,7 @@
 ** Lua-facing files share (par_rawlen).
 */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,6 +85,16 @@ static int par_filetype (lua_State *L) {
   return 1;
 }
 
+/* core.newtable(narr [, nrec]): a table with room for so many: par.pool's
+** results of a map (growing one by doubling rehashes it 20 times for a
+** million items). */
+static int par_newtable (lua_State *L) {
+  lua_Integer na = luaL_checkinteger(L, 1), nh = luaL_optinteger(L, 2, 0);
+  lua_createtable(L, na < 0 ? 0 : na > INT_MAX ? INT_MAX : (int)na,
+                  nh < 0 ? 0 : nh > INT_MAX ? INT_MAX : (int)nh);
+  return 1;
+}
+
 int luaopen_par_core (lua_State *L);
 
 int luaopen_par_core (lua_State *L) {
@@ -98,6 +109,8 @@ int luaopen_par_core (lua_State *L) {
   lua_setfield(L, -2, "isatty");
   lua_pushcfunction(L, par_filetype);
   lua_setfield(L, -2, "filetype");
+  lua_pushcfunction(L, par_newtable);
+  lua_setfield(L, -2, "newtable");
   run_open(L);
   pool_open(L);
   tasks_open(L);

@@ -406,6 +406,14 @@ int ship_encode (lua_State *L, int idx, Buf *b, const char *root,
   return codec_encode_ext(L, idx, b, root, err, errsz, &x);
 }
 
+lua_Integer ship_encode_range (lua_State *L, int t, lua_Integer a,
+                               lua_Integer b, Buf *buf, size_t base,
+                               size_t *offs, char *err, size_t errsz) {
+  CodecExt x;
+  ext_init(&x, 1);
+  return codec_encode_range(L, t, a, b, buf, base, offs, err, errsz, &x);
+}
+
 int ship_decode (lua_State *L, const char *p, size_t n, size_t *used,
                  char *err, size_t errsz) {
   CodecExt x;

@@ -32,6 +32,14 @@ int ship_encode (lua_State *L, int idx, Buf *b, const char *root,
                  char *err, size_t errsz);
 
 /*
+** ship_encode of t[a..b] (a map's items), with offs[k - a] = buf->len -
+** base after item k: 0, or the index of the item that cannot travel.
+*/
+lua_Integer ship_encode_range (lua_State *L, int t, lua_Integer a,
+                               lua_Integer b, Buf *buf, size_t base,
+                               size_t *offs, char *err, size_t errsz);
+
+/*
 ** Decode one value as codec_decode does, and push it: functions are loaded
 ** (lua_load, mode "b": the bytes must come from ship_encode) and given
 ** their upvalues; the globals tag is this state's globals; a path is

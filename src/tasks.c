@@ -1008,19 +1008,16 @@ static int tasks_chunk (lua_State *L) {
   j->offs = (size_t *)malloc((size_t)(j->nunits + 1) * sizeof(size_t));
   if (j->offs == NULL) par_nomem(L);
   j->offs[0] = 0;
-  for (k = a; k <= b; k++) {
+  if ((k = ship_encode_range(L, 4, a, b, &j->units, 8, j->offs + 1, err,
+                             sizeof err)) != 0) {
+    Buf scratch = BUF_INIT;            /* again, for the message's name */
+    snprintf(what, sizeof what, "item #%lld", (long long)(first + k - a));
     lua_rawgeti(L, 4, k);
-    if (ship_encode(L, -1, &j->units, "item", err, sizeof err) != 0) {
-      Buf scratch = BUF_INIT;          /* again, for the message's name */
-      snprintf(what, sizeof what, "item #%lld", (long long)(first + k - a));
-      ship_encode(L, -1, &scratch, what, err, sizeof err);
-      buf_free(&scratch);
-      lua_pop(L, 1);
-      job_drop(t);
-      goto unsent;
-    }
+    ship_encode(L, -1, &scratch, what, err, sizeof err);
+    buf_free(&scratch);
     lua_pop(L, 1);
-    j->offs[k - a + 1] = j->units.len - 8;
+    job_drop(t);
+    goto unsent;
   }
   lua_getiuservalue(L, 1, UV_SINKS);
   lua_pushvalue(L, 8);

@@ -312,7 +312,8 @@ function Pool:map(fn_spec, items, opts)
     if opts.errors == "collect" then return results, errs end
     return results
   end
-  local results = { n = n }
+  local results = core.newtable(n, 1)
+  results.n = n
   if n == 0 then
     if opts.errors == "collect" then return results, {} end
     return results
