@@ -79,5 +79,28 @@ if core.lines then
   f:close()
 end
 
+-- par.pool: futures, a map, a cancel, an error, a timeout, and each way out
+if par.pool then
+  local pool = par.pool(2, { timeout = 2 })
+  local k = 3
+  local fmt = string.format
+  local f = pool:submit(function(x) return fmt("%d", x * k) end, 7)
+  check(f:get() == "21", "pool submit")
+  local r = pool:map(function(x) return { x } end, { 1, 2, 3, 4, 5 })
+  check(r[5][1] == 5 and r.n == 5, "pool map")
+  local slow = pool:submit(function() local t = os.time() + 1 repeat until os.time() > t end)
+  local queued = pool:submit(print)
+  local third = pool:submit(print)
+  check(third:cancel() or queued:cancel() or true, "pool cancel")
+  check(not pcall(function() return pool:submit(error, "x"):get() end), "pool error")
+  slow:get()
+  pool:close()
+  local p2 = par.pool(1)
+  p2:submit(function() repeat until false end)
+  p2:terminate()
+  do local p3 = par.pool(1); p3:submit(print) end
+  collectgarbage()
+end
+
 collectgarbage()
 print("valgrind subset: ok")
