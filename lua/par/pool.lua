@@ -150,6 +150,18 @@ function Future:cancelled()
   return self.state == "cancelled"
 end
 
+--- f:status(): "pending", "done" (a result), "failed" or "cancelled".
+function Future:status()
+  return self.state
+end
+
+--- f:error(): the error a failed task raised (what get would raise), or
+-- nil; it never waits.
+function Future:error()
+  if self.state == "failed" then return self.value end
+  return nil
+end
+
 --- f:cancel(): a task still queued never runs (true); one that a worker
 -- holds, or that has finished, is left alone (false).
 function Future:cancel()
