@@ -69,6 +69,18 @@ local function step(self, timeout)
     error(n, 0)
   end
   local waiting = self.waiting
+  if n == 0 and timeout == nil then
+    local queued, flying = self.T:pending()
+    if queued == 0 and flying == 0 then
+      for _, h in next, waiting do
+        if h.left == nil or h.left > 0 then
+          -- nothing can come for it: never wait for ever on a task lost
+          broken(self, "par.pool: internal error: a task was lost")
+          return 0
+        end
+      end
+    end
+  end
   for b = 0, 5 * (n - 1), 5 do
     local kind, id, a, x, y = ev[b + 1], ev[b + 2], ev[b + 3], ev[b + 4], ev[b + 5]
     ev[b + 4], ev[b + 5] = nil, nil
@@ -131,9 +143,7 @@ function Future:get(timeout)
       left = deadline - monotime()
       if left <= 0 then return nil, "timeout" end
     end
-    if step(self.pool, left) == 0 and not left and self.state == "pending" then
-      error("par.pool: internal error: a task was lost", 2)
-    end
+    step(self.pool, left)
   end
   if self.state == "done" then return self.value end
   if self.state == "cancelled" then error("par.pool: the task was cancelled", 2) end
@@ -350,10 +360,7 @@ function Pool:map(fn_spec, items, opts)
       error(c.errs[c.first_err], 0)
     end
     if c.left == 0 and a > n then break end
-    if step(self, nil) == 0 and self.T:pending() == 0 and c.left > 0 then
-      call_end(c)
-      error("par.pool: internal error: items were lost", 2)
-    end
+    step(self, nil)
   end
   call_end(c)
   if c.collect then return results, c.errs end
