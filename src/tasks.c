@@ -56,6 +56,7 @@
 #define QUICK_NS      (200 * 1000LL)    /* a job quicker than this: deeper */
 #define SLOW_NS       (2 * 1000000LL)   /* slower: one at a time */
 #define TIMEOUT_MAX   4e9
+#define SPIN_NS       (50 * 1000LL)     /* tasks_poll */
 
 #if !defined(MSG_NOSIGNAL)
 #define MSG_NOSIGNAL  0
@@ -125,7 +126,7 @@ typedef struct Tasks {
   lua_Integer defines, forks;
   lua_Integer blockcall;     /* the call whose upvalues 'block' holds */
   Block *block;
-  int intrfd, sigseen;
+  Job *building;             /* a job not yet queued (job_build) */
   int ev, nev;               /* the events table (stack index), and count */
   int syserr;
   const char *syswhat;
@@ -355,6 +356,8 @@ static void tasks_free (Tasks *t) {
   block_drop(t->block);
   t->block = NULL;
   t->blockcall = 0;
+  if (t->building != NULL) job_free(t->building);
+  t->building = NULL;
 }
 
 /* terminate(), __gc, __close: kill and reap now; once only, and only in
@@ -702,29 +705,53 @@ static void tasks_timeouts (Tasks *t) {
   }
 }
 
-/* One wait of at most 'ms' (-1: for ever) and what it brought. */
-static void tasks_wait (lua_State *L, Tasks *t, int ms) {
-  int k, r, base = 0;
-  if (t->intrfd >= 0) {
-    t->pfd[0].fd = t->intrfd;
-    t->pfd[0].events = POLLIN;
-    base = 1;
-  }
-  for (k = 0; k < t->nw; k++) {
-    TW *w = &t->w[k];
-    t->pfd[base + k].fd = w->fd;
-    t->pfd[base + k].events = POLLIN;
-    if (w->sent < w->out.len) t->pfd[base + k].events |= POLLOUT;
-  }
-  r = poll(t->pfd, (nfds_t)(base + t->nw), tasks_polltime(t, ms));
-  if (t->intrfd >= 0 && intr_count() != t->sigseen) {
-    intr_ack();
+/*
+** poll the workers, spinning first for SPIN_NS while replies are due: a
+** wake-up from sleep costs 30 to 80 us on this machine's VM, a round trip
+** spinning about 6 (bench/pool_bench.lua measures the round trip).  par's
+** signal handlers go in only for the sleep: installing them costs two
+** dozen system calls, more than a whole round trip.  A signal that comes
+** while it sleeps terminates the pool and raises "interrupted".
+*/
+static int tasks_poll (lua_State *L, Tasks *t, int ms) {
+  int r, fd, seen, sig, n = t->nw;
+  int64_t t0 = sys_monons(), spent = 0;
+  do {
+    if ((r = poll(t->pfd, (nfds_t)n, 0)) != 0 || ms == 0) return r;
+    spent = sys_monons() - t0;
+  } while (t->nflying > 0 && spent < SPIN_NS);
+  if (ms > 1) ms -= (int)(spent / 1000000);
+  if ((fd = intr_begin(L)) < 0) tasks_fail(L, t, "pipe");
+  seen = intr_count();
+  t->pfd[n].fd = fd;
+  t->pfd[n].events = POLLIN;
+  t->pfd[n].revents = 0;
+  r = poll(t->pfd, (nfds_t)(n + 1), ms);
+  if (r > 0 && t->pfd[n].revents) r--;
+  sig = intr_count() != seen;
+  if (sig) intr_ack();
+  intr_end(L);
+  if (sig) {
     tasks_teardown(t);
     luaL_error(L, "interrupted");
   }
+  return r;
+}
+
+/* One wait of at most 'ms' (-1: for ever) and what it brought. */
+static void tasks_wait (lua_State *L, Tasks *t, int ms) {
+  int k, r;
+  for (k = 0; k < t->nw; k++) {
+    TW *w = &t->w[k];
+    t->pfd[k].fd = w->fd;
+    t->pfd[k].events = POLLIN;
+    t->pfd[k].revents = 0;
+    if (w->sent < w->out.len) t->pfd[k].events |= POLLOUT;
+  }
+  r = tasks_poll(L, t, tasks_polltime(t, ms));
   if (r < 0 && errno != EINTR) tasks_fail(L, t, "poll");
   for (k = 0; r > 0 && k < t->nw; k++) {
-    short ev = t->pfd[base + k].revents;
+    short ev = t->pfd[k].revents;
     TW *w = &t->w[k];
     if ((ev & POLLOUT) && w->fd >= 0) tw_send(w);
     if ((ev & ~POLLOUT) && w->fd >= 0) tw_input(L, t, w);
@@ -875,13 +902,28 @@ static Block *fn_block (lua_State *L, Tasks *t, int idx, lua_Integer id,
   return k;
 }
 
-static void job_count (lua_State *L, Job *j, lua_Integer n) {
+/* A job being built is the pool's (t->building) until it is queued: a
+** memory error while its units are encoded leaks nothing. */
+static Job *job_build (lua_State *L, Tasks *t, int kind, lua_Integer id,
+                       lua_Integer n) {
   unsigned char cnt[8];
+  Job *j;
+  if (t->building != NULL) job_free(t->building);
+  t->building = j = job_new(L, kind, id);
   frame_put64(cnt, (uint64_t)n);
-  if (buf_add(&j->units, cnt, 8) != 0) {
-    job_free(j);
-    par_nomem(L);
-  }
+  if (buf_add(&j->units, cnt, 8) != 0) par_nomem(L);
+  return j;
+}
+
+static void job_queue (lua_State *L, Tasks *t, Job *j) {
+  t->building = NULL;
+  queue_push(t, j);
+  tasks_dispatch(L, t);                /* it may start before any step */
+}
+
+static void job_drop (Tasks *t) {
+  if (t->building != NULL) job_free(t->building);
+  t->building = NULL;
 }
 
 /* t:call(id, fn, ...) -> true, or false, why (fn or an argument cannot
@@ -898,22 +940,20 @@ static int tasks_call (lua_State *L) {
   if ((fnid = fn_id(L, t, 3, err, sizeof err)) == 0) goto unsent;
   upv = fn_block(L, t, 3, id, fnid, err, sizeof err, &bad);
   if (bad) goto unsent;
-  j = job_new(L, F_CALL, id);
+  j = job_build(L, t, F_CALL, id, n);
   j->fnid = fnid < 0 ? -fnid : fnid;
   j->upv = upv;
-  job_count(L, j, n);
-  for (k = 1; k <= n; k++) {
-    snprintf(what, sizeof what, "argument #%d", k);
-    if (ship_encode(L, 3 + k, &j->units, what, err, sizeof err) != 0) {
-      job_free(j);
-      goto unsent;
-    }
-  }
   block_drop(t->block);                /* a call's block is its own */
   t->block = NULL;
   t->blockcall = 0;
-  queue_push(t, j);
-  tasks_dispatch(L, t);                /* it may start before any step */
+  for (k = 1; k <= n; k++) {
+    snprintf(what, sizeof what, "argument #%d", k);
+    if (ship_encode(L, 3 + k, &j->units, what, err, sizeof err) != 0) {
+      job_drop(t);
+      goto unsent;
+    }
+  }
+  job_queue(L, t, j);
   lua_pushboolean(L, 1);
   return 1;
 unsent:
@@ -943,24 +983,20 @@ static int tasks_chunk (lua_State *L) {
   if ((fnid = fn_id(L, t, 3, err, sizeof err)) == 0) goto unsent;
   upv = fn_block(L, t, 3, id, fnid, err, sizeof err, &bad);
   if (bad) goto unsent;
-  j = job_new(L, F_CHUNK, id);
+  j = job_build(L, t, F_CHUNK, id, b - a + 1);
   j->fnid = fnid < 0 ? -fnid : fnid;
   j->upv = upv;
   j->first = first;
   j->nunits = b - a + 1;
   j->offs = (size_t *)malloc((size_t)(j->nunits + 1) * sizeof(size_t));
-  if (j->offs == NULL) {
-    job_free(j);
-    par_nomem(L);
-  }
-  job_count(L, j, j->nunits);
+  if (j->offs == NULL) par_nomem(L);
   j->offs[0] = 0;
   for (k = a; k <= b; k++) {
     lua_rawgeti(L, 4, k);
     snprintf(what, sizeof what, "item #%lld", (long long)(first + k - a));
     if (ship_encode(L, -1, &j->units, what, err, sizeof err) != 0) {
       lua_pop(L, 1);
-      job_free(j);
+      job_drop(t);
       goto unsent;
     }
     lua_pop(L, 1);
@@ -970,8 +1006,7 @@ static int tasks_chunk (lua_State *L) {
   lua_pushvalue(L, 8);
   lua_rawseti(L, -2, id);
   lua_pop(L, 1);
-  queue_push(t, j);
-  tasks_dispatch(L, t);
+  job_queue(L, t, j);
   lua_pushboolean(L, 1);
   return 1;
 unsent:
@@ -1056,14 +1091,9 @@ static int tasks_step (lua_State *L) {
   int status;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
-  t->intrfd = intr_begin(L);
-  if (t->intrfd < 0) tasks_fail(L, t, "pipe");
-  t->sigseen = intr_count();
   lua_pushcfunction(L, step_run);
   lua_insert(L, 1);
   status = lua_pcall(L, 3, 1, 0);
-  intr_end(L);
-  t->intrfd = -1;
   if (status != LUA_OK) {
     if (!t->dead) tasks_teardown(t);
     return lua_error(L);
@@ -1150,14 +1180,9 @@ static int new_run (lua_State *L) {
   int k, status;
   lua_newtable(L);                           /* 2: events */
   t->ev = 2;
-  t->intrfd = intr_begin(L);
-  if (t->intrfd < 0) tasks_fail(L, t, "pipe");
-  t->sigseen = intr_count();
   for (k = 0; k < t->nw; k++)
     if (!tw_start(L, t, k)) tasks_fail(L, t, "fork");
   status = tasks_ready(L, t);
-  intr_end(L);
-  t->intrfd = -1;
   if (status == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -1186,7 +1211,6 @@ static int tasks_new (lua_State *L) {
   t->dead = 1;
   t->owner = getpid();
   t->nw = (int)n;
-  t->intrfd = -1;
   t->pfd = (struct pollfd *)((char *)t + size);
   for (k = 0; k < t->nw; k++) t->w[k].fd = -1;
   luaL_setmetatable(L, TASKS_MT);
@@ -1218,10 +1242,6 @@ static int tasks_new (lua_State *L) {
   lua_pushcfunction(L, new_run);
   lua_pushvalue(L, 4);
   status = lua_pcall(L, 1, 3, 0);
-  if (t->intrfd >= 0) {                      /* raised while it waited */
-    intr_end(L);
-    t->intrfd = -1;
-  }
   if (status == LUA_OK && lua_toboolean(L, 5)) {
     lua_settop(L, 4);
     return 1;
