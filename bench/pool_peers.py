@@ -19,7 +19,9 @@ it, as a program that made one pool would.
              process first builds a list of about HEAP_MB MiB of small lists
              (measured as the growth of its RSS), then makes the pool.
   roundtrip  N x Pool.apply(double, (i,)), N x ProcessPoolExecutor
-             .submit(double, i).result(): the median of one round trip.
+             .submit(double, i).result(): the median of one round trip;
+             and the floor: N x one byte to a forked process and back
+             over pipes (os.write, os.read), which no pool beats.
   many       N submits, then every result: ProcessPoolExecutor.submit and
              Pool.apply_async.
   tiny       Pool.map(double, range(N)), default and explicit chunksizes.
@@ -84,7 +86,33 @@ def calls(ncalls, nitems, mb=0):
     del h
 
 
+def pingpong(n):
+    """The floor of a round trip between two processes: one byte over a
+    pipe to a forked child and back, timed one at a time."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w1)
+        while os.read(r1, 1):
+            os.write(w2, b"x")
+        os._exit(0)
+    os.close(r1)
+    os.write(w1, b"x")
+    os.read(r2, 1)
+    ts = []
+    for _ in range(n):
+        t = now()
+        os.write(w1, b"x")
+        os.read(r2, 1)
+        ts.append(now() - t)
+    os.close(w1)
+    os.waitpid(pid, 0)
+    return statistics.median(ts)
+
+
 def roundtrip(n):
+    out("floor: 1 byte over a pipe to a forked process and back", pingpong(n))
     with CTX.Pool(2) as pool:
         pool.apply(double, (0,))
         ts = []
