@@ -947,8 +947,11 @@ static int tasks_call (lua_State *L) {
   t->block = NULL;
   t->blockcall = 0;
   for (k = 1; k <= n; k++) {
-    snprintf(what, sizeof what, "argument #%d", k);
-    if (ship_encode(L, 3 + k, &j->units, what, err, sizeof err) != 0) {
+    if (ship_encode(L, 3 + k, &j->units, "argument", err, sizeof err) != 0) {
+      Buf scratch = BUF_INIT;          /* again, for the message's name */
+      snprintf(what, sizeof what, "argument #%d", k);
+      ship_encode(L, 3 + k, &scratch, what, err, sizeof err);
+      buf_free(&scratch);
       job_drop(t);
       goto unsent;
     }
@@ -993,8 +996,11 @@ static int tasks_chunk (lua_State *L) {
   j->offs[0] = 0;
   for (k = a; k <= b; k++) {
     lua_rawgeti(L, 4, k);
-    snprintf(what, sizeof what, "item #%lld", (long long)(first + k - a));
-    if (ship_encode(L, -1, &j->units, what, err, sizeof err) != 0) {
+    if (ship_encode(L, -1, &j->units, "item", err, sizeof err) != 0) {
+      Buf scratch = BUF_INIT;          /* again, for the message's name */
+      snprintf(what, sizeof what, "item #%lld", (long long)(first + k - a));
+      ship_encode(L, -1, &scratch, what, err, sizeof err);
+      buf_free(&scratch);
       lua_pop(L, 1);
       job_drop(t);
       goto unsent;
