@@ -55,6 +55,21 @@ end
 -- {======================================================================
 -- Child mode: one round of a case, par's side
 
+-- The CPU seconds (user + system) a pool's workers have used so far
+local function workers_cpu(pool)
+  local sum = 0
+  for _, pid in ipairs(pool:pids()) do
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if f then
+      local fields = {}
+      for v in f:read("a"):gsub("^.*%) ", ""):gmatch("%S+") do fields[#fields + 1] = v end
+      f:close()
+      sum = sum + (fields[12] + fields[13]) / 100     -- utime, stime: clock ticks
+    end
+  end
+  return sum
+end
+
 local function child(case, how, ...)
   local par = require "par"
   local now = require("par.core").monotime
@@ -132,17 +147,32 @@ local function child(case, how, ...)
       pool:terminate()
     end
   elseif case == "tiny" or case == "strings" then   -- N
+    -- Beside the time, the CPU seconds of the caller and (a pool's) of
+    -- its workers, summed: where the time goes
     local fn = case == "tiny" and tiny or fresh10k
     local items = range(a[1])
-    local r
+    local r, c
+    local function cpu_timed(f)
+      collectgarbage()
+      c = os.clock()
+      local t = now()
+      f()
+      local dt = now() - t
+      c = os.clock() - c
+      return dt
+    end
     if how == "pool" then
       local pool <close> = pool_for(fn, items)
-      out(how, timed(function() r = pool:map(fn, items) end))
+      local w = workers_cpu(pool)
+      out(how, cpu_timed(function() r = pool:map(fn, items) end))
+      out("workers cpu", workers_cpu(pool) - w)
       out("defines", pool:stats().defines)
+      out("forks", pool:stats().forks)
     else
       check(par.map(fn, items, PROCS), #items, fn)
-      out(how, timed(function() r = par.map(fn, items, PROCS) end))
+      out(how, cpu_timed(function() r = par.map(fn, items, PROCS) end))
     end
+    out("caller cpu", c)
     check(r, #items, fn)
   else
     error("unknown case " .. tostring(case))
@@ -297,7 +327,7 @@ do
   local R = rounds_of({ par = lua_cmd("roundtrip pool 2000"), python = py_cmd("roundtrip 2000") })
   local rt = med(R, "par: roundtrip")
   row("3: submit(fn, i):get(), 2,000 times", "**par.pool** (median round trip)", rt, "us",
-    ("fn defined %d time(s) in the workers"):format(med(R, "par: defines")))
+    ("fn defined %d times in all (once a worker)"):format(med(R, "par: defines")))
   for _, key in ipairs(py_keys(R)) do
     row("3: submit(fn, i):get(), 2,000 times", pyname(key), med(R, key), "us",
       ("par %s"):format(x(ratio(R, "par: roundtrip", key))))
@@ -328,9 +358,11 @@ local function big_case(label, case, n)
     ["par pool"] = lua_cmd(case, "pool", n), ["par map"] = lua_cmd(case, "map", n),
     python = py_cmd(case, n) })
   row(label, "**pool:map**", med(R, "par pool: pool"), "s",
-    ("%s par.map; fn defined %d time(s)"):format(x(ratio(R, "par pool: pool", "par map: map")),
-      med(R, "par pool: defines")))
-  row(label, "par.map", med(R, "par map: map"), "s")
+    ("%s par.map; CPU: caller %.3f s, workers %.3f s; fn defined %d times, %d forks in all"):format(
+      x(ratio(R, "par pool: pool", "par map: map")), med(R, "par pool: caller cpu"),
+      med(R, "par pool: workers cpu"), med(R, "par pool: defines"), med(R, "par pool: forks")))
+  row(label, "par.map", med(R, "par map: map"), "s",
+    ("CPU: caller %.3f s"):format(med(R, "par map: caller cpu")))
   for _, key in ipairs(py_keys(R)) do
     row(label, pyname(key), med(R, key), "s",
       ("pool:map %s"):format(x(ratio(R, "par pool: pool", key))))
