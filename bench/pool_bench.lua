@@ -55,10 +55,12 @@ end
 -- {======================================================================
 -- Child mode: one round of a case, par's side
 
--- The CPU seconds (user + system) a pool's workers have used so far
+-- The CPU seconds (user + system) a pool's workers have used so far, and
+-- their pids, joined by spaces (if they differ at the end of the timed map,
+-- a worker was replaced and its CPU is not all counted)
 local function workers_cpu(pool)
-  local sum = 0
-  for _, pid in ipairs(pool:pids()) do
+  local sum, pids = 0, pool:pids()
+  for _, pid in ipairs(pids) do
     local f = io.open("/proc/" .. pid .. "/stat")
     if f then
       local fields = {}
@@ -67,7 +69,7 @@ local function workers_cpu(pool)
       sum = sum + (fields[12] + fields[13]) / 100     -- utime, stime: clock ticks
     end
   end
-  return sum
+  return sum, table.concat(pids, " ")
 end
 
 local function child(case, how, ...)
@@ -163,9 +165,10 @@ local function child(case, how, ...)
     end
     if how == "pool" then
       local pool <close> = pool_for(fn, items)
-      local w = workers_cpu(pool)
+      local w, pids = workers_cpu(pool)
       out(how, cpu_timed(function() r = pool:map(fn, items) end))
-      out("workers cpu", workers_cpu(pool) - w)
+      local w1, pids1 = workers_cpu(pool)
+      if pids1 == pids then out("workers cpu", w1 - w) end
       out("defines", pool:stats().defines)
       out("forks", pool:stats().forks)
     else
@@ -247,6 +250,20 @@ local function ratio(rounds, a, b)
   return #t > 0 and median(t) or nil
 end
 
+--- " (rounds: lo-hi)": the least and the most of f(fig) over the rounds.
+local function spread(rounds, f, fmt)
+  local lo, hi = math.huge, -math.huge
+  for _, fig in ipairs(rounds) do
+    local ok, v = pcall(f, fig)
+    if ok and v then lo, hi = math.min(lo, v), math.max(hi, v) end
+  end
+  if lo > hi then return "" end
+  return (" (rounds: " .. fmt .. " to " .. fmt .. ")"):format(lo, hi)
+end
+local function per_round_ratio(a, b)
+  return function(fig) return fig[a][1] / fig[b][1] end
+end
+
 --- The key among 'keys' with the least median, and that median.
 local function best(rounds, keys)
   local bk, bm
@@ -313,14 +330,15 @@ local function calls_case(label, mb)
     row(label, "Python Pool(2), 500 x Pool.map", py, "s", ("%.3f ms a call"):format(py * 2))
   end
   row(label, "start: par.pool(2) + its first map", med(R, "par pool: start"), "ms")
-  return r
+  return r, spread(R, per_round_ratio("par pool: calls", "python: Pool(2).map"), "%.2fx")
 end
 
-local r1 = calls_case("1: 500 maps of 100 items", 0)
-verdict(r1 and r1 <= 0.5, ("1: 500 pool:map calls %s the time of Python's Pool(2).map (target <= 0.5x)")
-  :format(x(r1)))
-local r2 = calls_case(("2: the same, caller holding %d MB"):format(HEAP_MB), HEAP_MB)
-verdict(r2 and r2 <= 0.5, ("2: from a %d MB heap, pool:map %s Python's (target <= 0.5x)"):format(HEAP_MB, x(r2)))
+local r1, s1 = calls_case("1: 500 maps of 100 items", 0)
+verdict(r1 and r1 <= 0.5, ("1: 500 pool:map calls %s the time of Python's Pool(2).map%s (target <= 0.5x)")
+  :format(x(r1), s1))
+local r2, s2 = calls_case(("2: the same, caller holding %d MB"):format(HEAP_MB), HEAP_MB)
+verdict(r2 and r2 <= 0.5, ("2: from a %d MB heap, pool:map %s Python's%s (target <= 0.5x)")
+  :format(HEAP_MB, x(r2), s2))
 
 -- 3: one round trip at a time
 do
@@ -332,7 +350,8 @@ do
     row("3: submit(fn, i):get(), 2,000 times", pyname(key), med(R, key), "us",
       ("par %s"):format(x(ratio(R, "par: roundtrip", key))))
   end
-  verdict(rt <= 50e-6, ("3: round trip median %.1f µs (target <= 50 µs)"):format(rt * 1e6))
+  verdict(rt <= 50e-6, ("3: round trip median %.1f µs%s (target <= 50 µs)"):format(rt * 1e6,
+    spread(R, function(fig) return fig["par: roundtrip"][1] * 1e6 end, "%.1f")))
 end
 
 -- 4: many futures at once
@@ -349,7 +368,8 @@ do
     row(label, pyname(key), med(R, key) / N, "us",
       ("par %s"):format(x(ratio(R, "par: many", key))))
   end
-  verdict(m / N <= 20e-6, ("4: %.1f µs a task (target <= 20 µs)"):format(m / N * 1e6))
+  verdict(m / N <= 20e-6, ("4: %.1f µs a task%s (target <= 20 µs)"):format(m / N * 1e6,
+    spread(R, function(fig) return fig["par: many"][1] / N * 1e6 end, "%.1f")))
 end
 
 -- 5, 6: one big map, pool against par.map and Python
@@ -357,10 +377,12 @@ local function big_case(label, case, n)
   local R = rounds_of({
     ["par pool"] = lua_cmd(case, "pool", n), ["par map"] = lua_cmd(case, "map", n),
     python = py_cmd(case, n) })
+  local wcpu = med(R, "par pool: workers cpu")
   row(label, "**pool:map**", med(R, "par pool: pool"), "s",
-    ("%s par.map; CPU: caller %.3f s, workers %.3f s; fn defined %d times, %d forks in all"):format(
+    ("%s par.map; CPU: caller %.3f s, workers %s; fn defined %d times, %d forks in all"):format(
       x(ratio(R, "par pool: pool", "par map: map")), med(R, "par pool: caller cpu"),
-      med(R, "par pool: workers cpu"), med(R, "par pool: defines"), med(R, "par pool: forks")))
+      wcpu and ("%.3f s"):format(wcpu) or "? (replaced during the map)",
+      med(R, "par pool: defines"), med(R, "par pool: forks")))
   row(label, "par.map", med(R, "par map: map"), "s",
     ("CPU: caller %.3f s"):format(med(R, "par map: caller cpu")))
   for _, key in ipairs(py_keys(R)) do
@@ -373,7 +395,8 @@ end
 do
   local R = big_case("5: 10^6 items x*2", "tiny", 1000000)
   local r = ratio(R, "par pool: pool", "par map: map")
-  verdict(r <= 1, ("5: pool:map of 10^6 items %s par.map's time (target <= 1x)"):format(x(r)))
+  verdict(r <= 1, ("5: pool:map of 10^6 items %s par.map's time%s (target <= 1x)"):format(x(r),
+    spread(R, per_round_ratio("par pool: pool", "par map: map"), "%.2fx")))
 end
 
 do
@@ -381,8 +404,9 @@ do
   local key, bm = best(R, py_keys(R))
   if key then
     local r = ratio(R, "par pool: pool", key)
-    verdict(r < 1, ("6: pool:map %.3f s, %s Python's best pool (%s, %.3f s) (target < 1x)")
-      :format(med(R, "par pool: pool"), x(r), pyname(key), bm))
+    verdict(r < 1, ("6: pool:map %.3f s, %s Python's best pool (%s, %.3f s)%s (target < 1x)")
+      :format(med(R, "par pool: pool"), x(r), pyname(key), bm,
+        spread(R, per_round_ratio("par pool: pool", key), "%.2fx")))
   else
     verdict(nil, "6: no Python figures")
   end
