@@ -3,12 +3,7 @@
 local par = require "par"
 local H = require "spec.helpers"
 
-local seq = 0
--- A `sleep` argument no other process on the machine has.
-local function marker()
-  seq = seq + 1
-  return ("%d.%04d%03d"):format(40 + seq, H.pid() % 10000, seq)
-end
+local function marker() return H.marker(40) end
 
 local function assert_none_left(m)
   assert.are.same({}, H.survivors(m))

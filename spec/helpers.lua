@@ -197,4 +197,34 @@ function M.lua(code, prefix)
   return out, ok, how, status
 end
 
+local marker_seq = 0
+--- A `sleep` argument no other process on the machine has: base (a few
+-- per spec file) keeps files apart, the pid runs apart.
+function M.marker(base)
+  marker_seq = marker_seq + 1
+  return ("%d.%04d%03d"):format(base + marker_seq, M.pid() % 10000, marker_seq)
+end
+
+--- A child lua5.4 running 'code', with every signal at its default (a
+-- shell ignores SIGINT and SIGQUIT for a background job, and so would its
+-- children).  Its first line of output is its pid; wait() returns the
+-- rest, and how and with what it ended.
+function M.spawn(code)
+  local path = os.tmpname()
+  M.writefile(path, code)
+  local p = assert(io.popen("exec timeout -s KILL 30 env --default-signal=INT,QUIT,HUP,TERM,PIPE " .. M.env ..
+    "sh -c 'echo $$; exec lua5.4 " .. path .. "' 2>&1"))
+  local pid = assert(math.tointeger(tonumber(p:read("l"))))
+  local c = { pid = pid }
+  function c.line() return p:read("l") end
+  function c.kill(sig) os.execute(("kill -%s %d"):format(sig, pid)) end
+  function c.wait()
+    local out = p:read("a")
+    local _, how, status = p:close()
+    os.remove(path)
+    return out, how, status
+  end
+  return c
+end
+
 return M

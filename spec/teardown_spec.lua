@@ -7,12 +7,7 @@
 local par = require "par"
 local H = require "spec.helpers"
 
-local seq = 0
--- A `sleep` argument no other process on the machine has.
-local function marker()
-  seq = seq + 1
-  return ("%d.%04d%03d"):format(30 + seq, H.pid() % 10000, seq)
-end
+local function marker() return H.marker(30) end
 
 local function assert_none_left(m)
   assert.are.same({}, H.survivors(m))
@@ -23,27 +18,7 @@ local function assert_none_left(m)
   assert.are.same({}, mine)
 end
 
--- A child lua5.4 running 'code', with every signal at its default (a shell
--- ignores SIGINT and SIGQUIT for a background job, and so would its
--- children).  Its first line of output is its pid; wait() returns the rest,
--- and how and with what it ended.
-local function spawn(code)
-  local path = os.tmpname()
-  H.writefile(path, code)
-  local p = assert(io.popen("exec timeout -s KILL 30 env --default-signal=INT,QUIT,HUP,TERM,PIPE " .. H.env ..
-    "sh -c 'echo $$; exec lua5.4 " .. path .. "' 2>&1"))
-  local pid = assert(math.tointeger(tonumber(p:read("l"))))
-  local c = { pid = pid }
-  function c.line() return p:read("l") end
-  function c.kill(sig) os.execute(("kill -%s %d"):format(sig, pid)) end
-  function c.wait()
-    local out = p:read("a")
-    local _, how, status = p:close()
-    os.remove(path)
-    return out, how, status
-  end
-  return c
-end
+local spawn = H.spawn
 
 describe("par.map leaves no descendant of its workers", function()
   it("kills the commands a timed-out worker's par.run started", function()

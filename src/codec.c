@@ -20,7 +20,8 @@
 **   0x08 function: varint length, its bytecode (lua_dump, not stripped),
 **        varint nups, then each upvalue: a value, or a 0x0b join.  It takes
 **        the next id, as a table does, before its upvalues: cycles
-**   0x09 the globals table (of the decoding state: LUA_RIDX_GLOBALS)
+**   0x09 the globals table (of the decoding state: LUA_RIDX_GLOBALS);
+**        sent for the globals table and for any upvalue named _ENV
 **   0x0a path: varint length, module name, varint length, field name
 **        (empty: the module itself): package.loaded[module][field], the
 **        module required if need be
@@ -95,6 +96,15 @@ typedef struct Step {
   const char *name;     /* the upvalue's, for STEP_UPVAL */
 } Step;
 
+/* An upvalue met (lua_upvalueid), as the id of its function * 256 + its
+** number (a function has at most 255). */
+typedef struct Cell {
+  void *id;
+  lua_Integer at;
+} Cell;
+
+#define CELLS 16        /* the first ones: no table for a plain closure */
+
 typedef struct Enc {
   lua_State *L;
   Buf *b;
@@ -108,6 +118,8 @@ typedef struct Enc {
   const CodecExt *x;    /* ship's extension, or NULL: codec alone */
   int fresh;            /* ship: whether x->fresh has run */
   int restart;          /* ship: the path map changed, start again */
+  int ncells;           /* ship: upvalues met; after CELLS, in e->seen */
+  Cell cells[CELLS];
   int depth;            /* tables we are inside: path[0..depth) */
   Step path[CODEC_MAXDEPTH];
 } Enc;
@@ -487,37 +499,64 @@ static int enc_table (Enc *e, int t) {
 /* {------ ship's values (e->x set) ------ */
 
 static int count_upvalues (lua_State *L, int f) {
-  int n = 0;
-  while (lua_getupvalue(L, f, n + 1) != NULL) {
+  lua_Debug ar;
+  lua_pushvalue(L, f);
+  lua_getinfo(L, ">u", &ar);
+  return ar.nups;
+}
+
+/* Where upvalue 'cell' was met before (id * 256 + n), or -1.  Past the
+** first CELLS, upvalue ids go in the seen map as light userdata, which no
+** copied value can be. */
+static lua_Integer cell_find (Enc *e, void *cell) {
+  lua_State *L = e->L;
+  lua_Integer at = -1;
+  int i, n = e->ncells < CELLS ? e->ncells : CELLS;
+  for (i = 0; i < n; i++)
+    if (e->cells[i].id == cell) return e->cells[i].at;
+  if (e->ncells > CELLS) {
+    lua_pushlightuserdata(L, cell);
+    if (lua_rawget(L, e->seen) == LUA_TNUMBER) at = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    n++;
   }
-  return n;
+  return at;
+}
+
+static void cell_add (Enc *e, void *cell, lua_Integer at) {
+  lua_State *L = e->L;
+  if (e->ncells < CELLS) {
+    e->cells[e->ncells].id = cell;
+    e->cells[e->ncells].at = at;
+  }
+  else {
+    if (!e->hasseen) enc_makeseen(e);
+    lua_pushlightuserdata(L, cell);
+    lua_pushinteger(L, at);
+    lua_rawset(L, e->seen);
+  }
+  e->ncells++;
 }
 
 /* Writes a join and returns 1 if upvalue i of f (id 'id') is a variable
-** met before, as an upvalue of another closure or of this one; else notes
-** it and returns 0.  Upvalue ids go in the seen map as light userdata,
-** which no copied value can be. */
+** met before, as an upvalue of another closure; else notes it and returns
+** 0. */
 static int enc_cell (Enc *e, int f, int i, lua_Integer id) {
-  lua_State *L = e->L;
-  lua_pushlightuserdata(L, lua_upvalueid(L, f, i));
-  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
-    lua_Integer at = lua_tointeger(L, -1);  /* id * 256 + n: n < 256 */
-    lua_pop(L, 1);
+  void *cell = lua_upvalueid(e->L, f, i);
+  lua_Integer at = cell_find(e, cell);
+  if (at >= 0) {
     if (enc_tagged(e, T_JOIN, (uint64_t)(at >> 8)) != 0 ||
         enc_varint(e, (uint64_t)(at & 0xff)) != 0)
       return -1;
     return 1;
   }
-  lua_pop(L, 1);
-  lua_pushlightuserdata(L, lua_upvalueid(L, f, i));
-  lua_pushinteger(L, id * 256 + i);
-  lua_rawset(L, e->seen);
+  cell_add(e, cell, id * 256 + i);
   return 0;
 }
 
-/* The count, then each upvalue of the Lua function at f, whose id is 'id'. */
+/* The count, then each upvalue of the Lua function at f, whose id is 'id'.
+** An _ENV is the receiver's globals whatever it is here: a sandbox's
+** proxy (busted runs specs in one, with __index = _G) copied without its
+** metatable would leave the function no globals at all. */
 static int enc_upvalues (Enc *e, int f, lua_Integer id) {
   lua_State *L = e->L;
   Step *s;
@@ -525,14 +564,16 @@ static int enc_upvalues (Enc *e, int f, lua_Integer id) {
   if (e->depth >= CODEC_MAXDEPTH)
     return enc_fail(e, "function nested deeper than " XSTR(CODEC_MAXDEPTH)
                        " levels");
-  if (!e->hasseen) enc_makeseen(e);
   if (enc_varint(e, (uint64_t)n) != 0) return -1;
   s = &e->path[e->depth++];
   s->kind = STEP_UPVAL;
   for (i = 1; i <= n; i++) {
     s->name = lua_getupvalue(L, f, i);     /* pushes its value */
     r = enc_cell(e, f, i, id);
-    if (r == 0) r = enc_value(e, lua_gettop(L));
+    if (r == 0 && strcmp(s->name, "_ENV") == 0)
+      r = enc_byte(e, T_GLOBALS);
+    else if (r == 0)
+      r = enc_value(e, lua_gettop(L));
     if (r < 0) return -1;
     lua_pop(L, 1);
   }
@@ -583,32 +624,42 @@ static const char *ship_typename (lua_State *L, int type) {
 }
 
 /* A value in the path map goes as the bytes there: a path, or the globals
-** tag.  Otherwise a table is copied, a Lua function sent as bytecode and
-** upvalues, anything else refused.  Tables are looked up in the map as it
-** is; before the first other value, the map is made current, and if it
-** changed the encoding starts again (codec_encode_ext). */
-static int enc_shipped (Enc *e, int idx, int type) {
+** tag. */
+static int enc_path (Enc *e, int idx) {
   lua_State *L = e->L;
-  if (type != LUA_TTABLE && !e->fresh) {
-    e->fresh = 1;
-    if (e->x->fresh(L, e->x->paths)) {
-      e->restart = 1;
-      return -1;
-    }
-  }
   lua_pushvalue(L, idx);
   if (lua_rawget(L, e->x->paths) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     int r = enc_bytes(e, s, len);
     lua_pop(L, 1);
-    return r;
+    return r == 0 ? 1 : -1;
   }
   lua_pop(L, 1);
+  return 0;
+}
+
+/* A value with a path goes as its path.  Otherwise a table is copied, a
+** Lua function sent as bytecode and upvalues, anything else refused.  The
+** map may be out of date (ship.c checks it only when asked, since that
+** costs a walk of package.loaded): so before the first function or
+** userdata of an encoding that it lacks is sent another way, it is made
+** current, and if it changed the encoding starts again (enc_run), as a
+** table copied so far may now have a path.  Tables alone never ask. */
+static int enc_shipped (Enc *e, int idx, int type) {
+  int r = enc_path(e, idx);
+  if (r != 0) return r < 0 ? -1 : 0;
   if (type == LUA_TTABLE) return enc_table(e, idx);
-  if (type == LUA_TFUNCTION && !lua_iscfunction(L, idx))
+  if (!e->fresh) {
+    e->fresh = 1;
+    if (e->x->fresh(e->L, e->x->paths)) {
+      e->restart = 1;
+      return -1;
+    }
+  }
+  if (type == LUA_TFUNCTION && !lua_iscfunction(e->L, idx))
     return enc_function(e, idx);
-  return enc_fail(e, ship_typename(L, type));
+  return enc_fail(e, ship_typename(e->L, type));
 }
 
 void codec_pushpath (lua_State *L, const char *mod, size_t modlen,
@@ -669,6 +720,7 @@ static void enc_init (Enc *e, lua_State *L, Buf *b, const char *root,
   e->nobjs = 0;
   e->x = x;
   e->fresh = e->restart = 0;
+  e->ncells = 0;
   e->depth = 0;                 /* e->path is filled as tables are entered */
 }
 
@@ -691,6 +743,7 @@ static int enc_run (Enc *e, int idx, EncRoot enc) {
     e->b->len = start;
     e->hasseen = 0;
     e->nobjs = 0;
+    e->ncells = 0;
     e->depth = 0;
     e->restart = 0;     /* e->fresh stays set: once only */
   }

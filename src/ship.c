@@ -13,8 +13,13 @@
 ** a module's field, then a global's ("string" before "_G.string"), then
 ** the shorter, then the smaller in byte order, so that the choice does not
 ** depend on the order of lua_next.  The map lives in the registry with
-** weak keys, and is built again when package.loaded gains or loses names.
+** weak keys, and is built again when package.loaded gains, loses or
+** replaces a module: a fingerprint of it is checked before a function or
+** userdata that the map lacks is sent as bytecode or refused (once an
+** encoding).  A hit costs no check, nor does a table: a module loaded since
+** the last check whose table is sent alone is copied.
 */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,8 +31,8 @@
 static const char ship_key = 'p';
 
 /* In the path map beside the values: package.loaded when it was built,
-** its number of names, and the value -> "module.field" table. */
-enum { MAP_LOADED = 1, MAP_COUNT, MAP_NAMES };
+** its fingerprint then, and the value -> "module.field" table. */
+enum { MAP_LOADED = 1, MAP_PRINT, MAP_NAMES };
 
 #define G_CLASS '2'     /* rank of the globals' fields: the last */
 
@@ -53,6 +58,7 @@ static int is_ref (int type) {
 
 static int is_globals (lua_State *L, int idx) {
   int r;
+  idx = lua_absindex(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
   r = lua_rawequal(L, idx, -1);
   lua_pop(L, 1);
@@ -121,14 +127,12 @@ static void offer_fields (Build *bd, int t, const char *mod, int globals) {
   }
 }
 
-/* Offers every path in package.loaded (at 'loaded'); returns its names. */
-static lua_Integer offer_all (Build *bd, int loaded) {
+/* Offers every path in package.loaded (at 'loaded'). */
+static void offer_all (Build *bd, int loaded) {
   lua_State *L = bd->L;
-  lua_Integer n = 0;
   luaL_checkstack(L, 8, "par.ship");
   lua_pushnil(L);
   while (lua_next(L, loaded)) {
-    n++;
     if (lua_type(L, -2) == LUA_TSTRING && is_ref(lua_type(L, -1)))
       offer(bd, lua_gettop(L), '0', lua_tostring(L, -2), NULL);
     lua_pop(L, 1);
@@ -140,7 +144,6 @@ static lua_Integer offer_all (Build *bd, int loaded) {
                    is_globals(L, -1));
     lua_pop(L, 1);
   }
-  return n;
 }
 
 /* map[v] = the bytes to send, names[v] = "module.field", for each v ranked. */
@@ -167,6 +170,28 @@ static void fill_map (Build *bd, int map, int names) {
   }
 }
 
+static uint64_t mix (const void *p) {
+  uint64_t u = (uint64_t)(uintptr_t)p;
+  u ^= u >> 31;
+  u *= UINT64_C(0x9e3779b97f4a7c15);
+  return u ^ (u >> 29);
+}
+
+/* A fingerprint of package.loaded at t: its names and their values, as
+** the sum of a mix of each pair (a sum, so lua_next's order does not
+** matter).  A count alone misses a module unloaded and another loaded
+** since; a pointer reused for another string can only cause a rebuild. */
+static lua_Integer fingerprint (lua_State *L, int t) {
+  uint64_t h = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    h += mix(lua_topointer(L, -2)) ^ (mix(lua_topointer(L, -1)) << 1);
+    h += 1;
+    lua_pop(L, 1);
+  }
+  return (lua_Integer)(h & (uint64_t)LUA_MAXINTEGER);
+}
+
 static void set_weak (lua_State *L) {
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
@@ -178,7 +203,6 @@ static void set_weak (lua_State *L) {
 static void paths_build (lua_State *L) {
   Build bd;
   int top = lua_gettop(L), loaded, map;
-  lua_Integer n;
   luaL_checkstack(L, 12, "par.ship");
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   loaded = top + 1;
@@ -187,7 +211,7 @@ static void paths_build (lua_State *L) {
   bd.L = L;
   bd.rank = top + 2;
   bd.modlen = top + 3;
-  n = offer_all(&bd, loaded);
+  offer_all(&bd, loaded);
   lua_createtable(L, 3, 64);
   map = lua_gettop(L);
   set_weak(L);
@@ -200,28 +224,18 @@ static void paths_build (lua_State *L) {
   lua_rawset(L, map);
   lua_pushvalue(L, loaded);
   lua_rawseti(L, map, MAP_LOADED);
-  lua_pushinteger(L, n);
-  lua_rawseti(L, map, MAP_COUNT);
+  lua_pushinteger(L, fingerprint(L, loaded));
+  lua_rawseti(L, map, MAP_PRINT);
   lua_pushvalue(L, map);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &ship_key);
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
 }
 
-static lua_Integer count_keys (lua_State *L, int t) {
-  lua_Integer n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    lua_pop(L, 1);
-    n++;
-  }
-  return n;
-}
-
 /* Whether the map at 'map' was built from package.loaded as it is now: the
-** same table, with as many names.  (A module that replaced another under
-** the same name goes unseen until the count changes; its old values keep
-** their paths, which resolve to the new module's.) */
+** same table, with the same fingerprint.  (A field that a module changed
+** goes unseen: its old value keeps its path, and the new value is copied
+** or refused until package.loaded itself changes.) */
 static int paths_current (lua_State *L, int map) {
   int ok;
   luaL_checkstack(L, 4, "par.ship");
@@ -230,8 +244,8 @@ static int paths_current (lua_State *L, int map) {
   ok = lua_rawequal(L, -1, -2);
   lua_pop(L, 1);
   if (ok) {
-    lua_rawgeti(L, map, MAP_COUNT);
-    ok = lua_tointeger(L, -1) == count_keys(L, lua_gettop(L) - 1);
+    lua_rawgeti(L, map, MAP_PRINT);
+    ok = lua_tointeger(L, -1) == fingerprint(L, lua_gettop(L) - 1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -255,21 +269,28 @@ static int paths_fresh (lua_State *L, int paths) {
   return 1;
 }
 
-int ship_path (lua_State *L, int idx) {
-  int map;
-  idx = lua_absindex(L, idx);
-  if (!is_ref(lua_type(L, idx))) return 0;
-  map = paths_push(L);
-  paths_fresh(L, map);
+/* names[v] pushed, or nothing and 0. */
+static int paths_name (lua_State *L, int map, int idx) {
   lua_rawgeti(L, map, MAP_NAMES);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TSTRING) {
-    lua_replace(L, map);
-    lua_settop(L, map);
+    lua_remove(L, -2);
     return 1;
   }
-  lua_settop(L, map - 1);
+  lua_pop(L, 2);
   return 0;
+}
+
+/* Made current only on a miss, as the encoder does (see codec.c). */
+int ship_path (lua_State *L, int idx) {
+  int map, r;
+  idx = lua_absindex(L, idx);
+  if (!is_ref(lua_type(L, idx))) return 0;
+  map = paths_push(L);
+  r = paths_name(L, map, idx);
+  if (r == 0 && paths_fresh(L, map)) r = paths_name(L, map, idx);
+  lua_remove(L, map);
+  return r;
 }
 
 /* }====================================================== */

@@ -677,7 +677,8 @@ static int tasks_polltime (Tasks *t, int limit) {
     lua_Integer i;
     if (w->pid == 0 || w->head == NULL || w->killed) continue;
     i = slot_running(&t->slots[k], &t0);
-    if (i <= w->head->seq0 + w->head->got) continue;
+    if (i <= w->head->seq0 + w->head->got)
+      t0 = w->tlast;           /* not begun yet: it cannot end before */
     d = t0 + lim - now;
     if (next < 0 || d < next) next = d;
   }
