@@ -112,6 +112,7 @@ build/fuzz/decode_fuzz: src/codec.c src/buf.c
 build/fuzz/arena_fuzz: src/arena.c
 build/fuzz/frame_fuzz: src/frame.c src/buf.c
 build/fuzz/lines_fuzz: src/lines.c
+build/fuzz/ship_fuzz: src/ship.c src/codec.c src/buf.c
 decode_CORPUS = fuzz/corpus
 
 FUZZ_SECONDS ?= 60

@@ -47,7 +47,7 @@ describe("par.pool", function()
       local pids = pool:pids()
       assert.are.equal(3, #pids)
       local kids = {}
-      for _, p in ipairs(H.children()) do kids[p] = true end
+      for _, p in ipairs(H.children()) do kids[p.pid] = true end
       for _, p in ipairs(pids) do assert.is_true(kids[p]) end
       local inited = {}
       for line in H.readfile(log):gmatch("%d+") do inited[#inited + 1] = tonumber(line) end
@@ -65,7 +65,7 @@ describe("par.pool", function()
 
     it("refuses bad arguments in the Lua convention", function()
       assert.has_error(function() par.pool(0) end,
-        "bad argument #1 to 'pool' (number of jobs: integer >= 1 expected, got 0)")
+        "bad argument #1 to 'pool' (number of jobs: must be >= 1, got 0)")
       assert.has_error(function() par.pool("x") end,
         "bad argument #1 to 'pool' (number or table expected, got string)")
       assert.has_error(function() par.pool(2, { bogus = 1 }) end,
@@ -296,7 +296,7 @@ describe("par.pool", function()
           end
         end)
       end
-      for _ = 1, 5 do for c = 1, 3 do cos[c]() end end
+      for _ = 1, 6 do for c = 1, 3 do cos[c]() end end
       table.sort(out)
       assert.are.same({ 11, 12, 13, 14, 15, 21, 22, 23, 24, 25, 31, 32, 33, 34, 35 }, out)
     end)
@@ -420,7 +420,7 @@ describe("par.pool", function()
       end) do
         if i >= 3 then break end
       end
-      assert.is_true(pulled < 100)
+      assert.is_true(pulled <= 64, pulled)
       assert.are.equal(7, pool:submit(function() return 7 end):get())
       assert.are.equal(2, #pool:pids())
     end)

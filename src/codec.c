@@ -116,6 +116,7 @@ typedef struct Enc {
   int hasseen;          /* whether that map exists yet */
   lua_Integer nobjs;    /* ids given: tables and functions */
   const CodecExt *x;    /* ship's extension, or NULL: codec alone */
+  int paths;            /* ship: stack index of the path map */
   int fresh;            /* ship: whether x->fresh has run */
   int restart;          /* ship: the path map changed, start again */
   int ncells;           /* ship: upvalues met; after CELLS, in e->seen */
@@ -628,7 +629,7 @@ static const char *ship_typename (lua_State *L, int type) {
 static int enc_path (Enc *e, int idx) {
   lua_State *L = e->L;
   lua_pushvalue(L, idx);
-  if (lua_rawget(L, e->x->paths) == LUA_TSTRING) {
+  if (lua_rawget(L, e->paths) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     int r = enc_bytes(e, s, len);
@@ -652,7 +653,7 @@ static int enc_shipped (Enc *e, int idx, int type) {
   if (type == LUA_TTABLE) return enc_table(e, idx);
   if (!e->fresh) {
     e->fresh = 1;
-    if (e->x->fresh(e->L, e->x->paths)) {
+    if (e->x->fresh(e->L, e->paths)) {
       e->restart = 1;
       return -1;
     }
@@ -719,6 +720,7 @@ static void enc_init (Enc *e, lua_State *L, Buf *b, const char *root,
   e->rootidx = e->seen = e->hasseen = 0;
   e->nobjs = 0;
   e->x = x;
+  e->paths = 0;
   e->fresh = e->restart = 0;
   e->ncells = 0;
   e->depth = 0;                 /* e->path is filled as tables are entered */
@@ -726,20 +728,28 @@ static void enc_init (Enc *e, lua_State *L, Buf *b, const char *root,
 
 typedef int (*EncRoot) (Enc *e, int idx);
 
-/* Runs 'enc' on the value at idx with the slot for the seen map pushed,
-** from the start again if ship's path map changed on the way. */
+/* Runs 'enc' on the value at idx with ship's path map (if any) and the
+** slot for the seen map pushed, from the start again if the path map
+** changed on the way; pops them. */
 static int enc_run (Enc *e, int idx, EncRoot enc) {
   lua_State *L = e->L;
   size_t start = e->b->len;
-  int top = lua_gettop(L), r;
-  luaL_checkstack(L, 1, "par.encode");
+  int top0 = lua_gettop(L), top = top0, r;
+  luaL_checkstack(L, 2, "par.encode");
+  if (e->x != NULL) {
+    e->x->pushpaths(L);
+    e->paths = ++top;
+  }
   for (;;) {
     lua_pushnil(L);     /* the slot for the seen map */
     e->rootidx = idx;
     e->seen = top + 1;
     r = enc(e, idx);
+    if (r == 0 || !e->restart) {
+      lua_settop(L, top0);
+      return r;
+    }
     lua_settop(L, top);
-    if (r == 0 || !e->restart) return r;
     e->b->len = start;
     e->hasseen = 0;
     e->nobjs = 0;
@@ -748,6 +758,7 @@ static int enc_run (Enc *e, int idx, EncRoot enc) {
     e->restart = 0;     /* e->fresh stays set: once only */
   }
 }
+
 
 int codec_encode_ext (lua_State *L, int idx, Buf *b, const char *root,
                       char *err, size_t errsz, const CodecExt *x) {

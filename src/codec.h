@@ -57,12 +57,14 @@ lua_Integer codec_decode_some (lua_State *L, int t, lua_Integer i,
 */
 
 typedef struct CodecExt {
-  /* Encoder: stack index of the path map, value -> the bytes to send in
-  ** its place (a path, or the globals tag), which ship.c builds. */
-  int paths;
-  /* Encoder: make the map at 'paths' current (replacing it there); 1 if it
-  ** changed, and then the encoding starts again, since a table copied so
-  ** far may now have a path. */
+  /* Encoder: push the path map, value -> the bytes to send in its place
+  ** (a path, or the globals tag), which ship.c builds.  Called once an
+  ** encoding, when it meets a value that is not nil, boolean, number or
+  ** string. */
+  void (*pushpaths) (lua_State *L);
+  /* Encoder: make the map at stack index 'paths' current (replacing it
+  ** there); 1 if it changed, and then the encoding starts again, since a
+  ** table copied so far may now have a path. */
   int (*fresh) (lua_State *L, int paths);
   /* Decoder: push package.loaded[mod][field] (field empty: the module), or
   ** return -1 with a message in err. */

@@ -252,13 +252,12 @@ static int paths_current (lua_State *L, int map) {
   return ok;
 }
 
-/* Push the path map, built if there is none yet. */
-static int paths_push (lua_State *L) {
+/* Push the path map, built if there is none yet (CodecExt.pushpaths). */
+static void paths_push (lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ship_key) != LUA_TTABLE) {
     lua_pop(L, 1);
     paths_build(L);
   }
-  return lua_gettop(L);
 }
 
 /* CodecExt.fresh */
@@ -286,7 +285,8 @@ int ship_path (lua_State *L, int idx) {
   int map, r;
   idx = lua_absindex(L, idx);
   if (!is_ref(lua_type(L, idx))) return 0;
-  map = paths_push(L);
+  paths_push(L);
+  map = lua_gettop(L);
   r = paths_name(L, map, idx);
   if (r == 0 && paths_fresh(L, map)) r = paths_name(L, map, idx);
   lua_remove(L, map);
@@ -386,8 +386,8 @@ static int ship_resolve (lua_State *L, const char *mod, size_t modlen,
 ** =======================================================
 */
 
-static void ext_init (CodecExt *x, int paths, int funcs) {
-  x->paths = paths;
+static void ext_init (CodecExt *x, int funcs) {
+  x->pushpaths = paths_push;
   x->fresh = paths_fresh;
   x->resolve = ship_resolve;
   x->funcs = funcs;
@@ -396,27 +396,21 @@ static void ext_init (CodecExt *x, int paths, int funcs) {
 int ship_encode (lua_State *L, int idx, Buf *b, const char *root,
                  char *err, size_t errsz) {
   CodecExt x;
-  int type = lua_type(L, idx), r;
-  if (!is_ref(type))          /* plain values: as codec sends them */
-    return codec_encode(L, idx, b, root, err, errsz);
-  idx = lua_absindex(L, idx);
-  ext_init(&x, paths_push(L), 1);
-  r = codec_encode_ext(L, idx, b, root, err, errsz, &x);
-  lua_pop(L, 1);
-  return r;
+  ext_init(&x, 1);
+  return codec_encode_ext(L, idx, b, root, err, errsz, &x);
 }
 
 int ship_decode (lua_State *L, const char *p, size_t n, size_t *used,
                  char *err, size_t errsz) {
   CodecExt x;
-  ext_init(&x, 0, 1);
+  ext_init(&x, 1);
   return codec_decode_ext(L, p, n, used, err, errsz, &x);
 }
 
 int ship_decode_nofuncs (lua_State *L, const char *p, size_t n,
                          size_t *used, char *err, size_t errsz) {
   CodecExt x;
-  ext_init(&x, 0, 0);
+  ext_init(&x, 0);
   return codec_decode_ext(L, p, n, used, err, errsz, &x);
 }
 
@@ -442,18 +436,14 @@ int ship_load (lua_State *L, const char *p, size_t n, char *err,
 int ship_upvalues (lua_State *L, int idx, Buf *b, const char *root,
                    char *err, size_t errsz) {
   CodecExt x;
-  int r;
-  idx = lua_absindex(L, idx);
-  ext_init(&x, paths_push(L), 1);
-  r = codec_upvalues(L, idx, b, root, err, errsz, &x);
-  lua_pop(L, 1);
-  return r;
+  ext_init(&x, 1);
+  return codec_upvalues(L, idx, b, root, err, errsz, &x);
 }
 
 int ship_setupvalues (lua_State *L, int idx, const char *p, size_t n,
                       char *err, size_t errsz) {
   CodecExt x;
-  ext_init(&x, 0, 1);
+  ext_init(&x, 1);
   return codec_setupvalues(L, idx, p, n, err, errsz, &x);
 }
 

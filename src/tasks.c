@@ -104,6 +104,7 @@ typedef struct TW {
   size_t sent;               /* bytes of 'out' written */
   Job *head, *tail;          /* its flight */
   int nflight, depth;
+  int dirty;                 /* jobs added to 'out' since the last send */
   lua_Integer seq;           /* units sent to it */
   lua_Integer lastcall;      /* the call whose upvalues it holds, or 0 */
   lua_Integer ntasks;        /* jobs sent to it */
@@ -645,16 +646,28 @@ static void tasks_dispatch (lua_State *L, Tasks *t) {
     if (t->shut && t->qhead == NULL) continue;
     if (!tw_start(L, t, k)) tasks_fail(L, t, "fork");
   }
-  for (k = 0; k < t->nw && t->qhead != NULL; k++) {
-    TW *w = &t->w[k];
-    int sent = 0;
-    if (w->pid == 0 || w->fd < 0 || w->quitting || w->ready < 0) continue;
-    while (t->qhead != NULL && w->nflight < w->depth && !w->quitting) {
-      job_send(L, t, w, queue_pop(t));
-      sent = 1;
+  while (t->qhead != NULL) {          /* each job to the least loaded */
+    TW *w = NULL;
+    for (k = 0; k < t->nw; k++) {
+      TW *x = &t->w[k];
+      if (x->pid == 0 || x->fd < 0 || x->quitting || x->ready < 0 ||
+          x->nflight >= x->depth)
+        continue;
+      /* the fewest in flight; of those, the one that replied last: it is
+      ** still spinning (child_spin), awake */
+      if (w == NULL || x->nflight < w->nflight ||
+          (x->nflight == w->nflight && x->tlast > w->tlast))
+        w = x;
     }
-    if (sent) tw_send(w);
+    if (w == NULL) break;
+    job_send(L, t, w, queue_pop(t));
+    w->dirty = 1;
   }
+  for (k = 0; k < t->nw; k++)
+    if (t->w[k].dirty) {
+      t->w[k].dirty = 0;
+      tw_send(&t->w[k]);
+    }
   if (t->shut && t->qhead == NULL)
     for (k = 0; k < t->nw; k++) {
       TW *w = &t->w[k];

@@ -606,10 +606,12 @@ static int serve_task (lua_State *L, Child *c, const Frame *f) {
   }
   else {
     c->seqoff = c->seq - t.first + 1;
+    c->top = lua_gettop(L);                  /* fn stays between items */
     more = child_range(L, c, t.first, t.first + t.count - 1, S_BATCH,
-                       t.first - 1, lua_gettop(L));
+                       t.first - 1, c->top);
+    c->top = S_BAD;
     c->seq += t.count;
-    lua_pop(L, 1);
+    lua_settop(L, S_BAD);
     return more;
   }
   lua_settop(L, c->top);

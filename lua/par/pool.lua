@@ -15,13 +15,14 @@ local resolve = require("par.map").resolve
 
 local M = {}
 
-local type, select, pcall, error, setmetatable, rawget = type, select, pcall, error, setmetatable, rawget
+local type, pcall, error, setmetatable, getmetatable = type, pcall, error, setmetatable, getmetatable
+local next, tostring = next, tostring
 local format, huge, min, max, ceil = string.format, math.huge, math.min, math.max, math.ceil
 local monotime = core.monotime
 local argerror, typename = util.argerror, util.typename
 
 -- The core's events (tasks.c, tasks_step), five slots each
-local EV_VALUE, EV_SPAN, EV_ERROR, EV_INITERR = 1, 2, 3, 4
+local EV_VALUE, EV_SPAN, EV_INITERR = 1, 2, 4   -- and 3, EV_ERROR: a unit failed
 
 local Pool = {}
 Pool.__index = Pool
@@ -101,7 +102,8 @@ local function settle(f, state, v)
     f.watchers = nil
     for k = 1, #watchers do
       local q = watchers[k]
-      q[#q + 1] = f
+      q.n = q.n + 1
+      q[q.n] = f
     end
   end
 end
@@ -233,9 +235,15 @@ Call.__index = Call
 function Call:event(kind, a, x, y)
   if kind == EV_SPAN then
     self.left = self.left - x
+    self.spans = self.spans + 1
     local on_result, sink, arrived = self.on_result, self.sink, self.arrived
     if arrived then
-      for i = a, a + x - 1 do arrived[#arrived + 1] = i end
+      local na = self.na
+      for i = a, a + x - 1 do
+        na = na + 1
+        arrived[na] = i
+      end
+      self.na = na
     end
     if on_result then
       for i = a, a + x - 1 do on_result(sink[i], i) end
@@ -245,7 +253,10 @@ function Call:event(kind, a, x, y)
     local err = failure("item " .. a, x, y)
     if not self.first_err or a < self.first_err then self.first_err = a end
     self.errs[a] = err
-    if self.arrived then self.arrived[#self.arrived + 1] = a end
+    if self.arrived then
+      self.na = self.na + 1
+      self.arrived[self.na] = a
+    end
   end
 end
 
@@ -255,7 +266,7 @@ end
 
 local function call_new(self, fn, opts, sink)
   local c = setmetatable({ pool = self, id = next_id(self), fn = fn, sink = sink, errs = {},
-    left = 0, on_result = opts.on_result, collect = opts.errors == "collect" }, Call)
+    left = 0, spans = 0, on_result = opts.on_result, collect = opts.errors == "collect" }, Call)
   self.waiting[c.id] = c
   return c
 end
@@ -345,14 +356,14 @@ function Pool:imap(fn_spec, items, opts)
   fn, n, opts = map_args(self, "imap", fn_spec, items, opts)
   local sink = {}
   local c = call_new(self, fn, opts, sink)
-  c.arrived = {}
+  c.arrived, c.na = {}, 0
   local head, ordered, want = 1, opts.ordered, 1
   local got = {}                       -- ordered: arrived and not yet yielded
   local pulled, eof, buf = 0, n == 0, {}
   local size, grow = chunk_size(self, opts, n), not opts.chunksize
   size = size or 1
   local window = 2 * self.n + 2
-  local over = false
+  local over, spans = false, 0
 
   local function close()
     if over then return end
@@ -381,7 +392,9 @@ function Pool:imap(fn_spec, items, opts)
           pulled = pulled + k
         end
         for j = k, 1, -1 do buf[j] = nil end
-        if grow and size < 1024 then size = size * 2 end
+        if grow and size < 1024 and c.spans > spans then  -- results came: grow
+          size, spans = size * 2, c.spans
+        end
       end
     end
   end
@@ -390,14 +403,12 @@ function Pool:imap(fn_spec, items, opts)
   local function ready()
     local arrived = c.arrived
     if ordered then
-      while head <= #arrived do
+      while head <= c.na do
         got[arrived[head]] = true
         arrived[head] = nil
         head = head + 1
       end
-      if #arrived < head then
-        c.arrived, head = {}, 1
-      end
+      head, c.na = 1, 0
       if got[want] then
         got[want] = nil
         want = want + 1
@@ -405,11 +416,11 @@ function Pool:imap(fn_spec, items, opts)
       end
       return nil
     end
-    if head <= #arrived then
+    if head <= c.na then
       local i = arrived[head]
       arrived[head] = nil
       head = head + 1
-      if head > #arrived then c.arrived, head = {}, 1 end
+      if head > c.na then head, c.na = 1, 0 end
       return i
     end
     return nil
@@ -561,13 +572,15 @@ function M.as_completed(futures, timeout)
   check_futures("as_completed", futures)
   check_timeout("as_completed", 2, timeout)
   local deadline = timeout and monotime() + timeout
-  local queue, head, seen, total = {}, 1, {}, 0
+  local queue, head, seen, total = { n = 0 }, 1, {}, 0
   for i = 1, #futures do
     local f = futures[i]
     if not seen[f] then
       seen[f] = true
       total = total + 1
-      if f.state ~= "pending" then queue[#queue + 1] = f
+      if f.state ~= "pending" then
+        queue.n = queue.n + 1
+        queue[queue.n] = f
       else
         local w = f.watchers or {}
         w[#w + 1] = queue
@@ -578,7 +591,7 @@ function M.as_completed(futures, timeout)
   local yielded = 0
   return function()
     while true do
-      if head <= #queue then
+      if head <= queue.n then
         local f = queue[head]
         queue[head] = nil
         head = head + 1
