@@ -42,6 +42,7 @@ local CASES = os.getenv("PAR_POOL_CASES") or "123456"
 local PYTHON = os.getenv("PAR_BENCH_PYTHON") or "python3"
 local LUA = os.getenv("LUA") or "lua5.4"
 local PROCS = 2
+local LIMIT = 5          -- seconds: case 4's as_completed and wait give up
 
 -- The work.  Neither function has an upvalue, so what travels to a pool's
 -- workers is the bytecode alone (and only once: see 'defines' below).
@@ -138,20 +139,31 @@ local function child(case, how, ...)
       for i = 1, n do fs[i] = pool:submit(tiny, i) end
       for i = 1, n do assert(fs[i]:get() == 2 * i) end
     end))
-    -- as_completed gets a timeout, far past its time, so that a pool that
-    -- loses a future fails this row instead of hanging the bench
+    -- as_completed and wait get a timeout, far past their time, so that a
+    -- pool that loses a future (or is slow to find it) fails the row
+    -- instead of holding up the bench
     local ok, err = pcall(timed, function()
       local fs = {}
       for i = 1, n do fs[i] = pool:submit(tiny, i) end
       local k = 0
-      for _ in par.as_completed(fs, 10) do k = k + 1 end
+      for _ in par.as_completed(fs, LIMIT) do k = k + 1 end
       assert(k == n, "as_completed gave too few futures")
     end)
     if ok then out("as_completed", err)
+    else io.stderr:write("pool_bench: as_completed: ", tostring(err), "\n") end
+    local pending
+    ok, err = pcall(timed, function()
+      local fs = {}
+      for i = 1, n do fs[i] = pool:submit(tiny, i) end
+      pending = select(2, par.wait(fs, { timeout = LIMIT }))
+      assert(#pending == 0, "par.wait: timeout")
+    end)
+    if ok then out("wait", err)
     else
-      io.stderr:write("pool_bench: as_completed: ", tostring(err), "\n")
-      pool:terminate()
+      io.stderr:write("pool_bench: wait: ", tostring(err), " (", pending and #pending or "?", " of ", n,
+        " pending)\n")
     end
+    if pending and #pending > 0 then pool:terminate() end
   elseif case == "tiny" or case == "strings" then   -- N
     -- Beside the time, the CPU seconds of the caller and (a pool's) of
     -- its workers, summed: where the time goes
@@ -387,9 +399,11 @@ if want("4") then
   local m = med(R, "par: many")
   local label = "4: 20,000 submits, then every get"
   row(label, "**par.pool** submit + get", m / N, "us", ("%.3f s in all"):format(m))
-  local ac = med(R, "par: as_completed")
-  row(label, "par.pool submit + as_completed", ac and ac / N, "us",
-    not ac and "failed: timed out after 10 s (see stderr)" or nil)
+  for _, w in ipairs({ { "as_completed", "par.as_completed(futures)" }, { "wait", "par.wait(futures)" } }) do
+    local t = med(R, "par: " .. w[1])
+    row(label, "par.pool submit + " .. w[2], t and t / N, "us",
+      not t and ("not done in %d s (see stderr)"):format(LIMIT) or nil)
+  end
   for _, key in ipairs(py_keys(R)) do
     row(label, pyname(key), med(R, key) / N, "us",
       ("par %s"):format(x(ratio(R, "par: many", key))))
