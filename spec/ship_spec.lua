@@ -79,6 +79,16 @@ describe("ship", function()
       assert.is_nil(core.ship_path(42))
     end)
 
+    it("skip a module name that a path cannot hold", function()
+      local name = "ship_spec\0nul"
+      local mod = { f = function() return "copied" end }
+      package.loaded[name] = mod
+      finally(function() package.loaded[name] = nil end)
+      assert.is_nil(core.ship_path(mod))
+      assert.is_nil(core.ship_path(mod.f))
+      assert.are.equal("copied", roundtrip(mod).f())
+    end)
+
     it("win over copying: a module table travels as its name", function()
       local s = assert(ship(string))
       assert.is_true(#s < 10)

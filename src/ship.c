@@ -127,19 +127,25 @@ static void offer_fields (Build *bd, int t, const char *mod, int globals) {
   }
 }
 
+/* A module name a path can hold: a string, with no '\0' to cut it short. */
+static int is_modname (lua_State *L, int k) {
+  return lua_type(L, k) == LUA_TSTRING &&
+         strlen(lua_tostring(L, k)) == lua_rawlen(L, k);
+}
+
 /* Offers every path in package.loaded (at 'loaded'). */
 static void offer_all (Build *bd, int loaded) {
   lua_State *L = bd->L;
   luaL_checkstack(L, 8, "par.ship");
   lua_pushnil(L);
   while (lua_next(L, loaded)) {
-    if (lua_type(L, -2) == LUA_TSTRING && is_ref(lua_type(L, -1)))
+    if (is_modname(L, -2) && is_ref(lua_type(L, -1)))
       offer(bd, lua_gettop(L), '0', lua_tostring(L, -2), NULL);
     lua_pop(L, 1);
   }
   lua_pushnil(L);
   while (lua_next(L, loaded)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE)
+    if (is_modname(L, -2) && lua_type(L, -1) == LUA_TTABLE)
       offer_fields(bd, lua_gettop(L), lua_tostring(L, -2),
                    is_globals(L, -1));
     lua_pop(L, 1);

@@ -17,8 +17,8 @@
 ** Encode the value at idx as codec_encode does, and also: a Lua function
 ** as its bytecode (not stripped) and its upvalues, each encoded so; a
 ** function or table met twice, or a cycle, as a back-reference; two
-** closures that share a variable share it on arrival too; the globals table
-** as a tag ("the receiver's globals"); a value reachable through
+** closures that share a variable share it on arrival too; the globals table,
+** and any upvalue named _ENV, as a tag ("the receiver's globals"); a value reachable through
 ** package.loaded (a module, or a field of one: string.format, io.stdout)
 ** as that path, which wins over copying.  Anything else that cannot be
 ** copied (a C function or userdata with no path, a coroutine, a light

@@ -651,8 +651,8 @@ static void tasks_dispatch (lua_State *L, Tasks *t) {
     for (k = 0; k < t->nw; k++) {
       TW *x = &t->w[k];
       if (x->pid == 0 || x->fd < 0 || x->quitting || x->ready < 0 ||
-          x->nflight >= x->depth)
-        continue;
+          x->nflight >= (t->qhead->kind == F_CHUNK && x->depth < 2 ? 2 : x->depth))
+        continue;                /* a map's next chunk waits in each worker */
       /* the fewest in flight; of those, the one that replied last: it is
       ** still spinning (child_spin), awake */
       if (w == NULL || x->nflight < w->nflight ||
