@@ -452,7 +452,8 @@ if want("6") then
   end
 end
 
-print(("par.pool benchmark: %d workers, %d rounds (medians; ratios are medians of each round's)")
+print(("par.pool benchmark: %d workers, %d alternating rounds (medians; ratios are medians of each"
+  .. " round's); every pool, par's or Python's (fork start method), made and warmed before its clock")
   :format(PROCS, ROUNDS))
 print()
 print("| case | runner | time | note |")
