@@ -5,7 +5,8 @@
 # per page fault (bench/faults.c), which bounds a fork-based map, and runs
 # par.map's benchmark; par.each's; par.imap's, under bench/treemem (the
 # memory of a whole process tree); the par command on streamed input
-# (bench/cli_bench.lua).
+# (bench/cli_bench.lua); par.pool beside par.map and Python's process pools
+# (bench/pool_bench.lua, bench/pool_peers.py).
 # Run from anywhere; par must be built (make).
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,3 +29,5 @@ echo
 "$LUA" bench/imap_bench.lua
 echo
 "$LUA" bench/cli_bench.lua
+echo
+"$LUA" bench/pool_bench.lua
