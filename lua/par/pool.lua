@@ -568,21 +568,48 @@ end
 
 -- One wait on behalf of 'futures' (those pending): step their pools, at
 -- most 'left' seconds (nil: until something happens).
-local function wait_some(futures, left)
-  local pools, first = {}, nil
+-- The pools of the futures still pending, once: a wait steps them.
+local function pools_of(futures)
+  local pools, seen = {}, {}
   for i = 1, #futures do
     local f = futures[i]
-    if f.state == "pending" and not pools[f.pool] then
-      pools[f.pool] = true
-      first = first or f.pool
+    if f.state == "pending" and not seen[f.pool] then
+      seen[f.pool] = true
+      pools[#pools + 1] = f.pool
     end
   end
-  if not first then return end
-  if next(pools, next(pools)) == nil then return step(first, left) end
-  for p in next, pools do
-    if step(p, 0) > 0 then return end
+  return pools
+end
+
+-- One wait on behalf of futures of 'pools': at most 'left' seconds (nil:
+-- until something happens).
+local function wait_some(pools, left)
+  if #pools == 0 then return end
+  if #pools == 1 then return step(pools[1], left) end
+  for k = 1, #pools do
+    if step(pools[k], 0) > 0 then return end
   end
-  step(first, min(left or huge, 0.002))
+  step(pools[1], min(left or huge, 0.002))
+end
+
+-- Watch the futures of a list: a queue that each one not yet finished
+-- joins as it finishes; and how many were finished or are distinct.
+local function watch(futures)
+  local queue, seen, total, finished = { n = 0 }, {}, 0, {}
+  for i = 1, #futures do
+    local f = futures[i]
+    if not seen[f] then
+      seen[f] = true
+      total = total + 1
+      if f.state ~= "pending" then finished[#finished + 1] = f
+      else
+        local w = f.watchers or {}
+        w[#w + 1] = queue
+        f.watchers = w
+      end
+    end
+  end
+  return queue, finished, total
 end
 
 --- for f in par.as_completed(futures [, timeout]) do ... end: the futures
@@ -592,28 +619,19 @@ function M.as_completed(futures, timeout)
   check_futures("as_completed", futures)
   check_timeout("as_completed", 2, timeout)
   local deadline = timeout and monotime() + timeout
-  local queue, head, seen, total = { n = 0 }, 1, {}, 0
-  for i = 1, #futures do
-    local f = futures[i]
-    if not seen[f] then
-      seen[f] = true
-      total = total + 1
-      if f.state ~= "pending" then
-        queue.n = queue.n + 1
-        queue[queue.n] = f
-      else
-        local w = f.watchers or {}
-        w[#w + 1] = queue
-        f.watchers = w
-      end
-    end
-  end
-  local yielded = 0
+  local pools = pools_of(futures)
+  local later, finished, total = watch(futures)
+  local fi, head, yielded = 1, 1, 0
   return function()
     while true do
-      if head <= queue.n then
-        local f = queue[head]
-        queue[head] = nil
+      if fi <= #finished then
+        fi = fi + 1
+        yielded = yielded + 1
+        return finished[fi - 1]
+      end
+      if head <= later.n then          -- those that finished since
+        local f = later[head]
+        later[head] = nil
         head = head + 1
         yielded = yielded + 1
         return f
@@ -626,7 +644,7 @@ function M.as_completed(futures, timeout)
           error(format("par.as_completed: timeout (%d of %d futures not done)", total - yielded, total), 2)
         end
       end
-      wait_some(futures, l)
+      wait_some(pools, l)
     end
   end, nil, nil, nil
 end
@@ -648,18 +666,17 @@ function M.wait(futures, opts)
     end
   end
   local deadline = timeout and monotime() + timeout
+  local pools = pools_of(futures)
+  local later, finished, total = watch(futures)
   while true do
-    local ndone, npend = 0, 0
-    for i = 1, #futures do
-      if futures[i].state ~= "pending" then ndone = ndone + 1 else npend = npend + 1 end
-    end
-    if npend == 0 or (any and ndone > 0) then break end
+    local ndone = #finished + later.n
+    if ndone == total or (any and ndone > 0) then break end
     local l
     if deadline then
       l = deadline - monotime()
       if l <= 0 then break end
     end
-    wait_some(futures, l)
+    wait_some(pools, l)
   end
   local done, pending = {}, {}
   for i = 1, #futures do
