@@ -305,7 +305,10 @@ static void post (Run *r, Job *j) {
 static void *worker (void *arg) {
   Run *r = (Run *)arg;
   Job *j;
+  /* one worker runs one job at a time, so its number is a job slot */
+  int slot = __atomic_add_fetch(&r->nslots, 1, __ATOMIC_RELAXED);
   while ((j = claim(r)) != NULL) {
+    j->slot = slot;
     if (j->status == ST_EXIT) {
       attempts(r, j);
       if (host_done(r, j)) continue;
@@ -498,6 +501,7 @@ void run_freejob (Job *j) {
   if (j == NULL) return;
   free_strv(j->argv);
   free(j->remote);
+  free(j->input);
   buf_free(&j->out);
   buf_free(&j->errout);
   free(j);
@@ -550,7 +554,8 @@ void run_free (Run *r) {
   r->threads = NULL;
   free(r->spec.cwd);
   free(r->spec.input);
-  r->spec.cwd = r->spec.input = NULL;
+  free(r->spec.slotmark);
+  r->spec.cwd = r->spec.input = r->spec.slotmark = NULL;
   free_strv(r->spec.envp);
   r->spec.envp = NULL;
   closeall(r);

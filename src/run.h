@@ -33,6 +33,10 @@ typedef struct RunSpec {
   char *cwd;                 /* NULL: the caller's directory */
   char *input;               /* data for every command's stdin; NULL: /dev/null */
   size_t inputlen;
+  char *slotmark;            /* NULL, or a string (say "\33{%}\33") replaced at
+                                spawn time, in each argv string and remote
+                                line, by the job's slot number */
+  size_t slotmarklen;        /* > 0 */
   int capture;               /* collect stdout and stderr in pipes */
   int halt;                  /* HALT_* */
   int retries;
@@ -50,6 +54,10 @@ typedef struct Job {
   char **argv;               /* NULL-terminated; owned */
   char *remote;              /* the command as one shell string, for ssh */
   long long index;           /* position in the caller's input, from 1 */
+  char *input;               /* this job's stdin, over spec.input; owned; NULL: none */
+  size_t inputlen;
+  int slot;                  /* the worker running it, from 1: unique among
+                                running jobs (PARALLEL_JOBSLOT, slotmark) */
   int host;                  /* index in spec.hosts of the host that ran it, or -1 */
   /* the outcome, written by the worker that ran the job */
   int status;                /* ST_* */
@@ -106,6 +114,7 @@ typedef struct Run {
   int wake[2];               /* workers -> caller: a job is done */
   int stop[2];               /* caller -> workers: readable once killing */
   int devnull;
+  int nslots;                /* workers that took a slot number */
 } Run;
 
 /* Set up the descriptors and the lock; 0, or an errno value with *what

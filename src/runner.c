@@ -297,6 +297,9 @@ static void load_spec (lua_State *L, Run *run, int idx) {
   s->halt = opthalt(L, idx);
   s->cwd = opt_str(L, idx, "cwd", &len, 1);
   s->input = opt_str(L, idx, "stdin", &s->inputlen, 0);
+  s->slotmark = opt_str(L, idx, "slotmark", &s->slotmarklen, 1);
+  if (s->slotmark != NULL && s->slotmarklen == 0)
+    opterror(L, "slotmark", "non-empty string expected");
   load_env(L, run, idx);
   load_hosts(L, run, idx);
 }
@@ -526,17 +529,33 @@ static int runner_next (lua_State *L) {
   }
 }
 
-/* runner:push(argv, i [, remote]): queue argv as the i'th command of the
-** input ('remote': its line for ssh hosts), with opts.open. */
+/* The string at 'idx' as job j's stdin, copied: its own, over opts.stdin. */
+static void job_input (lua_State *L, Job *j, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if ((j->input = malloc(len > 0 ? len : 1)) == NULL) {
+    run_freejob(j);
+    par_nomem(L);
+  }
+  memcpy(j->input, s, len);
+  j->inputlen = len;
+}
+
+/* runner:push(argv, i [, remote [, input]]): queue argv as the i'th
+** command of the input ('remote': its line for ssh hosts; 'input': its
+** stdin, over opts.stdin), with opts.open. */
 static int runner_push (lua_State *L) {
   Runner *r = checkrunner(L);
   lua_Integer i = luaL_checkinteger(L, 3);
   Job *j;
   luaL_argcheck(L, r->open, 1, "runner is closed");
   luaL_argcheck(L, r->run.input_open, 1, "runner's input is over");
-  lua_settop(L, 4);
+  luaL_argexpected(L, lua_isnoneornil(L, 5) || lua_type(L, 5) == LUA_TSTRING, 5,
+                   "string or nil");
+  lua_settop(L, 5);
   lua_pushvalue(L, 2);
   j = new_job(L, i, 2);
+  if (!lua_isnil(L, 5)) job_input(L, j, 5);
   if (r->run.spec.nhosts > 0) {
     if (lua_type(L, 4) != LUA_TSTRING) {
       run_freejob(j);

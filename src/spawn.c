@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +27,8 @@ typedef struct Child {
   pid_t pid;
   int pidfd;                    /* -1: no pidfd, poll with waitid(WNOHANG) */
   int in, out, err;             /* our ends of its pipes; -1 once closed */
+  const char *input;            /* its stdin: the job's, or the run's */
+  size_t inputlen;
   size_t inoff;                 /* bytes of the input written */
   int reaped;
   siginfo_t info;
@@ -84,20 +87,122 @@ static const char *failed_step (Run *r, int e) {
   return NULL;
 }
 
-/* The argv to run: the job's own, or for a remote host the ssh prefix
-** followed by the job's command line (freed by the caller). */
+/* {======================================================= */
+/* A job's argv and environment, made at spawn time          */
+
+#define SEQ_VAR "PARALLEL_SEQ="
+#define SLOT_VAR "PARALLEL_JOBSLOT="
+
+/* The length of 'str' once each slotmark in it is 'slot' ('slotlen'
+** bytes), without the NUL. */
+static size_t marked_len (const RunSpec *s, const char *str, size_t slotlen) {
+  size_t len = strlen(str);
+  const char *p = str, *end = str + len;
+  if (s->slotmark == NULL) return len;
+  while ((p = memmem(p, (size_t)(end - p), s->slotmark, s->slotmarklen)) != NULL) {
+    len = len - s->slotmarklen + slotlen;
+    p += s->slotmarklen;
+  }
+  return len;
+}
+
+/* Copy 'str' to 'dst' with each slotmark replaced by 'slot'; returns the
+** byte after the NUL written. */
+static char *put_marked (const RunSpec *s, char *dst, const char *str,
+                         const char *slot, size_t slotlen) {
+  const char *p = str, *end = str + strlen(str), *m;
+  while (s->slotmark != NULL &&
+         (m = memmem(p, (size_t)(end - p), s->slotmark, s->slotmarklen)) != NULL) {
+    memcpy(dst, p, (size_t)(m - p));
+    dst += m - p;
+    memcpy(dst, slot, slotlen);
+    dst += slotlen;
+    p = m + s->slotmarklen;
+  }
+  memcpy(dst, p, (size_t)(end - p) + 1);
+  return dst + (end - p) + 1;
+}
+
+/*
+** The argv to run: the job's own, or for a remote host the ssh prefix
+** followed by the job's command line, which sets PARALLEL_SEQ and
+** PARALLEL_JOBSLOT first (ssh passes no environment).  With a slotmark,
+** the job's strings with the slot number in.  Anything but j->argv is one
+** malloc'd block, pointers then strings: the caller frees it.
+*/
 static char **job_argv (Run *r, Job *j) {
-  const Host *h = j->host >= 0 ? &r->spec.hosts[j->host] : NULL;
-  size_t n = 0;
-  char **argv;
-  if (h == NULL || h->argv == NULL) return j->argv;
-  while (h->argv[n] != NULL) n++;
-  if ((argv = malloc((n + 2) * sizeof *argv)) == NULL) return NULL;
-  memcpy(argv, h->argv, n * sizeof *argv);
-  argv[n] = j->remote;
-  argv[n + 1] = NULL;
+  const RunSpec *s = &r->spec;
+  const Host *h = j->host >= 0 ? &s->hosts[j->host] : NULL;
+  int remote = h != NULL && h->argv != NULL;
+  char **src = remote ? h->argv : j->argv, **argv;
+  char slot[16], prefix[128];
+  size_t i, n = 0, size, slotlen, plen = 0;
+  char *p;
+  if (!remote && s->slotmark == NULL) return j->argv;
+  slotlen = (size_t)snprintf(slot, sizeof slot, "%d", j->slot);
+  while (src[n] != NULL) n++;
+  size = (n + 2) * sizeof *argv;
+  if (remote) {
+    plen = (size_t)snprintf(prefix, sizeof prefix, "PARALLEL_SEQ=%lld PARALLEL_JOBSLOT=%s; "
+                            "export PARALLEL_SEQ PARALLEL_JOBSLOT; ", j->index, slot);
+    size += plen + marked_len(s, j->remote, slotlen) + 1;
+  }
+  else
+    for (i = 0; i < n; i++) size += marked_len(s, src[i], slotlen) + 1;
+  if ((argv = malloc(size)) == NULL) return NULL;
+  p = (char *)(argv + n + 2);
+  if (remote) {
+    memcpy(argv, src, n * sizeof *argv);
+    argv[n++] = p;
+    memcpy(p, prefix, plen);
+    put_marked(s, p + plen, j->remote, slot, slotlen);
+  }
+  else
+    for (i = 0; i < n; i++) {
+      argv[i] = p;
+      p = put_marked(s, p, src[i], slot, slotlen);
+    }
+  argv[n] = NULL;
   return argv;
 }
+
+static int is_var (const char *e, const char *name) {
+  return strncmp(e, name, strlen(name)) == 0;
+}
+
+/* The environment of a local job: the run's, with PARALLEL_SEQ and
+** PARALLEL_JOBSLOT (as GNU parallel sets them) over any inherited ones.
+** Only the vector is new, the strings are the run's and 'seq', 'slot';
+** the caller frees the vector.  NULL without memory. */
+static char **job_env (Run *r, char *seq, char *slot) {
+  char **base = r->spec.envp != NULL ? r->spec.envp : environ, **envp;
+  size_t i, n = 0, m = 0;
+  while (base[n] != NULL) n++;
+  if ((envp = malloc((n + 3) * sizeof *envp)) == NULL) return NULL;
+  for (i = 0; i < n; i++)
+    if (!is_var(base[i], SEQ_VAR) && !is_var(base[i], SLOT_VAR)) envp[m++] = base[i];
+  envp[m++] = seq;
+  envp[m++] = slot;
+  envp[m] = NULL;
+  return envp;
+}
+
+static int spawn_exec (Run *r, Job *j, Child *c, posix_spawn_file_actions_t *fa,
+                       posix_spawnattr_t *attr) {
+  char seq[sizeof SEQ_VAR + 24], slot[sizeof SLOT_VAR + 16];
+  char **argv = job_argv(r, j), **envp;
+  int e = ENOMEM;
+  snprintf(seq, sizeof seq, SEQ_VAR "%lld", j->index);
+  snprintf(slot, sizeof slot, SLOT_VAR "%d", j->slot);
+  envp = job_env(r, seq, slot);
+  if (argv != NULL && envp != NULL)
+    e = posix_spawnp(&c->pid, argv[0], fa, attr, argv, envp);
+  if (argv != j->argv) free(argv);
+  free(envp);
+  return e;
+}
+
+/* }======================================================= */
 
 /* Start the child; 0, or an errno value with j->errwhat naming the step. */
 static int spawn_start (Run *r, Job *j, Child *c) {
@@ -105,8 +210,10 @@ static int spawn_start (Run *r, Job *j, Child *c) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   int e;
+  c->input = j->input != NULL ? j->input : r->spec.input;
+  c->inputlen = j->input != NULL ? j->inputlen : r->spec.inputlen;
   j->errwhat = "pipe";
-  if ((r->spec.input != NULL && (e = sys_pipe(in, 0)) != 0) ||
+  if ((c->input != NULL && (e = sys_pipe(in, 0)) != 0) ||
       (r->spec.capture && ((e = sys_pipe(out, 0)) != 0 ||
                            (e = sys_pipe(err, 0)) != 0)))
     goto done;
@@ -115,13 +222,9 @@ static int spawn_start (Run *r, Job *j, Child *c) {
                          out[1], err[1])) != 0)
     goto done;
   if ((e = spawn_attrs(&attr)) == 0) {
-    char **argv = job_argv(r, j);
     j->errwhat = NULL;
-    if (argv == NULL) e = ENOMEM;
-    else e = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv,
-                          r->spec.envp != NULL ? r->spec.envp : environ);
+    e = spawn_exec(r, j, c, &fa, &attr);
     if (e != 0) j->errwhat = failed_step(r, e);
-    if (argv != j->argv) free(argv);
     posix_spawnattr_destroy(&attr);
   }
   posix_spawn_file_actions_destroy(&fa);
@@ -185,11 +288,11 @@ static void drain (Run *r, Job *j, int *fd, int err) {
     closefd(fd);
 }
 
-static void feed (Run *r, Child *c) {
-  size_t left = r->spec.inputlen - c->inoff;
-  ssize_t n = left > 0 ? write(c->in, r->spec.input + c->inoff, left) : 0;
+static void feed (Child *c) {
+  size_t left = c->inputlen - c->inoff;
+  ssize_t n = left > 0 ? write(c->in, c->input + c->inoff, left) : 0;
   if (n > 0) c->inoff += (size_t)n;
-  if (c->inoff == r->spec.inputlen ||
+  if (c->inoff == c->inputlen ||
       (n < 0 && errno != EINTR && errno != EAGAIN))   /* EPIPE: it stopped reading */
     closefd(&c->in);
 }
@@ -233,7 +336,7 @@ static int spawn_poll (Run *r, Job *j, Child *c, int stop, int timeout,
     if (p[i].revents == 0) continue;
     if (p[i].fd == c->out) drain(r, j, &c->out, 0);
     else if (p[i].fd == c->err) drain(r, j, &c->err, 1);
-    else if (p[i].fd == c->in) feed(r, c);
+    else if (p[i].fd == c->in) feed(c);
     else if (p[i].fd == r->stop[0]) *stopseen = 1;
   }
   return 0;
@@ -321,7 +424,7 @@ static int spawn_retry (Run *r, Job *j, Child *c) {
 
 /* One attempt: its outcome replaces the previous attempt's. */
 void spawn_job (Run *r, Job *j) {
-  Child c = {0, -1, -1, -1, -1, 0, 0, {0}};
+  Child c = {0, -1, -1, -1, -1, NULL, 0, 0, 0, {0}};
   double start;
   j->out.len = j->errout.len = 0;
   j->truncated = j->signaled = j->code = j->err = j->stopped = 0;

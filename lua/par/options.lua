@@ -22,7 +22,7 @@ local joblog = require "par.joblog"
 
 local M = {}
 
-local type, next, rawget, tostring, ipairs = type, next, rawget, tostring, ipairs
+local type, next, rawget, rawlen, tostring, ipairs = type, next, rawget, rawlen, tostring, ipairs
 local format = string.format
 local typename = util.typename
 
@@ -35,12 +35,28 @@ local function check_string(v)
   return v
 end
 
---- A command given as an argv table: nil, why unless it is one.
-function M.check_argv(t, what)
+-- Whether t holds keys 1..#t only, besides a key 'extra' (if given).
+local function is_sequence_but(t, extra)
+  if extra == nil or rawget(t, extra) == nil then return util.is_sequence(t) end
+  local n, count = rawlen(t), 0
+  for k in next, t do
+    if k ~= extra then
+      if math.type(k) ~= "integer" or k < 1 or k > n then return false end
+      count = count + 1
+    end
+  end
+  return count == n
+end
+
+--- A command given as an argv table: nil, why unless it is one.  'extra':
+-- a key it may hold besides its words (a command's "stdin").
+function M.check_argv(t, what, extra)
   if type(t) ~= "table" then return nil, what .. " must be a string or an argv table" end
   local bad = util.len_problem(t)
   if bad then return nil, what .. ": " .. bad end
-  if #t == 0 or not util.is_sequence(t) then return nil, what .. " must be a non-empty sequence of strings" end
+  if #t == 0 or not is_sequence_but(t, extra) then
+    return nil, what .. " must be a non-empty sequence of strings"
+  end
   for k = 1, #t do
     local a = rawget(t, k)
     if type(a) ~= "string" then
@@ -59,7 +75,11 @@ function M.check_command(c, i)
     if c:find("\0", 1, true) then return nil, format("command #%d contains a NUL byte", i) end
     return c
   end
-  return M.check_argv(c, "command #" .. i)
+  local stdin = type(c) == "table" and rawget(c, "stdin")
+  if stdin and type(stdin) ~= "string" then
+    return nil, format("command #%d: stdin must be a string, got %s", i, typename(stdin))
+  end
+  return M.check_argv(c, "command #" .. i, "stdin")
 end
 
 local function check_commands(cmds)
@@ -131,6 +151,12 @@ local function check_ssh(v)
     return words
   end
   return M.check_argv(v, "ssh")
+end
+
+local function check_mark(v)
+  local s, why = check_string(v)
+  if s == "" then return nil, "non-empty string expected" end
+  return s, why
 end
 
 local function check_joblog(v)
@@ -288,6 +314,8 @@ M.run = {
     help = "`{\"[N/]host\", ...}`: run the commands there over ssh; `\":\"` is this machine" },
   { name = "ssh", check = check_ssh, config = string_or_table, default = "`ssh`",
     help = "the ssh client, as a string of words or an argv table" },
+  { name = "slotmark", core = true, check = check_mark,
+    help = "a string replaced in each command, as it starts, by its job slot number" },
 }
 
 --- par.map(fn, items [, n] [, opts])

@@ -79,7 +79,8 @@ local function push(st, c, i)
     argv = table.move(shell, 1, #shell, 1, {})
     argv[#argv + 1] = c
   end
-  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil)
+  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil,
+    type(c) == "table" and rawget(c, "stdin") or nil)
   st.cmd[i] = c
   st.inflight = st.inflight + 1
 end
