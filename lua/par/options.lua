@@ -369,6 +369,12 @@ M.pool_map = {
 
 local FORMAT = util.oneof("json", "lua")
 
+-- --block SIZE, read as par.cli.pipe reads it (required when parsed: the
+-- par command alone loads the CLI modules).
+local function pipe_size(s)
+  return require("par.cli.pipe").size(s)
+end
+
 --- The par command's own options; 'modes' are the ones each applies to
 -- ("lines" and "args": commands from input; "run", "map": a config), and
 -- 'config' the config kind that may set it too.
@@ -401,6 +407,31 @@ M.cli = {
     flags = { { long = "version", final = true, help = "print the version and exit" } } },
   { name = "help", modes = "lines args run map",
     flags = { { short = "h", long = "help", final = true, help = "print this help and exit" } } },
+  -- --pipe (par.cli.pipe) {==================================================
+  { name = "pipe", modes = "lines args",
+    flags = { { long = "pipe", help = "cut stdin into blocks at record ends; each block is one job's stdin" } } },
+  { name = "pipepart", modes = "lines args",
+    flags = { { long = "pipepart", help = "as --pipe, reading the blocks of -a FILE by seeking in it" },
+      { long = "pipe-part", help = "the same as --pipepart" } } },
+  { name = "block", modes = "lines args",
+    flags = { { long = "block", arg = "SIZE", parse = pipe_size, default = "1M",
+      help = "--pipe: block size in bytes; k, m, g are powers of 1000, K, M, G of 1024" },
+      { long = "block-size", arg = "SIZE", parse = pipe_size, default = "1M",
+        help = "the same as --block" } } },
+  { name = "recstart", modes = "lines args",
+    flags = { { long = "recstart", arg = "STR",
+      help = "--pipe: records start with STR (\\n, \\t, \\0 and \\xHH are read)" } } },
+  { name = "recend", modes = "lines args",
+    flags = { { long = "recend", arg = "STR", default = "\\n",
+      help = "--pipe: records end with STR; '' for none (blocks of exactly SIZE)" } } },
+  { name = "cat", modes = "lines args",
+    flags = { { long = "cat", help = "--pipe: {} is a temporary file holding the block, removed after" } } },
+  { name = "fifo", modes = "lines args",
+    flags = { { long = "fifo", help = "--pipe: {} is a named pipe the block is written to" } } },
+  { name = "header", modes = "lines args",
+    flags = { { long = "header", arg = "N",
+      help = "--pipe: the input's first N lines (':' one) start every block" } } },
+  -- }=========================================================================
 }
 
 -- {======================================================================

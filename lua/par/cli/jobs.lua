@@ -172,6 +172,7 @@ end
 -- CMD once per line of the input.  'block': the input's iterator waits
 -- rather than return false.
 local function command_jobs(o, plan, block)
+  if o.pipe or o.pipepart then return require("par.cli.pipe").jobs(o, plan) end   -- pipe hook
   local lines = plan.mode == "lines"
   local template = concat(plan.words, " ")
   local list = plan.list

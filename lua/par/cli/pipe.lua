@@ -1,0 +1,325 @@
+--- The par command's --pipe and --pipepart, as GNU parallel has them: the
+-- input cut into blocks of about --block bytes, each ending at a record
+-- boundary, and each block one job's stdin (with --cat a temporary file,
+-- with --fifo a named pipe, either given to the command as {}).
+--
+-- A record boundary is --recend followed by --recstart (default: recend
+-- "\n", no recstart; with only --recstart given, recend is "").  --pipe
+-- reads its input in pieces of --block bytes and ends each block at the
+-- last boundary in it, carrying the rest on; a record longer than a block
+-- is one block.  --pipepart finds, from each block's start, the first
+-- boundary at or after --block bytes in the -a FILE and reads the block
+-- there, seeking.  -N n (o.max_args) makes blocks of n records.  --header N
+-- (or ':', one line) repeats the input's first N lines before every block.
+local util = require "par.util"
+local errors = require "par.cli.errors"
+
+local M = {}
+
+local format = string.format
+local usage_error = errors.usage
+
+local DEFAULT_BLOCK = 1 << 20
+local WINDOW = 4096                 -- bytes looked back at for the last boundary first
+local FIND = 1 << 16                -- bytes read at a time when seeking a boundary
+
+local ESCAPES = { n = "\n", t = "\t", r = "\r", ["0"] = "\0", ["\\"] = "\\" }
+
+--- A --recstart or --recend as GNU parallel reads it: \n, \t, \r, \0, \\
+-- and \xHH stand for their bytes.
+function M.unescape(s)
+  return (s:gsub("\\(x%x%x)", function(h) return string.char(tonumber(h:sub(2), 16)) end)
+    :gsub("\\(.)", function(c) return ESCAPES[c] end))
+end
+
+-- The separator: recend .. recstart, and recend's length (a block ends
+-- after recend, before recstart).
+local function separator(o)
+  local recstart = o.recstart and M.unescape(o.recstart) or ""
+  local recend = o.recend and M.unescape(o.recend) or (o.recstart and "" or "\n")
+  return recend .. recstart, #recend
+end
+
+-- {======================================================================
+-- Finding boundaries
+
+-- The length of the longest prefix of s[1..upto] that ends at a boundary
+-- (the separator wholly inside s[1..upto]), at least 'least'; or nil.
+-- Looks back from 'upto' in windows that grow, so that a block is scanned
+-- about as far back as its last record is long.
+local function last_split(s, sep, nend, upto, least)
+  if sep == "" then return upto >= least and upto or nil end
+  local w, hi, n = WINDOW, upto, #sep
+  while hi >= n do
+    local lo = hi - w + 1
+    if lo < 1 then lo = 1 end
+    local best
+    local i = s:find(sep, lo, true)
+    while i and i + n - 1 <= hi do
+      if i - 1 + nend >= least then best = i end
+      i = s:find(sep, i + 1, true)
+    end
+    if best then return best - 1 + nend end
+    if lo == 1 then return nil end
+    hi = lo + n - 2                 -- a match ending there starts before lo
+    w = w * 4
+  end
+  return nil
+end
+
+-- The length of the shortest prefix of s that ends at a boundary whose
+-- separator starts at or after 'from', at least 'least' long; or nil.
+local function first_split(s, sep, nend, from, least)
+  if sep == "" then return #s >= least and #s or nil end
+  local i = s:find(sep, from, true)
+  while i and i - 1 + nend < least do i = s:find(sep, i + 1, true) end
+  return i and i - 1 + nend or nil
+end
+
+-- }======================================================================
+
+-- The input file ('path', or stdin for nil or "-") and its name.
+local function open_input(path)
+  if path == nil or path == "-" then return io.stdin, "stdin" end
+  local f, err = io.open(path, "rb")
+  if not f then usage_error(err) end
+  return f, path
+end
+
+-- The header: the first n lines of f (--header N, or ':' for one).
+local function read_header(f, h)
+  if h == nil then return "" end
+  local n = h == ":" and 1 or math.tointeger(tonumber(h))
+  if not n or n < 0 then usage_error(format("--header: number of lines or ':' expected, got '%s'", h)) end
+  local lines = {}
+  for k = 1, n do
+    local l = f:read("L")
+    if not l then break end
+    lines[k] = l
+  end
+  return table.concat(lines)
+end
+
+-- {======================================================================
+-- --pipe: blocks of a stream
+
+-- Blocks of about 'size' bytes from f.  'carry' is what the last read left
+-- past the last boundary; at most one read per block in the common case,
+-- and the block is the carry and one piece of that read.
+local function stream_blocks(f, size, sep, nend, header)
+  local carry, eof = "", false
+  -- a record longer than the block: read on to its end ('buf' holds no
+  -- boundary); the separator may straddle two reads
+  local function long_record(buf)
+    local pieces, n = { buf }, #buf
+    local keep = #sep > 1 and buf:sub(-(#sep - 1)) or ""
+    while true do
+      local more = f:read(size)
+      if not more then
+        eof = true
+        carry = ""
+        return table.concat(pieces)
+      end
+      local p = first_split(keep .. more, sep, nend, 1, 0)
+      if p then
+        local all = table.concat(pieces) .. more
+        p = n - #keep + p
+        carry = all:sub(p + 1)
+        return all:sub(1, p)
+      end
+      pieces[#pieces + 1] = more
+      n = n + #more
+      if #sep > 1 then keep = (keep .. more):sub(-(#sep - 1)) end
+    end
+  end
+  return function()
+    local buf = carry
+    if eof then
+      carry = ""
+      if buf == "" then return nil end
+      return header .. buf
+    end
+    local s
+    if #buf < size then
+      s = f:read(size - #buf)
+      if not s then
+        eof = true
+        carry = ""
+        if buf == "" then return nil end
+        return header .. buf
+      end
+      -- the common case: a boundary in what was just read
+      local p = last_split(s, sep, nend, #s, buf == "" and 1 or 0)
+      if p then
+        carry = s:sub(p + 1)
+        return header .. (buf == "" and s:sub(1, p) or buf .. s:sub(1, p))
+      end
+      buf = buf .. s
+    end
+    local p = last_split(buf, sep, nend, math.min(#buf, size), 1)
+    if p then
+      carry = buf:sub(p + 1)
+      return header .. buf:sub(1, p)
+    end
+    p = first_split(buf, sep, nend, 1, 1)   -- past 'size', in what is buffered
+    if p then
+      carry = buf:sub(p + 1)
+      return header .. buf:sub(1, p)
+    end
+    return header .. long_record(buf)
+  end
+end
+
+-- Blocks of 'n' records each from f (-N n), read 'size' bytes at a time.
+local function record_blocks(f, size, sep, nend, header, n)
+  local buf, eof = "", false
+  return function()
+    local from, count, last = 1, 0, 0
+    while true do
+      local p = sep ~= "" and first_split(buf, sep, nend, from, last + 1)
+      if p then
+        count = count + 1
+        last = p
+        from = p - nend + 2
+        if count == n then break end
+      elseif eof then
+        last = #buf
+        break
+      else
+        from = math.max(from, #buf - #sep + 2)
+        local s = f:read(size)
+        if s then buf = buf .. s else eof = true end
+      end
+    end
+    if last == 0 then return nil end
+    local block = buf:sub(1, last)
+    buf = buf:sub(last + 1)
+    return header .. block
+  end
+end
+
+-- }======================================================================
+
+-- --pipepart: blocks of a file, found by seeking.  Reads a few KB at each
+-- border to find the boundary, then the block itself in one read.
+local function part_blocks(f, size, sep, nend, header, name)
+  local total, err = f:seek("end")
+  if not total then usage_error(format("--pipepart: %s: %s", name, err)) end
+  local pos = #header
+  local function boundary(border)
+    if sep == "" then return border end
+    local keep, at = "", border
+    while at < total do
+      f:seek("set", at)
+      local s = keep .. f:read(FIND)
+      local p = first_split(s, sep, nend, 1, 0)
+      if p then return at - #keep + p end
+      at = at + #s - #keep
+      keep = #sep > 1 and s:sub(-(#sep - 1)) or ""
+    end
+    return total
+  end
+  return function()
+    if pos >= total then return nil end
+    local stop = pos + size >= total and total or boundary(pos + size)
+    f:seek("set", pos)
+    local block = f:read(stop - pos)
+    pos = stop
+    return header .. block
+  end
+end
+
+--- The blocks of the input for the parsed options 'o': a function that
+-- returns the next block, or nil at the end.  It blocks while it reads.
+-- o.pipepart reads o.arg_file by seeking (it must be a file); o.pipe reads
+-- o.arg_file or stdin.  o.block: bytes (default 1 MiB); o.recstart,
+-- o.recend: strings as given (escapes are read here); o.max_args: records
+-- per block; o.header: "N" lines or ":".
+function M.source(o)
+  if o.pipepart and (o.arg_file == nil or o.arg_file == "-") then
+    usage_error("--pipepart needs a file to read (-a FILE)")
+  end
+  local f, name = open_input(o.arg_file)
+  local size = o.block or DEFAULT_BLOCK
+  local sep, nend = separator(o)
+  local header = read_header(f, o.header)
+  if o.pipepart then
+    if o.max_args then usage_error("--pipepart cannot count records (-N): use --block") end
+    return part_blocks(f, size, sep, nend, header, name)
+  end
+  if o.max_args then return record_blocks(f, size, sep, nend, header, o.max_args) end
+  return stream_blocks(f, size, sep, nend, header)
+end
+
+-- {======================================================================
+-- Jobs
+
+-- The command text with {} as the block's file, named in the shell
+-- variable _par_f (appended when 'cmd' has no {}), and {#} the job number.
+local function file_command(cmd, seq)
+  local used = false
+  local text = cmd:gsub("{#?}", function(r)
+    if r == "{#}" then return tostring(seq) end
+    used = true
+    return '"$_par_f"'
+  end)
+  if not used then text = text .. ' "$_par_f"' end
+  return text
+end
+
+local MKTEMP = '_par_f=$(mktemp %s"${TMPDIR:-/tmp}/parXXXXXX") || exit 255; '
+
+--- The job of block 'block', the seq'th, for command text 'cmd': { cmd =
+-- an argv table with the block as its stdin, text = the shell command,
+-- tag = "" }.  With o.cat the shell first copies its stdin to a temporary
+-- file, which is {} and is removed after; with o.fifo, {} is a named pipe
+-- the shell fills from its stdin while the command runs.
+function M.job(o, cmd, block, seq)
+  local text
+  if o.cat then
+    text = MKTEMP:format("") .. 'cat > "$_par_f"; { ' .. file_command(cmd, seq)
+      .. '\n} </dev/null; _par_s=$?; rm -f "$_par_f"; exit $_par_s'
+  elseif o.fifo then
+    text = MKTEMP:format("-u ") .. 'mkfifo -m 600 "$_par_f" || exit 255; '
+      .. 'exec 3<&0; cat <&3 > "$_par_f" 3<&- & exec 3<&-; { ' .. file_command(cmd, seq)
+      .. '\n} </dev/null; _par_s=$?; kill $! 2>/dev/null; rm -f "$_par_f"; exit $_par_s'
+  else
+    text = cmd:gsub("{#}", tostring(seq))
+  end
+  return { cmd = { "/bin/sh", "-c", text, stdin = block }, text = text, tag = "" }
+end
+
+--- The jobs of a --pipe command line for par.cli.jobs (its run_jobs): an
+-- iterator of jobs, one per block, then nil.
+function M.jobs(o, plan)
+  if o.cat and o.fifo then usage_error("--cat and --fifo cannot be combined") end
+  if plan.list then usage_error("--pipe reads its input from stdin or -a FILE, not :::") end
+  if #plan.words == 0 then usage_error("--pipe needs a command") end
+  local cmd = table.concat(plan.words, " ")
+  local next_block = M.source(o)
+  local seq = 0
+  return { next_job = function()
+    local block = next_block()
+    if not block then return nil end
+    seq = seq + 1
+    return M.job(o, cmd, block, seq)
+  end }
+end
+
+--- A --block size as GNU parallel writes it: a number, maybe with a
+-- fraction, then K, M, G, T, P (powers of 1024) or k, m, g, t, p (of
+-- 1000).  Bytes, or nil, why.
+function M.size(s)
+  local num, unit = s:match("^(%d*%.?%d+)([KMGTPkmgtp]?)$")
+  local v = tonumber(num)
+  if not v then return nil, format("size expected (like 10M or 1.5k), got '%s'", s) end
+  local powers = { K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4, P = 1024 ^ 5,
+    k = 1e3, m = 1e6, g = 1e9, t = 1e12, p = 1e15 }
+  v = math.floor(v * (powers[unit] or 1))
+  if v < 1 then return nil, format("size must be at least 1 byte, got '%s'", s) end
+  return math.tointeger(v) or v
+end
+
+M.quote = util.quote               -- for callers that build {} themselves
+
+return M
