@@ -6,7 +6,8 @@
 # par.map's benchmark; par.each's; par.imap's, under bench/treemem (the
 # memory of a whole process tree); the par command on streamed input
 # (bench/cli_bench.lua); par.pool beside par.map and Python's process pools
-# (bench/pool_bench.lua, bench/pool_peers.py).
+# (bench/pool_bench.lua, bench/pool_peers.py); par --pipe and --pipepart
+# beside GNU parallel's (bench/pipe_bench.sh).
 # Run from anywhere; par must be built (make).
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,3 +32,5 @@ echo
 "$LUA" bench/cli_bench.lua
 echo
 "$LUA" bench/pool_bench.lua
+echo
+sh bench/pipe_bench.sh

@@ -336,3 +336,84 @@ describe("par.cpus and par.VERSION", function()
     assert.matches("^%d+%.%d+%.%d+$", par.VERSION)
   end)
 end)
+
+describe("par.run: a command's own stdin, its job number and its job slot", function()
+  local big = string.rep("0123456789abcde\n", 50 * 2 ^ 20 / 16)   -- 50 MiB
+
+  it("feeds an argv command's stdin field to that command alone", function()
+    local res = par.run({ { "wc", "-l", stdin = "a\nb\n" }, "cat", { "cat", stdin = "" } },
+      { stdin = "shared\n" })
+    assert.are.equal("2", res[1].stdout:match("%d+"))
+    assert.are.equal("shared\n", res[2].stdout)
+    assert.are.equal("", res[3].stdout)
+  end)
+
+  it("streams 50 MiB of one command's stdin while reading its output", function()
+    local res = par.run({ { "cat", stdin = big }, { "wc", "-c", stdin = big } }, 2)
+    assert.is_true(res[1].stdout == big)
+    assert.are.equal(tostring(#big), res[2].stdout:match("%d+"))
+  end)
+
+  it("survives commands that do not read their stdin", function()
+    local res, nfailed = par.run({ { "true", stdin = big }, { "head", "-c", "3", stdin = big },
+      { "sh", "-c", "sleep 0.2", stdin = big } }, 3)
+    assert.are.equal(0, nfailed)
+    assert.are.equal("012", res[2].stdout)
+  end)
+
+  it("feeds the same stdin again to each retry", function()
+    local log = H.tmpfile(finally)
+    local res = par.run({ { "sh", "-c", "cat >> " .. H.quote(log) .. "; [ $(wc -l < " .. H.quote(log)
+      .. ") -ge 3 ]", stdin = "x\n" } }, { retries = 5 })
+    assert.is_true(res[1].ok)
+    assert.are.equal(3, res[1].attempts)
+    assert.are.equal("x\nx\nx\n", H.readfile(log))
+  end)
+
+  it("rejects a stdin that is not a string", function()
+    assert.has_error(function() par.run({ { "cat", stdin = 5 } }) end,
+      "bad argument #1 to 'run' (command #1: stdin must be a string, got number)")
+    assert.has_error(function() par.run({ { "cat", stdin = "x", other = 1 } }) end,
+      "bad argument #1 to 'run' (command #1 must be a non-empty sequence of strings)")
+  end)
+
+  it("sets PARALLEL_SEQ and PARALLEL_JOBSLOT over inherited ones", function()
+    local cmds = {}
+    for i = 1, 5 do cmds[i] = "echo $PARALLEL_SEQ $PARALLEL_JOBSLOT" end
+    local res = par.run(cmds, { jobs = 1, env = { PARALLEL_SEQ = "99", PARALLEL_JOBSLOT = "99" } })
+    for i = 1, 5 do assert.are.equal(i .. " 1\n", res[i].stdout) end
+    res = par.run({ { "sh", "-c", "echo $PARALLEL_SEQ $PARALLEL_JOBSLOT" } }, 1)
+    assert.are.equal("1 1\n", res[1].stdout)
+  end)
+
+  it("gives running commands distinct slots, reused as they end", function()
+    local cmds = {}
+    for i = 1, 12 do cmds[i] = "echo $PARALLEL_JOBSLOT; sleep 0." .. (i % 3 + 1) end
+    local res = par.run(cmds, 3)
+    local used = {}
+    for i, a in ipairs(res) do
+      local slot = tonumber(a.stdout)
+      assert.is_true(slot >= 1 and slot <= 3, a.stdout)
+      used[slot] = true
+      for k = 1, i - 1 do
+        local b = res[k]
+        if tonumber(b.stdout) == slot then    -- one slot: one ran after the other
+          assert.is_true(a.started >= b.started + b.elapsed - 0.01 or b.started >= a.started + a.elapsed - 0.01)
+        end
+      end
+    end
+    assert.is_true(used[1] and used[2] and used[3])
+  end)
+
+  it("replaces opts.slotmark in each command by its slot", function()
+    local res = par.run({ { "echo", "s=@S@,@S@" }, "echo x@S@y" }, { jobs = 1, slotmark = "@S@" })
+    assert.are.equal("s=1,1\n", res[1].stdout)
+    assert.are.equal("x1y\n", res[2].stdout)
+    res = par.run({ "echo $PARALLEL_JOBSLOT=@S@; sleep 0.2", "echo $PARALLEL_JOBSLOT=@S@; sleep 0.2" },
+      { jobs = 2, slotmark = "@S@" })
+    for _, r in ipairs(res) do assert.matches("^([12])=%1\n$", r.stdout) end
+    assert.are_not.equal(res[1].stdout, res[2].stdout)
+    assert.has_error(function() par.run({ "true" }, { slotmark = "" }) end,
+      "bad argument #2 to 'run' (option 'slotmark': non-empty string expected)")
+  end)
+end)
