@@ -104,69 +104,47 @@ end
 -- --pipe: blocks of a stream
 
 -- Blocks of about 'size' bytes from f.  'carry' is what the last read left
--- past the last boundary; at most one read per block in the common case,
--- and the block is the carry and one piece of that read.
+-- past the last boundary; one read per block in the common case, and the
+-- block is the carry and one piece of that read.  Once the input ends
+-- (a short read), all that is left is the last block.  A record longer than
+-- the block grows the block for good, by GNU parallel's rule and warning.
 local function stream_blocks(f, size, sep, nend, header)
   local carry, eof = "", false
-  -- a record longer than the block: read on to its end ('buf' holds no
-  -- boundary); the separator may straddle two reads
-  local function long_record(buf)
-    local pieces, n = { buf }, #buf
-    local keep = #sep > 1 and buf:sub(-(#sep - 1)) or ""
-    while true do
-      local more = f:read(size)
-      if not more then
-        eof = true
-        carry = ""
-        return table.concat(pieces)
-      end
-      local p = first_split(keep .. more, sep, nend, 1, 0)
-      if p then
-        local all = table.concat(pieces) .. more
-        p = n - #keep + p
-        carry = all:sub(p + 1)
-        return all:sub(1, p)
-      end
-      pieces[#pieces + 1] = more
-      n = n + #more
-      if #sep > 1 then keep = (keep .. more):sub(-(#sep - 1)) end
-    end
-  end
   return function()
     local buf = carry
-    if eof then
-      carry = ""
-      if buf == "" then return nil end
-      return header .. buf
-    end
-    local s
-    if #buf < size then
-      s = f:read(size - #buf)
-      if not s then
-        eof = true
+    while true do
+      if eof then
         carry = ""
         if buf == "" then return nil end
         return header .. buf
       end
-      -- the common case: a boundary in what was just read
-      local p = last_split(s, sep, nend, #s, buf == "" and 1 or 0)
-      if p then
-        carry = s:sub(p + 1)
-        return header .. (buf == "" and s:sub(1, p) or buf .. s:sub(1, p))
+      if #buf < size then
+        local want = size - #buf
+        local s = f:read(want)
+        if not s or #s < want then
+          eof = true
+          if s then buf = buf .. s end
+        else
+          local p = last_split(s, sep, nend, #s, buf == "" and 1 or 0)
+          if p then                 -- the common case: a boundary in what was just read
+            carry = s:sub(p + 1)
+            return header .. (buf == "" and s:sub(1, p) or buf .. s:sub(1, p))
+          end
+          buf = buf .. s
+        end
       end
-      buf = buf .. s
+      if not eof then
+        local p = last_split(buf, sep, nend, math.min(#buf, size), 1)
+        if p then
+          carry = buf:sub(p + 1)
+          return header .. buf:sub(1, p)
+        end
+        local grown = math.ceil(size * 1.3 + 1)
+        io.stderr:write(format("par: warning: a record was longer than %d. Increasing to --blocksize %d.\n",
+          size, grown))
+        size = grown
+      end
     end
-    local p = last_split(buf, sep, nend, math.min(#buf, size), 1)
-    if p then
-      carry = buf:sub(p + 1)
-      return header .. buf:sub(1, p)
-    end
-    p = first_split(buf, sep, nend, 1, 1)   -- past 'size', in what is buffered
-    if p then
-      carry = buf:sub(p + 1)
-      return header .. buf:sub(1, p)
-    end
-    return header .. long_record(buf)
   end
 end
 

@@ -1,0 +1,178 @@
+-- par --pipe and --pipepart beside GNU parallel's: the same input cut into
+-- the same blocks, the same output (with -k) and the same exit status.
+local H = require "spec.helpers"
+local quote = require("par").quote
+local pipe = require "par.cli.pipe"
+
+local GNU = "parallel --will-cite"
+local have_gnu = os.execute("command -v parallel >/dev/null 2>&1")
+
+-- Run 'prog args' with stdin from file 'input' (or /dev/null); stdout, exit status.
+local function sh(prog, args, input, env)
+  local out = os.tmpname()
+  local cmd = ("{ %s%s %s; } <%s >%s 2>/dev/null"):format(env or "", prog, args,
+    quote(input or "/dev/null"), quote(out))
+  local _, _, status = os.execute(cmd)
+  local o = H.readfile(out)
+  os.remove(out)
+  return o, status
+end
+
+local function par(args, input, env)
+  return sh(H.PAR_ENV .. H.PAR, args, input, env)
+end
+
+-- par and GNU parallel give the same output and exit status (with file
+-- names of --cat and --fifo as "/F"); returns par's output.
+local function same(args, input)
+  local o, status = par(args, input)
+  if have_gnu then
+    local go, gstatus = sh(GNU, args, input)
+    assert.are.same({ (go:gsub(" /tmp/%S+", " /F")), gstatus }, { (o:gsub(" /tmp/%S+", " /F")), status })
+  end
+  return o, status
+end
+
+local function file_of(s)
+  local path = H.tmpfile(finally)
+  H.writefile(path, s)
+  return path
+end
+
+local function seq(n)
+  local t = {}
+  for i = 1, n do t[i] = i .. "\n" end
+  return table.concat(t)
+end
+
+local function md5(path)
+  return io.popen("md5sum < " .. quote(path)):read("a")
+end
+
+describe("par --pipe", function()
+  it("cuts stdin into the blocks GNU parallel cuts it into", function()
+    local o = same("--pipe --block 10k -k wc -c", file_of(seq(100000)))
+    assert.are.equal(59, select(2, o:gsub("\n", "")))
+    local l30 = {}
+    for i = 1, 20 do l30[i] = ("%029d\n"):format(i) end
+    assert.are.equal("90\n90\n90\n90\n90\n90\n60\n",
+      same("--pipe --block 100 -k wc -c", file_of(table.concat(l30))))
+  end)
+
+  it("reads 10k as 10,000 bytes and 10K as 10,240, as GNU parallel does", function()
+    assert.are.equal(10000, pipe.size("10k"))
+    assert.are.equal(10240, pipe.size("10K"))
+    assert.are.equal(1572864, pipe.size("1.5M"))
+    assert.are.equal(2000000000, pipe.size("2g"))
+    assert.is_nil(pipe.size("ten"))
+    local _, status = par("--pipe --block ten cat")
+    assert.are.equal(255, status)
+  end)
+
+  it("never splits a record: each block ends with a newline", function()
+    local lines, r = {}, 7
+    for i = 1, 300 do
+      r = (r * 1103515245 + 12345) % 2147483648
+      lines[i] = string.rep(string.char(97 + i % 26), 100 + r % 2900) .. "\n"
+    end
+    local o = same("--pipe --block 1k -k 'tail -c 1 | od -An -c'", file_of(table.concat(lines)))
+    local n = 0
+    for line in o:gmatch("[^\n]+") do
+      n = n + 1
+      assert.are.equal("\\n", line:match("%S+"))
+    end
+    assert.is_true(n > 100)
+  end)
+
+  it("passes a 100 MB input through byte for byte", function()
+    local t = {}
+    for i = 1, 50000 do t[i] = ("%d some text %x\n"):format(i, i * 31) end
+    local chunk = table.concat(t)
+    local path = H.tmpfile(finally)
+    local f = assert(io.open(path, "wb"))
+    for _ = 1, math.ceil(100e6 / #chunk) do f:write(chunk) end
+    f:write("no newline at the end")
+    f:close()
+    local o = par("--pipe --block 3M -k cat | md5sum", path)
+    assert.are.equal(md5(path), o)
+  end)
+
+  it("splits at --recstart, at --recend, and at recend followed by recstart", function()
+    local fasta = file_of(">a\nx\n>b\ny\ny\n>c\nz\n")
+    assert.are.equal(">a\nx\n===\n>b\ny\ny\n===\n>c\nz\n===\n",
+      same("--pipe --recstart '>' --block 8 -k 'cat; echo ==='", fasta))
+    same("--pipe --recstart '>' --recend '' --block 8 -k 'cat; echo ==='", fasta)
+    local recs = {}
+    for i = 1, 30 do recs[i] = ("BEGIN\n%d\nEND\n"):format(i) .. (i % 4 == 0 and "END\nx\n" or "") end
+    same("--pipe --recend 'END\\n' --recstart 'BEGIN' --block 40 -k 'cat; echo ==='", file_of(table.concat(recs)))
+    same("--pipe --recend 'X' --block 5 -k 'cat; echo'", file_of("aXbbXcccXddddXeeeeeX"))
+    assert.are.equal("abcdefg\nhijklmn\nop\n",
+      same("--pipe --recend '' --block 7 -k 'cat; echo'", file_of("abcdefghijklmnop")))
+  end)
+
+  it("runs nothing for empty input, and passes the last record without its newline", function()
+    assert.are.same({ "", 0 }, { same("--pipe -k wc -c", file_of("")) })
+    assert.are.equal("a\nbEND", same("--pipe -k 'cat; printf END'", file_of("a\nb")))
+  end)
+
+  it("exits with the number of blocks whose job failed", function()
+    assert.are.same({ "", 3 }, { same("--pipe --block 10 -k 'grep -q 2'", file_of(seq(20))) })
+  end)
+
+  it("repeats --header lines before every block", function()
+    same("--pipe --header : --block 4 -k 'cat; echo ='", file_of("h1\n" .. seq(5)))
+    assert.are.equal("h1\nh2\n1\n2\n=\nh1\nh2\n3\n4\n=\nh1\nh2\n5\n=\n",
+      same("--pipe --header 2 --block 4 -k 'cat; echo ='", file_of("h1\nh2\n" .. seq(5))))
+  end)
+
+  it("gives {} as a temporary file with --cat and a named pipe with --fifo, and removes them", function()
+    local tmp = H.tmpdir(finally)
+    local input = file_of(seq(10))
+    for _, mode in ipairs({ "--cat", "--fifo" }) do
+      local o = par(mode .. " --pipe --block 6 -k 'wc -c < {}; test -" .. (mode == "--cat" and "f" or "p") .. " {}'",
+        input, "TMPDIR=" .. quote(tmp) .. " ")
+      assert.are.equal("6\n6\n6\n3\n", o)
+      assert.are.equal("", io.popen("ls -A " .. quote(tmp)):read("a"))
+      assert.are.equal("6\n6\n6\n3\n", same(mode .. " --pipe --block 6 -k 'wc -c < {}'", input))
+      assert.matches("^6 /%S+\n6 /%S+\n6 /%S+\n3 /%S+\n$", same(mode .. " --pipe --block 6 -k wc -c", input))
+    end
+  end)
+
+  it("makes blocks of -N records", function()
+    local path = file_of("a\nb\nc\nd\ne\n")
+    local next_block = pipe.source({ pipe = true, max_args = 2, arg_file = path })
+    assert.are.same({ "a\nb\n", "c\nd\n", "e\n" }, { next_block(), next_block(), next_block() })
+    assert.is_nil(next_block())
+  end)
+end)
+
+describe("par --pipepart", function()
+  it("cuts -a FILE where GNU parallel cuts it", function()
+    local l25 = {}
+    for i = 1, 8 do l25[i] = ("%024d\n"):format(i) end
+    local path = file_of(table.concat(l25))
+    assert.are.equal("125\n75\n", same("--pipepart -a " .. quote(path) .. " --block 100 -k wc -c"))
+    assert.are.equal("100\n100\n", same("--pipe-part -a " .. quote(path) .. " --block 99 -k wc -c"))
+    local big = file_of(seq(200000))
+    same("--pipepart -a " .. quote(big) .. " --block 10k -k md5sum")
+    local fasta = file_of(string.rep(">a\nxx\n>bb\ny\ny\n", 100))
+    same("--pipepart -a " .. quote(fasta) .. " --recstart '>' --block 50 -k 'cat; echo ==='")
+  end)
+
+  it("gives the same bytes as --pipe", function()
+    local path = file_of(seq(300000) .. "tail")
+    assert.are.equal(md5(path), (par("--pipepart -a " .. quote(path) .. " --block 100k -k cat | md5sum")))
+    local function total(o)
+      local n = 0
+      for c in o:gmatch("%d+") do n = n + tonumber(c) end
+      return n
+    end
+    assert.are.equal(300000, total(par("--pipe --block 100k wc -l", path)))
+    assert.are.equal(300000, total(par("--pipepart -a " .. quote(path) .. " --block 100k wc -l")))
+  end)
+
+  it("needs a file", function()
+    local _, status = par("--pipepart wc -l", file_of("a\n"))
+    assert.are.equal(255, status)
+  end)
+end)
