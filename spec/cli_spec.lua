@@ -67,14 +67,16 @@ describe("par command", function()
       local opts = {
         "-a, --arg-file FILE", "-0, --null", "-j, --jobs N", "--timeout S", "--retries N",
         "--halt WHEN", "--joblog FILE", "--resume", "--resume-failed", "--bar",
-        "-k, --keep-order", "--tag", "--dry-run", "--delay S", "--format FMT", "-v, --verbose",
+        "-k, --keep-order", "--tag", "--dry-run", "--delay S", "--format FMT", "-t, --verbose",
+        "-N N", "-n, --max-args N", "-m, --multi", "-X, --context", "-d, --delimiter D", "-C, --colsep RE",
+        "-s, --max-chars N", "-I, --replace STR", "--trim n|l|r|lr",
       }
       for _, o in ipairs(opts) do
         local line = out:match("\n  [ -]*" .. o:gsub("%p", "%%%0") .. " [^\n]*")
         assert(line, "no line for " .. o)
         assert.truthy(line:find("%[[^%]]+%]$"), "no default for " .. o)
       end
-      assert.truthy(out:find("\n      %-%-version "))
+      assert.truthy(out:find("\n  %-V, %-%-version "))
       assert.truthy(out:find("\n  %-h, %-%-help "))
       assert.are.same({ out, "", 0 }, { par("-h") })
     end)
@@ -85,9 +87,9 @@ describe("par command", function()
   end)
 
   describe("commands from stdin or -a FILE", function()
-    it("runs one shell command per line, skipping blank lines and # comments", function()
+    it("runs one shell command per line; blank lines and # comments run as the no-ops they are", function()
       local out, err, status = par("-k", {
-        input = "echo one\n\n   \n# echo comment\n  # indented comment\necho two; echo 2 >&2\r\necho 'three  3'\n",
+        input = "echo one\n\n   \n# echo comment\n  # indented comment\necho two; echo 2 >&2\necho 'three  3'\n",
       })
       assert.are.equal("one\ntwo\nthree  3\n", out)
       assert.are.equal("2\n", err)
@@ -147,8 +149,9 @@ describe("par command", function()
     end)
 
     it("reads the arguments from stdin, one per line, or from -a FILE", function()
-      assert.are.same({ "<a b>\n<c>\n", "", 0 },
-        { par({ "-k", "echo", "'<'{}'>'" }, { input = "a b\n\n# skipped\nc\n" }) })
+      -- as GNU parallel: every line is an argument, a blank one and a "\r" too
+      assert.are.same({ "<a b>\n<>\n<# kept>\n<c\r>\n", "", 0 },
+        { par({ "-k", "echo", "'<'{}'>'" }, { input = "a b\n\n# kept\nc\r\n" }) })
       local dir = tmpdir()
       H.writefile(dir .. "/args", "1\n2\n")
       assert.are.same({ "n=1\nn=2\n", "", 0 }, { par({ "-k", "-a", "args", "echo", "n={}" }, { cwd = dir }) })
@@ -160,9 +163,12 @@ describe("par command", function()
       assert.are.same({ "x\n", "", 0 }, { par({ "--", "echo", ":::", "x" }) })
     end)
 
-    it("rejects a second ::: and -a FILE with :::", function()
-      assert_usage("only one ':::' is supported", par({ "echo", ":::", "a", ":::", "b" }))
-      assert_usage("-a FILE and ::: cannot be combined", par({ "-a", "x", "echo", ":::", "a" }))
+    it("combines every ::: and -a FILE, GNU parallel's way: the last varies fastest", function()
+      local dir = tmpdir()
+      H.writefile(dir .. "/x", "x1\nx2\n")
+      assert.are.same({ "a 1\na 2\nb 1\nb 2\n", "", 0 }, { par({ "-k", "echo", ":::", "a", "b", ":::", "1", "2" }) })
+      assert.are.same({ "x1 a\nx2 a\n", "", 0 }, { par({ "-k", "-a", "x", "echo", ":::", "a" }, { cwd = dir }) })
+      assert_usage("':::+' needs an input source before it", par({ "echo", ":::+", "a" }))
     end)
   end)
 
@@ -205,7 +211,9 @@ describe("par command", function()
     it("with -v prints each command before its output, and why a job failed", function()
       assert.are.same({ "echo 1\n1\nexit 3\n", "par: job 2 failed (exit 3): exit 3\n", 1 },
         { par({ "-k", "-v", ":::", "echo 1", "exit 3" }) })
-      assert.are.same({ "echo 1\n1\n", "", 0 }, { par({ "--verbose", ":::", "echo 1" }) })
+      -- --verbose is GNU's -t: the command on stderr
+      assert.are.same({ "1\n", "echo 1\n", 0 }, { par({ "--verbose", ":::", "echo 1" }) })
+      assert.are.same({ "1\n", "echo 1\n", 0 }, { par({ "-t", ":::", "echo 1" }) })
     end)
 
     it("with --dry-run prints the commands and runs nothing", function()
@@ -247,9 +255,10 @@ describe("par command", function()
     end)
 
     it("rejects bad values of -j", function()
-      for _, v in ipairs({ "abc", "-1", "1.5", "%" }) do
+      for _, v in ipairs({ "abc", "1.5", "%", "+x" }) do
         local out, err, status = par({ "-j", v, "true", ":::", "1" })
-        assert_usage("--jobs: integer >= 0 or 'N%' expected, got '" .. v .. "'", out, err, status)
+        assert_usage("--jobs: integer >= 0, 'N%', '+N', '-N' or a file expected, got '" .. v .. "'",
+          out, err, status)
       end
     end)
 
@@ -260,29 +269,34 @@ describe("par command", function()
       assert_usage("--timeout: must be a finite number > 0, got 0", out, err, status)
     end)
 
-    it("--retries N reruns a failed job up to N more times", function()
+    it("--retries N tries a failing job up to N times in all, as GNU parallel", function()
       local cmd = "echo x >> count; [ $(wc -l < count) -ge 3 ]"
-      local out, err, status, dir = run({ "--retries", "2", ":::", cmd })
+      local out, err, status, dir = run({ "--retries", "3", ":::", cmd })
       assert.are.same({ "", "", 0 }, { out, err, status })
       assert.are.equal("x\nx\nx\n", H.readfile(dir .. "/count"))
-      out, err, status, dir = run({ "--retries", "1", ":::", cmd })
+      out, err, status, dir = run({ "--retries", "2", ":::", cmd })
       assert.are.same({ "", "", 1 }, { out, err, status })
       assert.are.equal("x\nx\n", H.readfile(dir .. "/count"))
-      assert_usage("--retries: integer expected, got 'x'", par({ "--retries", "x", "true" }))
+      assert_usage("--retries: integer >= 0 expected, got 'x'", par({ "--retries", "x", "true" }))
     end)
 
     it("--halt soon starts nothing after a failure", function()
-      local out, err, status, dir = run({ "-j1", "--halt", "soon", ":::", "exit 2", "touch ran" })
-      assert.are.same({ "", "", 1 }, { out, err, status })
-      assert.is_nil(H.readfile(dir .. "/ran"))
+      -- GNU's legacy 1 is soon,fail=1; the status is the failing job's
+      for _, h in ipairs({ "soon", "1", "soon,fail=1" }) do
+        local out, err, status, dir = run({ "-j1", "--halt", h, ":::", "exit 2", "touch ran" })
+        assert.are.same({ "", "par: This job failed:\nexit 2\n", 2 }, { out, err, status })
+        assert.is_nil(H.readfile(dir .. "/ran"))
+      end
+      local out, err, status = run({ "-j1", "-k", "--halt", "soon,fail=2", "echo {}; exit {}", ":::", "3", "0", "4", "5" })
+      assert.are.same({ "3\n0\n4\n", "par: This job failed:\necho 4; exit 4\n", 2 }, { out, err, status })
     end)
 
     it("--halt now also stops the running jobs", function()
       local out, err, status, dir = run({ "-j2", "--halt=now", ":::",
         "until [ -e pid ]; do sleep 0.01; done; exit 1", "echo $$ > pid.tmp; mv pid.tmp pid; exec sleep 30" })
       assert.are.equal("", out)
-      assert.are.equal(2, status)
-      assert.truthy(err:find("job 2 failed %(signal"))
+      assert.are.equal(1, status)
+      assert.are.equal("par: This job failed:\nuntil [ -e pid ]; do sleep 0.01; done; exit 1\n", err)
       assert.is_false(H.alive(assert(tonumber(H.readfile(dir .. "/pid")))))
     end)
 
@@ -290,7 +304,8 @@ describe("par command", function()
       local out, err, status, dir = run({ "-j1", "--halt", "never", ":::", "exit 2", "touch ran" })
       assert.are.same({ "", "", 1 }, { out, err, status })
       assert.are.equal("", H.readfile(dir .. "/ran"))
-      assert_usage("--halt: expected one of never, soon, now, got 'later'", par({ "--halt", "later", "true" }))
+      assert_usage("--halt: now|soon,fail|success|done=N|N% expected (or 0, 1, 2), got 'later'",
+        par({ "--halt", "later", "true" }))
     end)
 
     it("--joblog FILE writes GNU parallel's joblog", function()
@@ -379,7 +394,7 @@ describe("par command", function()
 
     it("is 255 on a usage error, with one line naming it and the usage hint", function()
       assert_usage("unknown option '--bogus'", par("--bogus"))
-      assert_usage("unknown option '-x'", par("-kx"))
+      assert_usage("unknown option '-Z'", par("-kZ"))
       assert_usage("option '-j' needs a value (N)", par("-j"))
       assert_usage("option '--joblog' needs a value (FILE)", par("--joblog"))
       assert_usage("option '--tag' takes no value", par("--tag=1 true"))
@@ -439,7 +454,8 @@ describe("par command", function()
       local dir = tmpdir()
       config(dir, [[return { commands = { "echo a", "exit 1", "echo c" }, jobs = 3, joblog = "one",
         halt = "never", keep_order = true }]])
-      assert.are.same({ "a\n", "", 1 }, { par("-j1 --joblog two --halt soon run c.lua", { cwd = dir }) })
+      assert.are.same({ "a\n", "par: This job failed:\nexit 1\n", 1 },
+        { par("-j1 --joblog two --halt soon run c.lua", { cwd = dir }) })
       assert.is_nil(H.readfile(dir .. "/one"))
       assert.truthy(H.readfile(dir .. "/two"):find("\n2\t"))
       -- options after the config too; '--' passes the rest to the config
@@ -504,7 +520,7 @@ describe("par command", function()
 
       it("with a value of the wrong type", function()
         bad("return {\n  commands = {},\n  jobs = 'four',\n}",
-          "c.lua:3: key 'jobs': integer >= 0 or 'N%' expected, got 'four'")
+          "c.lua:3: key 'jobs': integer >= 0, 'N%', '+N', '-N' or a file expected, got 'four'")
         bad("return { commands = 'echo a' }", "c.lua:1: key 'commands': table or function expected, got string")
         bad("return { commands = {}, halt = 'later' }",
           "c.lua:1: key 'halt': expected one of never, soon, now, got 'later'")
@@ -652,7 +668,7 @@ describe("par command", function()
           end
         end
         bad("return { fn = print, items = { 1 }, procs = 'many' }",
-          "m.lua:1: key 'procs': integer >= 0 or 'N%' expected, got 'many'")
+          "m.lua:1: key 'procs': integer >= 0, 'N%', '+N', '-N' or a file expected, got 'many'")
       end)
     end)
   end)

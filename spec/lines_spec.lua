@@ -89,10 +89,14 @@ describe("core.lines", function()
     f:close()
   end)
 
-  it("rejects a separator other than newline or NUL, and a closed file", function()
-    local f = file_with("")
-    assert.has_error(function() core.lines(f, ",") end,
-      "bad argument #2 to 'lines' (separator must be \"\\n\" or \"\\0\")")
+  it("splits on any one-byte separator, and rejects a longer one and a closed file", function()
+    local f = file_with("a,b,,c")
+    local r = core.lines(f, ",")
+    local got = {}
+    for _ = 1, 5 do got[#got + 1] = tostring(r:read()) end
+    assert.are.same({ "a", "b", "", "c", "nil" }, got)
+    assert.has_error(function() core.lines(f, ",;") end,
+      "bad argument #2 to 'lines' (separator must be one byte)")
     f:close()
     assert.has_error(function() core.lines(f) end,
       "bad argument #1 to 'lines' (attempt to use a closed file)")

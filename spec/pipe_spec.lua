@@ -140,7 +140,7 @@ describe("par --pipe", function()
 
   it("makes blocks of -N records", function()
     local path = file_of("a\nb\nc\nd\ne\n")
-    local next_block = pipe.source({ pipe = true, max_args = 2, arg_file = path })
+    local next_block = pipe.source({ pipe = true, max_args = 2, arg_file = { path } })
     assert.are.same({ "a\nb\n", "c\nd\n", "e\n" }, { next_block(), next_block(), next_block() })
     assert.is_nil(next_block())
   end)

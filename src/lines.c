@@ -183,17 +183,17 @@ static int lines_wait (lua_State *L) {
   return 1;
 }
 
-/* core.lines(file [, sep]): a reader of file's records; sep "\n" (the
-** default) or "\0".  The reader holds the file (user value) so that it
-** stays open while the reader lives, and never closes it. */
+/* core.lines(file [, sep]): a reader of file's records; sep is one byte,
+** "\n" by default (the par command's -d and -0 give others).  The reader
+** holds the file (user value) so that it stays open while the reader lives,
+** and never closes it. */
 static int par_lines (lua_State *L) {
   luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
   size_t seplen;
   const char *sep = luaL_optlstring(L, 2, "\n", &seplen);
   Lines *r;
   luaL_argcheck(L, s->closef != NULL, 1, "attempt to use a closed file");
-  luaL_argcheck(L, seplen == 1 && (sep[0] == '\n' || sep[0] == '\0'), 2,
-                "separator must be \"\\n\" or \"\\0\"");
+  luaL_argcheck(L, seplen == 1, 2, "separator must be one byte");
   r = (Lines *)lua_newuserdatauv(L, sizeof(Lines), 1);
   memset(&r->b, 0, sizeof r->b);
   r->fd = -1;                /* closed until set up: safe to collect */

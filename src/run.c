@@ -312,7 +312,8 @@ static void *worker (void *arg) {
     if (j->status == ST_EXIT) {
       attempts(r, j);
       if (host_done(r, j)) continue;
-      if (!job_ok(j) && r->spec.halt != HALT_NEVER)
+      if (!job_ok(j) && r->spec.halt != HALT_NEVER
+          && __atomic_add_fetch(&r->nfails, 1, __ATOMIC_RELAXED) >= r->spec.halt_fails)
         run_stop(r, r->spec.halt == HALT_NOW);
     }
     else if (j->host >= 0) {        /* stopped during its delay */

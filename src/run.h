@@ -39,6 +39,7 @@ typedef struct RunSpec {
   size_t slotmarklen;        /* > 0 */
   int capture;               /* collect stdout and stderr in pipes */
   int halt;                  /* HALT_* */
+  int halt_fails;            /* halt once this many jobs failed (>= 1) */
   int retries;
   double timeout;            /* seconds; 0: none */
   double kill_after;         /* SIGTERM to SIGKILL, seconds */
@@ -114,6 +115,7 @@ typedef struct Run {
   int wake[2];               /* workers -> caller: a job is done */
   int stop[2];               /* caller -> workers: readable once killing */
   int devnull;
+  int nfails;                /* jobs failed so far (atomic), for halt_fails */
   int nslots;                /* workers that took a slot number */
 } Run;
 

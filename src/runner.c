@@ -295,6 +295,7 @@ static void load_spec (lua_State *L, Run *run, int idx) {
   s->max_output = (size_t)opt_int(L, idx, "max_output", 64 << 20, 0,
                                  (lua_Integer)(SIZE_MAX < LUA_MAXINTEGER ? SIZE_MAX : LUA_MAXINTEGER));
   s->halt = opthalt(L, idx);
+  s->halt_fails = (int)opt_int(L, idx, "halt_fails", 1, 1, INT_MAX);
   s->cwd = opt_str(L, idx, "cwd", &len, 1);
   s->input = opt_str(L, idx, "stdin", &s->inputlen, 0);
   s->slotmark = opt_str(L, idx, "slotmark", &s->slotmarklen, 1);

@@ -42,6 +42,7 @@ end
 -- exist yet.  Checked before anything reads or opens it: opening a FIFO
 -- blocks (uninterruptibly, for par), and a directory fails late.
 function M.unfit(path)
+  if path == "-" then return nil end
   local kind = core.filetype(path)
   if kind and kind ~= "file" then
     return format("%s is %s, not a regular file", path, kind == "other" and "something else" or "a " .. kind)
@@ -64,6 +65,11 @@ end
 --- Open the joblog at 'path' for appending (its header written when it is
 -- new); or nil, "joblog: PATH: <strerror>", errno.
 function M.open(path)
+  if path == "-" then                -- GNU parallel's --joblog -: stdout
+    local log = setmetatable({ file = io.stdout, path = "stdout", host = ":", shared = true }, Log)
+    log:put(HEADER, "\n")
+    return log
+  end
   local f, err, errno = io.open(path, "a+")
   if not f then return nil, "joblog: " .. err, errno end
   local log = setmetatable({ file = f, path = path, host = ":" }, Log)
@@ -88,7 +94,7 @@ end
 
 function Log:close()
   if self.file then
-    self.file:close()
+    if not self.shared then self.file:close() end
     self.file = nil
   end
 end
@@ -102,6 +108,7 @@ Log.__gc = Log.close
 function M.read(path, rerun_failed, warn)
   warn = warn or function(msg) io.stderr:write("par: ", msg, "\n") end
   local done = {}
+  if path == "-" then return done end
   local f = io.open(path, "r")
   if not f then return done end
   local lineno, bad = 0, 0

@@ -167,16 +167,25 @@ local function check_joblog(v)
   return path
 end
 
---- The par command's number of jobs (a config's too): an integer >= 0
--- (0: one per job) or "N%" of the CPUs.
+--- The par command's number of jobs (a config's too), as GNU parallel's
+-- -j: an integer >= 0 (0: as many as possible), "N%" of the CPUs, "+N"
+-- or "-N" CPUs more or fewer, or a file that holds one of these.
 function M.cli_jobs(v)
   if math.type(v) == "integer" and v >= 0 then return v end
   if type(v) == "string" then
-    if v:match("^%d+%.?%d*%%$") then return v end
+    if v:match("^%d+%.?%d*%%$") or v:match("^[+-]%d+$") then return v end
     local n = v:match("^%d+$") and math.tointeger(tonumber(v))
     if n then return n end
+    local f = io.open(v)
+    if f then
+      local s = f:read("l") or ""
+      f:close()
+      s = s:match("^%s*(.-)%s*$")
+      if s ~= v and M.cli_jobs(s) ~= nil then return M.cli_jobs(s) end
+      return nil, format("the file '%s' holds no number of jobs", v)
+    end
   end
-  return nil, "integer >= 0 or 'N%' expected, got " .. util.shown(v)
+  return nil, "integer >= 0, 'N%', '+N', '-N' or a file expected, got " .. util.shown(v)
 end
 
 local function sequence_or_function(v)
@@ -229,6 +238,34 @@ local function word_flag(check)
   return function(s) return check(s) end
 end
 
+-- A time as GNU parallel writes it: seconds, or with units (1.5h, 2m30s).
+local UNITS = { s = 1, m = 60, h = 3600, d = 86400 }
+local function duration(check)
+  return function(s)
+    local v = tonumber(s)
+    if v == nil then
+      if s:find("%%$") then return nil, "a share of the median runtime (N%) is not supported" end
+      local total, rest = 0, s
+      while rest ~= "" do
+        local n, u, after = rest:match("^(%d*%.?%d+)([smhd])()")
+        if not n then return nil, format("seconds expected (or with a unit: 30s, 2m, 1h, 1d), got '%s'", s) end
+        total = total + tonumber(n) * UNITS[u]
+        rest = rest:sub(after)
+      end
+      v = total
+    end
+    return check(math.tointeger(v) or v)
+  end
+end
+
+-- --retries N of GNU parallel is N tries in all; par.run's retries are
+-- tries after the first.
+local function tries_flag(s)
+  local n = math.tointeger(tonumber(s))
+  if n == nil or n < 0 then return nil, "integer >= 0 expected, got '" .. s .. "'" end
+  return math.max(n - 1, 0)
+end
+
 local function host_words(s)
   local hosts = {}
   for h in s:gmatch("[^,%s]+") do
@@ -241,9 +278,12 @@ local function host_words(s)
 end
 
 local JOBS = { short = "j", long = "jobs", arg = "N", parse = M.cli_jobs, default = "CPUS",
-  help = "run N jobs at once; N% is a share of the CPUs; 0 runs all at once" }
-local TIMEOUT = { long = "timeout", arg = "S", parse = number_flag(util.positive_number),
-  help = "stop a job after S seconds (SIGTERM to its group, then SIGKILL)" }
+  help = "run N jobs at once; N% of the CPUs (rounded up), +N or -N CPUs more or fewer,"
+    .. " a FILE holding N; 0 runs all at once" }
+local PROCS = { short = "P", long = "max-procs", arg = "N", parse = M.cli_jobs, default = "CPUS",
+  help = "the same as -j" }
+local TIMEOUT = { long = "timeout", arg = "S", parse = duration(util.positive_number),
+  help = "stop a job after S seconds (or 30s, 2m, 1h, 1d): SIGTERM to its group, then SIGKILL" }
 local BAR = { long = "bar", value = "always", help = "show a progress line on stderr" }
 
 -- }======================================================================
@@ -256,14 +296,15 @@ M.run = {
   { name = "commands", arg = 1, check = check_commands, config = sequence_or_function,
     help = "a sequence of commands (strings run with the shell, argv tables directly),"
       .. " or an iterator function returning them, then nil" },
-  { name = "jobs", check = util.positive_integer, config = M.cli_jobs, flags = { JOBS },
+  { name = "jobs", check = util.positive_integer, config = M.cli_jobs, flags = { JOBS, PROCS },
     default = "`par.cpus()`", help = "worker threads; never more than commands" },
   { name = "capture", check = util.boolean, default = "`true`",
     help = "`false`: commands share the caller's stdout and stderr" },
   { name = "stdin", core = true, check = util.string, default = "`/dev/null`", help = "a string fed to every command" },
   { name = "env", core = true, check = check_env, config = table_value,
     help = "`{NAME = \"value\"}` adds or overrides a variable, `{NAME = false}` removes one" },
-  { name = "cwd", core = true, check = check_string, help = "directory the commands run in" },
+  { name = "cwd", core = true, check = check_string, help = "directory the commands run in",
+    flags = { { long = "wd", arg = "DIR", help = "run the jobs in directory DIR" } } },
   { name = "shell", check = check_shell, config = string_or_table, default = "`{\"/bin/sh\", \"-c\"}`",
     help = "for string commands: a program (`\"bash\"`) or an argv prefix" },
   { name = "timeout", core = true, check = util.positive_number, flags = { TIMEOUT },
@@ -271,15 +312,15 @@ M.run = {
   { name = "kill_after", core = true, check = util.nonneg_number, default = "2",
     help = "seconds between a timeout's SIGTERM and its SIGKILL" },
   { name = "retries", core = true, check = util.nonneg_integer, default = "0",
-    flags = { { long = "retries", arg = "N", parse = number_flag(util.nonneg_integer, "integer"),
-      help = "run a failed job up to N more times" } },
+    flags = { { long = "retries", arg = "N", parse = tries_flag, default = "1",
+      help = "try a failing job up to N times in all (GNU's count: the Lua option retries is N - 1)" } },
     help = "run a failed command again, up to `retries` more times" },
   { name = "retry_delay", core = true, check = util.nonneg_number, default = "0",
     help = "seconds to wait before each retry" },
   { name = "halt", core = true, check = HALT, default = "`\"never\"`",
-    flags = { { long = "halt", arg = "WHEN", parse = word_flag(HALT),
-      help = "after a failure: soon starts no new job, now also kills the running ones" } },
     help = "`\"soon\"`: after a failure start nothing new; `\"now\"`: also stop running commands" },
+  { name = "halt_fails", core = true, check = util.positive_integer, default = "1",
+    help = "with `halt`: how many commands must fail before it halts" },
   { name = "on_done", check = util.func,
     help = "`function(result, i)` on the caller's thread as each command ends" },
   { name = "on_output", check = util.func,
@@ -303,8 +344,8 @@ M.run = {
     help = "with `capture = false`: `\"group\"` writes each command's output in one block;"
       .. " `\"ungroup\"` passes it through" },
   { name = "delay", core = true, check = util.nonneg_number, default = "0",
-    flags = { { long = "delay", arg = "S", parse = number_flag(util.nonneg_number),
-      help = "wait at least S seconds between two job starts" } },
+    flags = { { long = "delay", arg = "S", parse = duration(util.nonneg_number),
+      help = "wait at least S seconds (or 30s, 2m, ...) between two job starts" } },
     help = "minimum seconds between two command starts" },
   { name = "hosts", check = check_hosts, config = table_value,
     flags = { { short = "S", long = "sshlogin", arg = "HOSTS", parse = host_words, key = "sshlogin",
@@ -325,7 +366,7 @@ M.map = {
   { name = "items", arg = 2, check = check_items, config = sequence_or_function,
     help = "a sequence of values, or an iterator function called until it returns nil" },
   { name = "jobs", alias = "procs", check = util.positive_integer, config = M.cli_jobs,
-    flags = { JOBS }, default = "`par.cpus()`", help = "worker processes; never more than items" },
+    flags = { JOBS, PROCS }, default = "`par.cpus()`", help = "worker processes; never more than items" },
   { name = "chunksize", check = util.positive_integer, default = "guided",
     help = "items handed to a worker at a time" },
   { name = "init", check = util.func, help = "a function each worker runs once, before its first item" },
@@ -368,6 +409,42 @@ M.pool_map = {
 }
 
 local FORMAT = util.oneof("json", "lua")
+local TRIM = util.oneof("n", "l", "r", "lr", "rl")
+
+local function any_integer(v)
+  if math.type(v) == "integer" then return v end
+  return nil, "integer expected, got " .. tostring(v)
+end
+
+-- -d D: one byte, or \n, \t, \0, \\ and \xHH.
+local ESCAPES = { n = "\n", t = "\t", r = "\r", ["0"] = "\0", ["\\"] = "\\" }
+local function delimiter(s)
+  local d = s
+  if s:sub(1, 1) == "\\" and #s > 1 then
+    local hex = s:match("^\\x(%x%x)$")
+    d = ESCAPES[s:sub(2)] or (hex and string.char(tonumber(hex, 16)))
+  end
+  if not d or #d ~= 1 then return nil, format("one character expected (or \\n, \\t, \\0, \\xHH), got '%s'", s) end
+  return d
+end
+
+-- --halt as GNU parallel writes it: WHEN,WHY=N or WHY=N% (WHEN now or
+-- soon, WHY fail, success or done), or never, or the legacy 0, 1, 2.
+-- Returns { when, why, n or pct } (nil: never).
+local function gnu_halt(s)
+  if s == "never" or s == "0" then return false end
+  if s == "soon" or s == "1" then return { when = "soon", why = "fail", n = 1 } end
+  if s == "now" or s == "2" then return { when = "now", why = "fail", n = 1 } end
+  local when, why, n, pct = s:match("^(%a+),(%a+)=(%d+%.?%d*)(%%?)$")
+  if not why or (when ~= "now" and when ~= "soon")
+      or (why ~= "fail" and why ~= "success" and why ~= "done") then
+    return nil, format("now|soon,fail|success|done=N|N%% expected (or 0, 1, 2), got '%s'", s)
+  end
+  n = tonumber(n)
+  if pct == "%" then return { when = when, why = why, pct = n } end
+  if math.type(n) ~= "integer" or n < 1 then return nil, format("a count >= 1 expected, got '%s'", s) end
+  return { when = when, why = why, n = n }
+end
 
 -- --block SIZE, read as par.cli.pipe reads it (required when parsed: the
 -- par command alone loads the CLI modules).
@@ -379,32 +456,142 @@ end
 -- ("lines" and "args": commands from input; "run", "map": a config), and
 -- 'config' the config kind that may set it too.
 M.cli = {
+  -- input
   { name = "arg_file", modes = "lines args",
-    flags = { { short = "a", long = "arg-file", arg = "FILE", default = "stdin",
-      help = "read commands (or, with CMD, arguments) from FILE; '-' is stdin" } } },
+    flags = { { short = "a", long = "arg-file", arg = "FILE", multi = true, default = "stdin",
+      help = "an input source: the lines of FILE ('-' is stdin); repeated, sources combine" } } },
   { name = "null", modes = "lines args",
     flags = { { short = "0", long = "null", help = "input items end with NUL, not newline" } } },
+  { name = "delimiter", modes = "lines args",
+    flags = { { short = "d", long = "delimiter", arg = "D", parse = delimiter, default = "\\n",
+      help = "input items end with the character D (\\n, \\t, \\0, \\xHH too)" } } },
+  { name = "eof", modes = "lines args",
+    flags = { { short = "E", long = "eof", arg = "STR",
+      help = "an item STR ends the input; it and the rest are not read" } } },
+  { name = "no_run_if_empty", modes = "lines args",
+    flags = { { short = "r", long = "no-run-if-empty", help = "skip items that are empty or all blanks" } } },
+  { name = "trim", modes = "lines args",
+    flags = { { long = "trim", arg = "n|l|r|lr", parse = word_flag(TRIM), default = "n",
+      help = "remove blanks at the left, the right or both ends of each item" } } },
+  { name = "colsep", modes = "lines args",
+    flags = { { short = "C", long = "colsep", arg = "RE",
+      help = "split each item into columns at RE ({1}, {2}, ...): a character, \\t, \\s+, [class]+" } } },
+  { name = "header", modes = "lines args",
+    flags = { { long = "header", arg = ":|N",
+      help = "the first item of each source names its columns ({name} replacement strings);"
+        .. " with --pipe, the input's first N lines (':' one) start every block" } } },
+  { name = "link", modes = "lines args",
+    flags = { { long = "link", help = "take the input sources side by side (the shorter wrap around),"
+      .. " not every combination" }, { long = "xapply", help = "the same as --link" } } },
+  { name = "shuf", modes = "lines args",
+    flags = { { long = "shuf", help = "run the jobs in a random order (reads all input first)" } } },
+  { name = "arg_sep", modes = "lines args",
+    flags = { { long = "arg-sep", arg = "SEP", default = ":::", help = "use SEP for ::: (and SEP+ for :::+)" } } },
+  { name = "arg_file_sep", modes = "lines args",
+    flags = { { long = "arg-file-sep", arg = "SEP", default = "::::",
+      help = "use SEP for :::: (and SEP+ for ::::+)" } } },
+  -- arguments per job
+  { name = "max_args", modes = "lines args",
+    flags = { { short = "N", arg = "N", parse = number_flag(util.nonneg_integer, "integer"),
+      help = "N items per job, {1}..{N} each; -N0 reads one item a job and inserts none" },
+      { short = "n", long = "max-args", arg = "N", parse = number_flag(util.nonneg_integer, "integer"),
+        help = "the same as -N" } } },
+  { name = "max_lines", modes = "lines args",
+    flags = { { short = "L", long = "max-lines", arg = "N", parse = number_flag(util.positive_integer, "integer"),
+      help = "N input lines per job" } } },
+  { name = "multi", modes = "lines args",
+    flags = { { short = "m", long = "multi", value = "m",
+      help = "as many items per job as the command line holds ({} is all of them), spread over the jobs" },
+      { short = "X", long = "context", value = "X",
+        help = "the same, repeating each word that holds a replacement string once per item" },
+      { long = "xargs", value = "xargs", help = "as many items per job as the command line holds, not spread" } } },
+  { name = "max_chars", modes = "lines args",
+    flags = { { short = "s", long = "max-chars", arg = "N", parse = number_flag(util.positive_integer, "integer"),
+      default = "130329", help = "command lines of -m, -X and --xargs are shorter than N" } } },
+  { name = "exit_if_long", modes = "lines args",
+    flags = { { short = "x", long = "exit", help = "a command line longer than -s is an error (it always is)" } } },
+  -- replacement strings
+  { name = "replace", modes = "lines args",
+    flags = { { short = "I", long = "replace", arg = "STR", default = "{}", help = "use STR for {}" } } },
+  { name = "extensionreplace", modes = "lines args",
+    flags = { { long = "extensionreplace", arg = "STR", default = "{.}", help = "use STR for {.}" },
+      { long = "er", arg = "STR", help = "the same" } } },
+  { name = "basenamereplace", modes = "lines args",
+    flags = { { long = "basenamereplace", arg = "STR", default = "{/}", help = "use STR for {/}" },
+      { long = "bnr", arg = "STR", help = "the same" } } },
+  { name = "dirnamereplace", modes = "lines args",
+    flags = { { long = "dirnamereplace", arg = "STR", default = "{//}", help = "use STR for {//}" },
+      { long = "dnr", arg = "STR", help = "the same" } } },
+  { name = "basenameextensionreplace", modes = "lines args",
+    flags = { { long = "basenameextensionreplace", arg = "STR", default = "{/.}", help = "use STR for {/.}" },
+      { long = "bner", arg = "STR", help = "the same" } } },
+  { name = "seqreplace", modes = "lines args",
+    flags = { { long = "seqreplace", arg = "STR", default = "{#}", help = "use STR for {#}" } } },
+  { name = "slotreplace", modes = "lines args",
+    flags = { { long = "slotreplace", arg = "STR", default = "{%}", help = "use STR for {%}" } } },
+  { name = "plus", modes = "lines args",
+    flags = { { long = "plus", help = "also {##} (the number of jobs), {0#}, {+/}, {+.}, {..}, {...}, ..." } } },
+  { name = "rpl", modes = "lines args",
+    flags = { { long = "rpl", arg = "'TAG CODE'", multi = true,
+      help = "a replacement string TAG whose value is the Lua CODE over _ (the argument)" } } },
+  { name = "quote", modes = "lines args",
+    flags = { { short = "q", long = "quote",
+      help = "quote the command's words too: the shell runs them as they are" } } },
+  -- jobs
+  { name = "halt", modes = "lines args run",
+    flags = { { long = "halt", arg = "WHEN", parse = gnu_halt, default = "never",
+      help = "now|soon,fail|success|done=N|N%: stop after N (or N%) such jobs; now also kills"
+        .. " the running ones; 0, 1 and 2 are never, soon,fail=1 and now,fail=1" } } },
+  { name = "nice", modes = "lines args",
+    flags = { { long = "nice", arg = "N", parse = number_flag(any_integer, "integer"),
+      default = "0", help = "run the jobs under nice -n N" } } },
+  -- output
   { name = "keep_order", modes = "lines args run", config = "run", check = util.boolean,
     flags = { { short = "k", long = "keep-order",
       help = "print job output in input order, not completion order" } } },
   { name = "tag", modes = "lines args run", config = "run", check = util.boolean,
-    flags = { { long = "tag", help = "prefix each output line with the job's argument and a tab" } } },
+    flags = { { long = "tag", help = "prefix each output line with the job's arguments and a tab" } } },
+  { name = "tagstring", modes = "lines args",
+    flags = { { long = "tagstring", arg = "STR", help = "--tag with STR (replacement strings filled in)" } } },
   { name = "line_buffer", modes = "lines args run",
-    flags = { { long = "line-buffer",
-      help = "print output a whole line at a time as it arrives; lines never mix" } } },
+    flags = { { long = "line-buffer", help = "print output a whole line at a time as it arrives; lines never mix" },
+      { long = "lb", help = "the same" } } },
   { name = "ungroup", modes = "lines args run",
     flags = { { short = "u", long = "ungroup",
       help = "print output as it arrives, in pieces; lines of jobs may mix" } } },
+  { name = "group", modes = "lines args run",
+    flags = { { long = "group", help = "print each job's output in one block when it ends (the default)" } } },
   { name = "dry_run", modes = "lines args run",
-    flags = { { long = "dry-run", help = "print the commands, run nothing" } } },
+    flags = { { long = "dry-run", help = "print the commands, run nothing" },
+      { long = "dryrun", help = "the same" } } },
   { name = "format", modes = "map", config = "map", check = FORMAT,
     flags = { { long = "format", arg = "FMT", parse = word_flag(FORMAT), default = "json",
       help = "par map: print results as json or lua, one per line" } } },
   { name = "verbose", modes = "lines args run map",
-    flags = { { short = "v", long = "verbose",
-      help = "print each command before its output, and why each failed job failed" } } },
+    flags = { { short = "v",
+      help = "print each command on stdout before its output, and why each failed job failed" } } },
+  { name = "trace", modes = "lines args run",
+    flags = { { short = "t", long = "verbose", help = "print each command on stderr as it starts" } } },
+  { name = "silent", modes = "lines args run map",
+    flags = { { long = "silent", help = "print no command (undoes -v and -t)" } } },
+  -- compatibility
+  { name = "will_cite", modes = "lines args run map",
+    flags = { { long = "will-cite", help = "accepted, as GNU parallel's; par asks for no citation" },
+      { long = "no-notice", help = "the same" }, { long = "bibtex", help = "the same" } } },
+  { name = "minversion", modes = "lines args run map",
+    flags = { { long = "minversion", arg = "V", final = true,
+      help = "print par's GNU parallel version; exit 255 if it is older than V" } } },
+  { name = "number_of", modes = "lines args run map",
+    flags = { { long = "number-of-cpus", value = "cpus", final = true, help = "print the number of CPUs and exit" },
+      { long = "number-of-cores", value = "cores", final = true, help = "the same" },
+      { long = "number-of-threads", value = "threads", final = true, help = "the same" },
+      { long = "number-of-sockets", value = "sockets", final = true, help = "print 1 and exit" } } },
+  { name = "max_line_length", modes = "lines args run map",
+    flags = { { long = "max-line-length-allowed", final = true, help = "print the -s limit and exit" } } },
+  { name = "shellquote", modes = "lines args",
+    flags = { { long = "shellquote", help = "print each input item quoted for the shell, run nothing" } } },
   { name = "version", modes = "lines args run map",
-    flags = { { long = "version", final = true, help = "print the version and exit" } } },
+    flags = { { short = "V", long = "version", final = true, help = "print the version and exit" } } },
   { name = "help", modes = "lines args run map",
     flags = { { short = "h", long = "help", final = true, help = "print this help and exit" } } },
   -- --pipe (par.cli.pipe) {==================================================
@@ -428,11 +615,51 @@ M.cli = {
     flags = { { long = "cat", help = "--pipe: {} is a temporary file holding the block, removed after" } } },
   { name = "fifo", modes = "lines args",
     flags = { { long = "fifo", help = "--pipe: {} is a named pipe the block is written to" } } },
-  { name = "header", modes = "lines args",
-    flags = { { long = "header", arg = "N",
-      help = "--pipe: the input's first N lines (':' one) start every block" } } },
   -- }=========================================================================
 }
+
+--- The longest command line of -m, -X and --xargs by default, as GNU
+-- parallel's on Linux (par --max-line-length-allowed).
+M.MAX_LINE = 130329
+
+--- GNU parallel's options (20221122's manual), for the message of one that
+-- par does not have: "par: --sqlmaster is not supported".
+M.GNU_OPTIONS = {}
+for _, name in ipairs({
+  "--arg-file", "--arg-file-sep", "--arg-sep", "--bar", "--basefile", "--basenameextensionreplace",
+  "--basenamereplace", "--bf", "--bg", "--bin", "--block", "--block-size", "--block-timeout",
+  "--bner", "--bnr", "--bt", "--cat", "--cf", "--cleanup", "--color", "--color-failed", "--colsep",
+  "--compress", "--compress-program", "--controlmaster", "--csv", "--ctag", "--ctagstring",
+  "--decompress-program", "--delay", "--delimiter", "--dirnamereplace", "--dnr", "--dry-run",
+  "--embed", "--env", "--eof", "--er", "--eta", "--exit", "--extensionreplace", "--fg", "--fifo",
+  "--files", "--filter", "--filter-hosts", "--gnu", "--group", "--group-by", "--halt",
+  "--halt-on-error", "--hashbang", "--header", "--help", "--hgrp", "--hostgroups", "--id",
+  "--interactive", "--jl", "--joblog", "--jobs", "--keep-order", "--latest-line", "--lb",
+  "--limit", "--line-buffer", "--link", "--ll", "--load", "--max-args", "--max-chars",
+  "--max-line-length-allowed", "--max-lines", "--max-procs", "--max-replace-args", "--memfree",
+  "--memsuspend", "--minversion", "--nice", "--no-keep-order", "--no-run-if-empty", "--nonall",
+  "--noswap", "--null", "--number-of-cores", "--number-of-cpus", "--number-of-sockets",
+  "--number-of-threads", "--onall", "--open-tty", "--output-as-files", "--outputasfiles",
+  "--parens", "--pipe", "--pipe-part", "--plain", "--plus", "--process-slot-var", "--profile",
+  "--progress", "--quote", "--recend", "--record-env", "--recstart", "--regexp",
+  "--remove-rec-sep", "--removerecsep", "--replace", "--res", "--results", "--resume",
+  "--resume-failed", "--retries", "--retry-failed", "--return", "--round", "--round-robin",
+  "--rpl", "--rrs", "--rsync-opts", "--semaphore", "--semaphore-name", "--semaphore-timeout",
+  "--seqreplace", "--session", "--shard", "--shebang", "--shebang-wrap", "--shell-completion",
+  "--shell-quote", "--show-limits", "--shuf", "--silent", "--skip-first-line", "--slf",
+  "--slotreplace", "--spreadstdin", "--sql", "--sql-and-worker", "--sql-master", "--sql-worker",
+  "--ssh", "--ssh-delay", "--sshlogin", "--sshloginfile", "--st", "--tag", "--tagstring", "--tee",
+  "--template", "--term-seq", "--tf", "--timeout", "--tmpdir", "--tmpl", "--tmux", "--tmuxpane",
+  "--total", "--total-jobs", "--transfer", "--transferfile", "--trc", "--trim", "--tty",
+  "--ungroup", "--use-cores-instead-of-threads", "--use-cpus-instead-of-cores",
+  "--use-sockets-instead-of-threads", "--verbose", "--version", "--wait", "--wd", "--workdir",
+  "--xapply", "--xargs", "--sqlmaster", "--sqlworker", "--sqlandworker", "--roundrobin", "--tee",
+  "--keeporder", "--workdir", "--transfer-file", "--return", "--basefile", "--shellquote",
+  "--dryrun", "--no-notice", "--will-cite", "--bibtex", "--citation", "--halt-on-error", "-0",
+  "-1", "-2", "-C", "-E", "-I", "-J", "-L", "-M", "-N", "-P", "-S", "-V", "-X", "-a", "-d", "-e",
+  "-h", "-i", "-j", "-k", "-l", "-m", "-n", "-o", "-p", "-q", "-r", "-s", "-t", "-u", "-v", "-x",
+  "-F",
+}) do M.GNU_OPTIONS[name] = true end
 
 -- {======================================================================
 -- Reading the lists

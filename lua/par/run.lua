@@ -283,6 +283,13 @@ function M.each(cmds, ...)
   return step, st, nil, closer
 end
 
+--- Start no more commands of the stream whose state 'st' par.each gave
+-- (its second value): those not started come back "skipped".  The par
+-- command's --halt soon,fail=N uses it.
+function M.stop_starting(st)
+  st.r:stop(0)
+end
+
 --- Run a list of commands, n at a time, on a pool of threads.
 -- @return results (in input order), nfailed
 function M.run(cmds, ...)

@@ -22,11 +22,22 @@ local FLAGS = options.flags()
 local BY_SHORT, BY_LONG = {}, {}
 for _, f in ipairs(FLAGS) do
   if f.short then BY_SHORT[f.short] = f end
-  BY_LONG[f.long] = f
+  if f.long then BY_LONG[f.long] = f end
 end
 
 --- The key a flag sets in the parsed options.
 local function key_of(f) return f.key or f.option.name end
+
+--- A flag's name as a command line writes it: "--jobs", or "-v".
+local function name_of(f) return f.long and "--" .. f.long or "-" .. f.short end
+M.name_of = name_of
+
+-- An option of GNU parallel that par does not have ends the command with
+-- one line naming it, before anything runs.
+local function unknown(name)
+  if options.GNU_OPTIONS[name] then errors.unsupported(name .. " is not supported") end
+  usage_error(format("unknown option '%s'", name))
+end
 
 --- The flag that set parsed option 'key' last ("--jobs"), or nil.
 function M.flag(opts, key)
@@ -44,12 +55,12 @@ end
 --- Refuse an option that the plan's mode does not take.
 function M.check_modes(opts, mode)
   for _, f in ipairs(FLAGS) do
-    if opts.given[key_of(f)] == "--" .. f.long and not f.modes[mode] then
+    if opts.given[key_of(f)] == name_of(f) and not f.modes[mode] then
       if mode == "lines" or mode == "args" then
-        usage_error(format("option '--%s' applies only to 'par %s'", f.long,
+        usage_error(format("option '%s' applies only to 'par %s'", name_of(f),
           f.modes.run and "run" or "map"))
       end
-      usage_error(format("option '--%s' does not apply to 'par %s'", f.long, mode))
+      usage_error(format("option '%s' does not apply to 'par %s'", name_of(f), mode))
     end
   end
 end
@@ -81,8 +92,8 @@ function M.help()
     "options (default in brackets):",
   }
   for _, f in ipairs(FLAGS) do
-    local names = (f.short and ("-" .. f.short .. ", ") or "    ") .. "--" .. f.long
-      .. (f.arg and (" " .. f.arg) or "")
+    local names = (f.short and ("-" .. f.short .. (f.long and ", " or "")) or "    ")
+      .. (f.long and "--" .. f.long or "") .. (f.arg and (" " .. f.arg) or "")
     local default = not f.final and help_default(f) or nil
     if default == "CPUS" then default = tostring(par.cpus()) .. ", the CPUs" end
     lines[#lines + 1] = format("  %-22s %s%s", names, f.help, default and (" [" .. default .. "]") or "")
@@ -104,13 +115,18 @@ local function set_option(opts, f, value)
   local key = key_of(f)
   if f.arg and f.parse then
     local v, why = f.parse(value)
-    if v == nil then usage_error(format("--%s: %s", f.long, why)) end
+    if v == nil then usage_error(format("%s: %s", name_of(f), why)) end
     value = v
   elseif not f.arg then
     value = f.value == nil or f.value
   end
+  if f.multi then
+    local list = opts[key] or {}
+    list[#list + 1] = value
+    value = list
+  end
   opts[key] = value
-  opts.given[key] = "--" .. f.long
+  opts.given[key] = name_of(f)
 end
 
 -- The value of flag f (written 'as') at args[i] is the next word; returns
@@ -127,7 +143,7 @@ local function long_option(opts, args, i)
   local name, value = args[i]:match("^%-%-([^=]*)=(.*)$")
   name = name or args[i]:sub(3)
   local o = BY_LONG[name]
-  if not o then usage_error(format("unknown option '--%s'", name)) end
+  if not o then unknown("--" .. name) end
   if not o.arg then
     if value then usage_error(format("option '--%s' takes no value", name)) end
     set_option(opts, o)
@@ -147,7 +163,7 @@ local function short_options(opts, args, i)
   while k <= #s do
     local c = s:sub(k, k)
     local o = BY_SHORT[c]
-    if not o then usage_error(format("unknown option '-%s'", c)) end
+    if not o then unknown("-" .. c) end
     if o.arg then
       local value = s:sub(k + 1)
       if value == "" then return next_value(opts, o, args, i, "-" .. c) end
@@ -177,9 +193,63 @@ local function parse_options(opts, args, i)
   return i
 end
 
+-- The words of $PARALLEL, GNU parallel's default options: split at
+-- blanks, with '...' and "..." quoting.
+local function env_words(s)
+  local words, cur, i, quoted = {}, nil, 1, false
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == "'" or c == '"' then
+      local close = s:find(c, i + 1, true)
+      if not close then usage_error("$PARALLEL: unbalanced " .. c) end
+      cur = (cur or "") .. s:sub(i + 1, close - 1)
+      i, quoted = close + 1, true
+    elseif c:find("%s") then
+      if cur or quoted then words[#words + 1] = cur or "" end
+      cur, quoted, i = nil, false, i + 1
+    else
+      cur = (cur or "") .. c
+      i = i + 1
+    end
+  end
+  if cur or quoted then words[#words + 1] = cur or "" end
+  return words
+end
+
+-- The input sources after the command: 'args' from index i, each
+-- separator (::: :::+ :::: ::::+, or --arg-sep's and --arg-file-sep's)
+-- starting one or, for ::::, one per file.
+local function sources(opts, args, i)
+  local asep, fsep = opts.arg_sep or ":::", opts.arg_file_sep or "::::"
+  local list, cur = {}, nil
+  while args[i] ~= nil do
+    local a = args[i]
+    if a == asep or a == asep .. "+" then
+      cur = { values = {}, linked = a ~= asep }
+      list[#list + 1] = cur
+    elseif a == fsep or a == fsep .. "+" then
+      cur = { files = true, linked = a ~= fsep }
+    elseif cur.files then
+      list[#list + 1] = { path = a, linked = cur.linked }
+      cur = { files = true, linked = false }
+    else
+      cur.values[#cur.values + 1] = a
+    end
+    i = i + 1
+  end
+  return list
+end
+
 --- Split the command line into options and the rest.  Returns opts and a
--- plan: { mode = "lines"|"args"|"run"|"map", words, config, config_args, ... }.
-function M.parse(args)
+-- plan: { mode = "lines"|"args"|"run"|"map", words, sources, config,
+-- config_args }.  $PARALLEL's options come first.
+function M.parse(argv)
+  local args = argv
+  local env = os.getenv("PARALLEL")
+  if env and env:find("%S") then
+    args = env_words(env)
+    table.move(argv, 1, #argv, #args + 1, args)
+  end
   local opts = { given = {} }
   local i, dashdash = parse_options(opts, args, 1)
   local plan = {}
@@ -204,19 +274,17 @@ function M.parse(args)
     end
     return opts, plan
   end
+  local asep, fsep = opts.arg_sep or ":::", opts.arg_file_sep or "::::"
+  local seps = { [asep] = true, [asep .. "+"] = true, [fsep] = true, [fsep .. "+"] = true }
   local words = {}
-  while args[i] ~= nil and args[i] ~= ":::" do
+  while args[i] ~= nil and not seps[args[i]] do
     words[#words + 1] = args[i]
     i = i + 1
   end
   plan.words = words
-  if args[i] == ":::" then
-    local list = table.move(args, i + 1, #args, 1, {})
-    for _, a in ipairs(list) do
-      if a == ":::" then usage_error("only one ':::' is supported") end
-    end
-    if opts.arg_file then usage_error("-a FILE and ::: cannot be combined") end
-    plan.list = list
+  if args[i] ~= nil then
+    if args[i]:sub(-1) == "+" then usage_error(format("'%s' needs an input source before it", args[i])) end
+    plan.sources = sources(opts, args, i)
   end
   plan.mode = #words > 0 and "args" or "lines"
   return opts, plan

@@ -4,7 +4,8 @@
 --
 -- Raised as tables, so that they cannot be mistaken for a bug in par itself:
 --   { usage = msg }    a usage error (status 255, with the usage hint)
---   { config = msg }   a config error (status 255)
+--   { config = msg }   a config error, or an option of GNU parallel that
+--                      par does not have (status 255, one line)
 --   { system = msg }   the system failed us, as par.run's nil, msg (status 255)
 --   { pipe = true }    stdout's reader went away (status 141, no word)
 -- and the string "interrupted" is a signal (status 128 + N).
@@ -18,6 +19,7 @@ function M.usage(msg) error({ usage = msg }, 0) end
 function M.config(msg) error({ config = msg }, 0) end
 function M.system(msg) error({ system = msg }, 0) end
 function M.pipe() error({ pipe = true }, 0) end
+function M.unsupported(msg) error({ config = msg }, 0) end
 
 --- An interrupt raised inside a function par called for the user (a config
 -- chunk, a commands() function) is still an interrupt, not a config error.

@@ -16,6 +16,7 @@ local errors = require "par.cli.errors"
 local input = require "par.cli.input"
 local jobs = require "par.cli.jobs"
 local output = require "par.cli.output"
+local options = require "par.options"
 
 local M = {
   parse = args.parse,
@@ -35,14 +36,41 @@ local function exit_status(nfailed)
   return nfailed
 end
 
-local function main(argv)
-  local o, plan = args.parse(argv)
+-- The GNU parallel release whose command line par follows (--minversion).
+local GNU_VERSION = 20221122
+
+-- The options that do their job and end the command; nil when none is given.
+local function final(o)
   if o.help then put(args.help()); flush_out(); return 0 end
   if o.version then put("par ", par.VERSION, "\n"); flush_out(); return 0 end
+  if o.minversion then
+    local want = tonumber(o.minversion)
+    if not want then errors.usage("--minversion: a version (YYYYMMDD) expected, got '" .. o.minversion .. "'") end
+    put(GNU_VERSION, "\n"); flush_out()
+    return GNU_VERSION >= want and 0 or 255
+  end
+  if o.number_of then
+    put(o.number_of == "sockets" and 1 or par.cpus(), "\n"); flush_out()
+    return 0
+  end
+  if o.max_line_length then put(options.MAX_LINE, "\n"); flush_out(); return 0 end
+  return nil
+end
+
+local function main(argv)
+  local o, plan = args.parse(argv)
+  local status = final(o)
+  if status then return status end
   args.check_modes(o, plan.mode)
-  if plan.mode == "run" then return exit_status(jobs.config_run(o, plan)) end
+  if o.silent then o.verbose, o.trace = nil, nil end
+  local nfailed
   if plan.mode == "map" then return exit_status(jobs.config_map(o, plan)) end
-  return exit_status(jobs.command_line(o, plan))
+  if plan.mode == "run" then
+    nfailed, status = jobs.config_run(o, plan)
+  else
+    nfailed, status = jobs.command_line(o, plan)
+  end
+  return status or exit_status(nfailed)
 end
 
 -- Say what ended the command (see par.cli.errors); returns the exit status.

@@ -7,8 +7,10 @@ local util = require "par.util"
 local progress = require "par.progress"
 local options = require "par.options"
 local parmap = require "par.map"
+local parrun = require "par.run"
 local config = require "par.cli.config"
 local input = require "par.cli.input"
+local replace = require "par.cli.replace"
 local output = require "par.cli.output"
 local errors = require "par.cli.errors"
 
@@ -19,14 +21,16 @@ local format, concat = string.format, table.concat
 local usage_error, key_error = errors.usage, config.key_error
 local put, flush_out = output.put, output.flush_out
 
--- A jobs value (see par.cli.args.check_jobs) as a number of workers for
--- 'ntasks' tasks: "N%" of the CPUs (at least one), 0 one per task.
+-- A jobs value (see par.options.cli_jobs) as a number of workers for
+-- 'ntasks' tasks: "N%" of the CPUs (rounded up, as GNU parallel does),
+-- "+N" and "-N" CPUs more or fewer (at least one), 0 one per task.
 -- 'ntasks' is nil for input that streams: 0 is then UNBOUNDED.
 local UNBOUNDED = 250
 local function resolve_jobs(v, ntasks)
   if type(v) == "string" then
     local pct = tonumber(v:match("^(.-)%%$"))
-    return math.max(1, math.floor(par.cpus() * pct / 100))
+    if pct then return math.max(1, math.ceil(par.cpus() * pct / 100 - 1e-9)) end
+    return math.max(1, par.cpus() + math.tointeger(tonumber(v)))
   end
   if v == 0 then return math.max(ntasks or UNBOUNDED, 1) end
   return v
@@ -101,24 +105,69 @@ local function run_options(cfg, o, njobs)
 end
 
 -- Run the commands of 'src' (see run_jobs) through par.each: each result
--- to 'handle(i, res)'.  Skipped ones (a resume) come back too.
+-- to 'handle(i, res)', which returns "soon" or "now" to halt (leaving the
+-- loop kills what runs).  Skipped ones (a resume) come back too.
 local function stream_each(src, ro, handle)
   local iter, st, ctl, closer = par.each(src.cmds or src.next_cmd, ro)
   if not iter then errors.system(st) end
-  for i, res in iter, st, ctl, closer do handle(i, res) end
+  for i, res in iter, st, ctl, closer do
+    local halt = handle(i, res)
+    if halt == "now" then break end
+    if halt == "soon" then parrun.stop_starting(st) end
+  end
+end
+
+-- The tag of a job as --tag and --dry-run --tag print it.
+local function tag_of(o, job)
+  return (o.tag or o.tagstring) and job.tag and (job.tag .. "\t") or ""
 end
 
 -- Print the commands of 'src' (its iterator blocks), run nothing.
-local function dry_run(src)
+local function dry_run(src, o)
   local k = 0
   while true do
     k = k + 1
     local job = src.cmds and src.cmds[k] and src.job_of(k) or not src.cmds and src.next_job()
     if not job then break end
-    put(job.text, "\n")
+    put(tag_of(o, job), job.show or job.text, "\n")
     flush_out()
   end
   return 0
+end
+
+-- --halt as GNU parallel has it: h = { when, why, n or pct }.  Returns
+-- function(res) -> nil, or "soon" or "now" once the run must halt, and
+-- function() -> the exit status (nil: the usual one).
+local function halter(h, total)
+  local nfail, nok, ndone = 0, 0, 0
+  local status, fired = nil, false
+  local function count()
+    if h.why == "fail" then return nfail end
+    if h.why == "success" then return nok end
+    return ndone
+  end
+  return function(res, text)
+    if res.status == "skipped" or fired then return nil end
+    ndone = ndone + 1
+    if res.ok then nok = nok + 1 else nfail = nfail + 1 end
+    local hit
+    if h.pct then
+      hit = ndone >= 3 and count() * 100 >= h.pct * (total or ndone)
+    else
+      hit = count() >= h.n
+    end
+    if (h.why == "fail" and res.ok) or (h.why == "success" and not res.ok) then hit = false end
+    if not hit then return nil end
+    fired = true
+    local what = h.why == "fail" and "failed" or h.why == "success" and "succeeded" or "finished"
+    io.stderr:write(format("par: This job %s:\n%s\n", what, text))
+    if h.why == "fail" and h.n == 1 then
+      status = res.status == "exit" and res.code or res.status == "signal" and 128 + res.signal or 1
+    elseif h.why == "success" then
+      status = 0
+    end
+    return h.when
+  end, function() return status end
 end
 
 -- Run the jobs of 'src': a list (src.cmds, with src.job_of(i) its job
@@ -136,16 +185,32 @@ local function run_jobs(src, o, cfg)
     usage_error((o.tag and "--tag" or "--keep-order")
       .. " needs grouped output; the config asks for ungrouped (capture = false or output = 'ungroup')")
   end
-  if o.dry_run then return dry_run(src) end
+  if o.dry_run then return dry_run(src, o) end
   o.progress = ro.progress
+  if src.slot then ro.slotmark = src.slot end
   local out = ro.capture and output.printer(o)
   local user_done = values.on_done
   local seq, nfailed = 0, 0
+  local halt, halt_status, halting
+  if o.halt then
+    halt, halt_status = halter(o.halt, src.cmds and #src.cmds)
+    -- a count of failures halts in the core, before another job can start
+    if o.halt.why == "fail" and o.halt.n then ro.halt, ro.halt_fails = o.halt.when, o.halt.n end
+  end
+  local listed = src.cmds
+  if (halt or o.trace) and listed then -- a halt stops the input, -t tells each start: list it as it goes
+    local k = 0
+    src.cmds, src.next_job = nil, function() k = k + 1; return listed[k] and src.job_of(k) end
+  end
+  local texts = {}
   function src.next_cmd()
+    if halting then return nil end
     local job, fd = src.next_job()
     if not job then return job, fd end
     seq = seq + 1
     if out then out.start(seq, job) end
+    if o.trace then io.stderr:write(tag_of(o, job), job.show or job.text, "\n"); io.stderr:flush() end
+    if halt then texts[seq] = job.text end
     return job.cmd
   end
   -- a listed job reaches the printer with its first output or its end
@@ -156,6 +221,13 @@ local function run_jobs(src, o, cfg)
     if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
     if out then job(i); out.done(i, res) end
     if user_done and res.status ~= "skipped" then user_done(res, i) end
+    if halt then
+      local text = texts[i] or (listed and src.job_of(i).text)
+      texts[i] = nil
+      local when = halt(res, text)
+      if when then halting = true end
+      return when
+    end
   end
   if out then
     ro.capture = nil               -- with on_output par.each captures nothing
@@ -164,36 +236,144 @@ local function run_jobs(src, o, cfg)
   local ok, err = pcall(stream_each, src, ro, handle)
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
+  local status = halt_status and halt_status()
+  if status then return nfailed, status end
   return nfailed
 end
 
--- The jobs of a command line (see run_jobs): CMD once per argument of :::
--- (or those arguments as commands), or the input's lines as commands, or
--- CMD once per line of the input.  'block': the input's iterator waits
--- rather than return false.
+-- The options of par.cli.replace from the command line's.
+local function template_options(o, names)
+  return { quote = o.quote, context = o.multi == "X", plus = o.plus, rpl = o.rpl,
+    replace = o.replace, extensionreplace = o.extensionreplace, basenamereplace = o.basenamereplace,
+    dirnamereplace = o.dirnamereplace, basenameextensionreplace = o.basenameextensionreplace,
+    seqreplace = o.seqreplace, slotreplace = o.slotreplace, header_names = names }
+end
+
+-- -m, -X, --xargs: the records in 'recs' grouped into jobs as long as the
+-- command line stays shorter than -s; with -m and -X, what is left once
+-- it all fits on fewer lines than there are slots is spread over them,
+-- as GNU parallel does.
+local function group_multi(recs, tpl, o, nslots)
+  local max = o.max_chars or options.MAX_LINE
+  local function len(values) return #tpl.expand({ values = values, seq = 1 }) end
+  -- a line of records 1..k is base + their costs + sep for each but the first
+  local base = len({})
+  local sep = (len({ "x", "x" }) - len({ "x" })) - (len({ "x" }) - base)
+  local cost = {}
+  for k, r in ipairs(recs) do
+    cost[k] = len(r) - base
+    if base + cost[k] >= max then
+      errors.unsupported(format("command line too long (%d >= %d) at input %d: %s",
+        base + cost[k], max, k - 1, concat(r, " ")))
+    end
+  end
+  local groups, k, n = {}, 1, #recs
+  local spread = o.multi ~= "xargs" and nslots > 1
+  local even                          -- the size of the spread rest's lines
+  while k <= n do
+    local take = even
+    if not take then
+      local line, j = base, k
+      while j <= n and line + cost[j] + (j > k and sep or 0) < max do
+        line = line + cost[j] + (j > k and sep or 0)
+        j = j + 1
+      end
+      take = j - k
+      if j > n and spread then
+        even = math.ceil((n - k + 1) / nslots)
+        take = even
+      end
+    end
+    local vals = {}
+    for m = k, math.min(k + take - 1, n) do table.move(recs[m], 1, #recs[m], #vals + 1, vals) end
+    groups[#groups + 1] = vals
+    k = k + take
+  end
+  return groups
+end
+
+-- Fisher-Yates, for --shuf.
+local function shuffle(t)
+  for i = #t, 2, -1 do
+    local j = math.random(i)
+    t[i], t[j] = t[j], t[i]
+  end
+end
+
+-- The jobs of a command line (see run_jobs): CMD with each record of the
+-- input (par.cli.input) filled in (par.cli.replace), or the records as
+-- commands when there is no CMD; -N, -L, -m and -X put several records in
+-- one job.  The input streams unless the jobs need all of it first ({##},
+-- -m, -X, --xargs, --shuf).  'block': the input's iterator waits rather
+-- than return false.
 local function command_jobs(o, plan, block)
   if o.pipe or o.pipepart then return require("par.cli.pipe").jobs(o, plan) end   -- pipe hook
-  local lines = plan.mode == "lines"
-  local template = concat(plan.words, " ")
-  local list = plan.list
-  if list then
-    local cmds = lines and list or {}
-    if not lines then
-      for i, a in ipairs(list) do cmds[i] = input.expand(template, a, i) end
-    end
-    local ok, why = options.find("run", "commands").check(cmds)
-    if not ok then usage_error(why) end
-    return { cmds = cmds, job_of = function(i) return { cmd = cmds[i], text = cmds[i], tag = list[i] } end }
+  local nslots = resolve_jobs(o.jobs or par.cpus())
+  local multi = o.multi
+  local per = o.max_args or o.max_lines or 1
+  local next_record, names, listed = input.records(o, plan, block)
+  local tpl = replace.compile(plan.words, template_options(o, names))
+  local nice = o.nice and o.nice ~= 0 and ("exec nice -n " .. o.nice .. " /bin/sh -c ")
+  local src = { slot = tpl.slot and replace.SLOTMARK }
+  local function make(values, seq, total)
+    local job = { values = values, seq = seq, total = total }
+    local cmd = tpl.expand(job)
+    local text = cmd
+    if tpl.empty and not cmd:find("%S") then cmd = ":" end   -- GNU runs an empty command too
+    if nice then cmd = nice .. replace.quote(cmd) end
+    local tag = o.tagstring and tpl.text(o.tagstring, job) or concat(values, " ")
+    local show = tpl.slot and text:gsub("\27%%slot\27", "{%%}") or nil
+    return { cmd = cmd, text = text, show = show, tag = tag }
   end
-  local next_item = input.items(o.arg_file, o.null, lines and "command" or "argument", block)
-  local seq = 0
-  return { next_job = function()
-    local a, fd = next_item()
-    if not a then return a, fd end
+  local needs_all = listed or tpl.total or o.shuf or multi
+  if needs_all then
+    local recs = {}
+    while true do
+      local r = next_record(true)
+      if not r then break end
+      recs[#recs + 1] = r
+    end
+    local groups
+    if multi then
+      groups = group_multi(recs, tpl, o, nslots)
+    else
+      groups = {}
+      for k = 1, #recs, math.max(per, 1) do
+        local vals = {}
+        if per > 0 then
+          for m = k, math.min(k + per - 1, #recs) do table.move(recs[m], 1, #recs[m], #vals + 1, vals) end
+        end
+        groups[#groups + 1] = vals
+      end
+    end
+    if o.shuf then shuffle(groups) end
+    local total = #groups
+    local cmds, jobs = {}, {}
+    for k, vals in ipairs(groups) do
+      jobs[k] = make(vals, k, total)
+      cmds[k] = jobs[k].cmd
+    end
+    src.cmds, src.job_of = cmds, function(i) return jobs[i] end
+    return src
+  end
+  local seq, pending = 0, {}
+  function src.next_job()
+    while #pending < math.max(per, 1) do
+      local r, fd = next_record()
+      if r == false then return false, fd end
+      if not r then break end
+      pending[#pending + 1] = r
+    end
+    if #pending == 0 then return nil end
+    local vals = {}
+    if per > 0 then
+      for _, r in ipairs(pending) do table.move(r, 1, #r, #vals + 1, vals) end
+    end
+    pending = {}
     seq = seq + 1
-    local cmd = lines and a or input.expand(template, a, seq)
-    return { cmd = cmd, text = cmd, tag = a }
-  end }
+    return make(vals, seq)
+  end
+  return src
 end
 
 -- Shell text of a command: argv tables quoted word by word.
@@ -204,6 +384,16 @@ end
 
 --- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
 function M.command_line(o, plan)
+  if o.shellquote then               -- print the input quoted, run nothing
+    local next_record = input.records(o, plan, true)
+    for r in next_record do
+      local q = {}
+      for k, v in ipairs(r) do q[k] = replace.quote(v) end
+      put(concat(q, " "), "\n")
+    end
+    flush_out()
+    return 0
+  end
   return run_jobs(command_jobs(o, plan, o.dry_run), o)
 end
 

@@ -168,7 +168,7 @@ function M.printer(o)
   -- Job 'job' passes through from now on: first what it held.
   local function go_live(job)
     job.live = true
-    if o.verbose then write("stdout", job.text .. "\n") end
+    if o.verbose then write("stdout", job.taggers.stdout(job.text .. "\n")) end
     for _, stream in ipairs({ "stdout", "stderr" }) do
       job.held[stream]:drain(function(s) pass(job, stream, s) end)
     end
@@ -179,7 +179,7 @@ function M.printer(o)
   local function finish(i, job, res)
     jobs[i] = nil
     if not job.live then
-      if res.status ~= "skipped" and o.verbose then write("stdout", job.text .. "\n") end
+      if res.status ~= "skipped" and o.verbose then write("stdout", job.taggers.stdout(job.text .. "\n")) end
       for _, stream in ipairs({ "stdout", "stderr" }) do
         local tag = job.taggers[stream]
         job.held[stream]:drain(function(s) write(stream, tag(s)) end)
@@ -191,9 +191,9 @@ function M.printer(o)
     end
     flush_out()
     -- commands that fail without a word of their own get one from par; not
-    -- those a signal to par stopped (par says "interrupted" once)
-    local interrupted = res.stopped and core.lastsignal() ~= 0
-    if not res.ok and res.status ~= "skipped" and not interrupted and (o.verbose or res.status ~= "exit") then
+    -- those par stopped (a signal to par says "interrupted" once, a halt
+    -- names the job that caused it)
+    if not res.ok and res.status ~= "skipped" and not res.stopped and (o.verbose or res.status ~= "exit") then
       write_err(format("par: job %d failed (%s): %s\n", i, why_failed(res), job.text))
     end
     if res.truncated then
@@ -215,7 +215,7 @@ function M.printer(o)
   end
 
   function p.start(i, job)
-    local tag = o.tag and job.tag
+    local tag = (o.tag or o.tagstring) and job.tag
     job.taggers = { stdout = M.tagger(tag), stderr = M.tagger(tag) }
     job.held = { stdout = new_held(pool), stderr = new_held(pool) }
     job.partial = { stdout = {}, stderr = {} }

@@ -209,15 +209,18 @@ end
 
 --- The blocks of the input for the parsed options 'o': a function that
 -- returns the next block, or nil at the end.  It blocks while it reads.
--- o.pipepart reads o.arg_file by seeking (it must be a file); o.pipe reads
--- o.arg_file or stdin.  o.block: bytes (default 1 MiB); o.recstart,
+-- o.pipepart reads the file of -a (o.arg_file[1]) by seeking; o.pipe reads
+-- it or stdin.  o.block: bytes (default 1 MiB); o.recstart,
 -- o.recend: strings as given (escapes are read here); o.max_args: records
 -- per block; o.header: "N" lines or ":".
 function M.source(o)
-  if o.pipepart and (o.arg_file == nil or o.arg_file == "-") then
+  local files = o.arg_file or {}
+  if #files > 1 then usage_error("--pipe reads one input: give -a FILE once") end
+  local path = files[1]
+  if o.pipepart and (path == nil or path == "-") then
     usage_error("--pipepart needs a file to read (-a FILE)")
   end
-  local f, name = open_input(o.arg_file)
+  local f, name = open_input(path)
   local size = o.block or DEFAULT_BLOCK
   local sep, nend = separator(o)
   local header = read_header(f, o.header)
@@ -271,7 +274,7 @@ end
 -- iterator of jobs, one per block, then nil.
 function M.jobs(o, plan)
   if o.cat and o.fifo then usage_error("--cat and --fifo cannot be combined") end
-  if plan.list then usage_error("--pipe reads its input from stdin or -a FILE, not :::") end
+  if plan.sources then usage_error("--pipe reads its input from stdin or -a FILE, not ::: or ::::") end
   if #plan.words == 0 then usage_error("--pipe needs a command") end
   local cmd = table.concat(plan.words, " ")
   local next_block = M.source(o)

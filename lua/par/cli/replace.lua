@@ -1,0 +1,343 @@
+--- GNU parallel's replacement strings: a command template compiled once,
+-- then expanded for each job.
+--
+--   {}  {.}  {/}  {//}  {/.}    the arguments; without extension, basename,
+--                               dirname, basename without extension
+--   {N} {-N} {N.} {N/} ...      the Nth value (of an input source, a column,
+--                               or an argument of the job); -N counts back
+--   {#} {%}                     the job's sequence number and its slot
+--   {= code =} {=N code =}      a Lua expression (or statements) over _
+--   --plus: {##} {0#} {0%} {+/} {+.} {..} {+..} {...} {+...} {/..} {/...}
+--   --rpl '{TAG} code'          a replacement string of one's own
+--
+-- A value is quoted for the shell as GNU parallel quotes it; a job's values
+-- are joined by spaces.  A template without any replacement string gets
+-- the arguments appended.
+local errors = require "par.cli.errors"
+
+local M = {}
+
+local type, tostring, tonumber, ipairs, pairs, pcall, load, setmetatable =
+  type, tostring, tonumber, ipairs, pairs, pcall, load, setmetatable
+local format, concat = string.format, table.concat
+local usage_error = errors.usage
+
+--- The placeholder the core replaces by a job's slot when it starts it
+-- (par.run's slotmark): {%} has no value before then.
+M.SLOTMARK = "\27%slot\27"
+
+--- s quoted for the shell as GNU parallel quotes it: left alone when it
+-- holds only letters, digits and -./+_, otherwise in single quotes.
+function M.quote(s)
+  if s ~= "" and not s:find("[^%w%-%./+_]") then return s end
+  return "'" .. s:gsub("'", "'\"'\"'") .. "'"
+end
+
+-- {======================================================================
+-- Modifiers: what {N<mod>} and {<mod>} do to a value
+
+local function dirname(v)
+  local s = v:gsub("/+$", "")
+  if s == "" then return v == "" and "." or "/" end
+  local d = s:match("^(.*)/[^/]*$")
+  if not d then return "." end
+  d = d:gsub("/+$", "")
+  return d == "" and "/" or d
+end
+
+local function noext(v) return (v:gsub("%.[^./]*$", "")) end
+local function base(v) return v:match("[^/]*$") end
+
+-- --plus: {+/} the directory part ({} is {+/}/{/}), {+.} the extension
+-- ({} is {.}.{+.}); {..} and {...} drop two and three extensions when
+-- there are that many, {+..} and {+...} are what they drop.
+local function exts(v, n)
+  local b = base(v)
+  local pat = "^(.-)(" .. ("%.[^./]+"):rep(n) .. ")$"
+  local head, tail = b:match(pat)
+  if not head or head == "" then return v, "" end
+  return v:sub(1, #v - #tail), tail:sub(2)
+end
+
+local MODS = {
+  [""] = function(v) return v end,
+  ["."] = noext,
+  ["/"] = base,
+  ["//"] = dirname,
+  ["/."] = function(v) return noext(base(v)) end,
+}
+
+local PLUS_MODS = {
+  ["+/"] = function(v) return v:match("^(.*)/[^/]*$") or "" end,
+  ["+."] = function(v) return base(v):match("^.+%.([^.]*)$") or "" end,
+  [".."] = function(v) return (exts(v, 2)) end,
+  ["+.."] = function(v) return select(2, exts(v, 2)) end,
+  ["..."] = function(v) return (exts(v, 3)) end,
+  ["+..."] = function(v) return select(2, exts(v, 3)) end,
+  ["/.."] = function(v) return (exts(base(v), 2)) end,
+  ["/..."] = function(v) return (exts(base(v), 3)) end,
+}
+
+-- }======================================================================
+
+-- {======================================================================
+-- {= code =}: Lua over the argument _
+
+-- The chunk of 'code': an expression whose value replaces the argument, or
+-- statements that change _ (GNU's Perl changes $_).  It sees _G, and Q(s)
+-- (quote), uq() (leave this value unquoted), seq() and total_jobs().
+local function lua_code(code, where)
+  local env = setmetatable({}, { __index = _G })
+  local f = load("return " .. code, "=" .. where, "t", env)
+  if not f then
+    local err
+    f, err = load(code, "=" .. where, "t", env)
+    if not f then usage_error(err) end
+  end
+  local job
+  env.Q = M.quote
+  env.seq = function() return job.seq end
+  env.total_jobs = function() return job.total end
+  env.uq = function() env.__uq = true end
+  return function(v, j)
+    job = j
+    env._, env.__uq = v, nil
+    local ok, r = pcall(f)
+    if not ok then usage_error(errors.text(r)) end
+    if r == nil then r = env._ end
+    if r == nil then r = "" end
+    return tostring(r), env.__uq
+  end
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Compiling a template
+
+-- A part of a template is a literal string, or a table:
+--   { pos = N or nil, fn = function(value, job) -> text[, unquoted] }
+--   { seq = true, pad = bool }, { slot = true }, { total = true }
+-- where pos nil means every value of the job.
+
+-- The replacement strings of 'o' (-I, --er, ... and --plus, --rpl) as a
+-- list of { text, make = function() -> part }, longest text first.
+local function fixed_tokens(o)
+  local list = {}
+  local function add(text, part) list[#list + 1] = { text = text, part = part } end
+  local function mod(m) return { fn = MODS[m] } end
+  add(o.replace or "{}", mod(""))
+  add(o.extensionreplace or "{.}", mod("."))
+  add(o.basenamereplace or "{/}", mod("/"))
+  add(o.dirnamereplace or "{//}", mod("//"))
+  add(o.basenameextensionreplace or "{/.}", mod("/."))
+  add(o.seqreplace or "{#}", { seq = true })
+  add(o.slotreplace or "{%}", { slot = true })
+  if o.plus then
+    add("{##}", { total = true })
+    add("{0#}", { seq = true, pad = true })
+    add("{0%}", { slot = true })
+    for m, fn in pairs(PLUS_MODS) do add("{" .. m .. "}", { fn = fn }) end
+  end
+  for name, pos in pairs(o.header_names or {}) do
+    add("{" .. name .. "}", { pos = pos, fn = MODS[""] })
+  end
+  for _, r in ipairs(o.rpl or {}) do
+    local tag, code = r:match("^%s*(%S+)%s+(.*)$")
+    if not tag then usage_error(format("--rpl: '%s' is not 'TAG code'", r)) end
+    add(tag, { fn = lua_code(code, "--rpl " .. tag) })
+  end
+  table.sort(list, function(a, b) return #a.text > #b.text end)
+  return list
+end
+
+-- A positional {N<mod>} or {-N<mod>} at 'at' of s: the part and its end.
+local function positional(s, at, plus)
+  local n, m, stop = s:match("^{(%-?%d+)([^{}]*)}()", at)
+  if not n then return nil end
+  local fn = MODS[m] or (plus and PLUS_MODS[m])
+  n = tonumber(n)
+  if not fn or n == 0 then return nil end
+  return { pos = n, fn = fn }, stop
+end
+
+-- {= code =} or {=N code =} at 'at' of s.
+local function code_part(s, at, nexpr)
+  local n, code, stop = s:match("^{=(%-?%d*)(.-)=}()", at)
+  if not n then return nil end
+  local where = format("{=%s ... =} #%d", n, nexpr)
+  return { pos = tonumber(n), fn = lua_code(code, where) }, stop
+end
+
+-- The parts of string s.
+local function parse(s, tokens, o, counts)
+  local parts, lit, i = {}, {}, 1
+  local function flush()
+    if #lit > 0 then parts[#parts + 1] = concat(lit); lit = {} end
+  end
+  while i <= #s do
+    local part, stop
+    for _, t in ipairs(tokens) do
+      if s:sub(i, i + #t.text - 1) == t.text then part, stop = t.part, i + #t.text; break end
+    end
+    if not part and s:byte(i) == 123 then   -- "{"
+      part, stop = positional(s, i, o.plus)
+      if not part then
+        counts.code = counts.code + 1
+        part, stop = code_part(s, i, counts.code)
+      end
+    end
+    if part then
+      flush()
+      parts[#parts + 1] = part
+      counts.n = counts.n + 1
+      if part.total then counts.total = true end
+      if part.slot then counts.slot = true end
+      i = stop
+    else
+      lit[#lit + 1] = s:sub(i, i)
+      i = i + 1
+    end
+  end
+  flush()
+  return parts
+end
+
+--- Compile the command's words (and options 'o': quote, context, plus,
+-- replace, ...).  Returns a template with:
+--   tpl.total   it needs the number of jobs ({##})
+--   tpl.slot    it needs the job's slot ({%}: SLOTMARK stands for it)
+--   tpl.empty   there is no command: the values are the command
+--   tpl.expand(job) -> the shell command of job { values, seq, total }
+--   tpl.text(s, job) -> s with replacement strings filled in (--tagstring)
+function M.compile(words, o)
+  local tokens = fixed_tokens(o)
+  local counts = { n = 0, code = 0 }
+  local wordparts = {}
+  for i, w in ipairs(words) do
+    local parts = parse(w, tokens, o, counts)
+    if o.quote then
+      for k, p in ipairs(parts) do
+        if type(p) == "string" then parts[k] = M.quote(p) end
+      end
+    end
+    wordparts[i] = parts
+  end
+  -- without -q the words are one shell line, and -X's context is a word of it
+  if not o.quote then
+    local line = parse(concat(words, " "), tokens, o, { n = 0, code = 0 })
+    wordparts = {}
+    local cur = {}
+    for _, p in ipairs(line) do
+      if type(p) == "string" then
+        local first = true
+        for piece in (p .. " "):gmatch("([^ ]*) ") do
+          if not first then wordparts[#wordparts + 1] = cur; cur = {} end
+          first = false
+          if piece ~= "" then cur[#cur + 1] = piece end
+        end
+      else
+        cur[#cur + 1] = p
+      end
+    end
+    wordparts[#wordparts + 1] = cur
+  end
+  local tpl = { total = counts.total, slot = counts.slot, empty = #words == 0 }
+  local append = counts.n == 0
+  local context = o.context
+
+  -- The text of 'part' for 'job': one value, or all of them.
+  local function value(part, job, v)
+    if part.seq then
+      local s = tostring(job.seq)
+      if part.pad and job.total then s = ("0"):rep(#tostring(job.total) - #s) .. s end
+      return s
+    end
+    if part.slot then return M.SLOTMARK end
+    if part.total then return tostring(job.total) end
+    local vals = job.values
+    if v ~= nil then
+      local t, uq = part.fn(v, job)
+      return uq and t or M.quote(t)
+    end
+    if part.pos then
+      local k = part.pos < 0 and #vals + part.pos + 1 or part.pos
+      local t, uq = part.fn(vals[k] or "", job)
+      return uq and t or M.quote(t)
+    end
+    local out = {}
+    for k = 1, #vals do
+      local t, uq = part.fn(vals[k], job)
+      out[k] = uq and t or M.quote(t)
+    end
+    return concat(out, " ")
+  end
+
+  local function word_text(parts, job, v)
+    local out = {}
+    for k, p in ipairs(parts) do
+      out[k] = type(p) == "string" and p or value(p, job, v)
+    end
+    return concat(out)
+  end
+
+  -- -X: a word with a replacement string of every value is repeated, once
+  -- for each value
+  local function per_value(parts)
+    for _, p in ipairs(parts) do
+      if type(p) == "table" and p.fn and not p.pos then return true end
+    end
+    return false
+  end
+
+  function tpl.expand(job)
+    if tpl.empty then return concat(job.values, " ") end
+    local out = {}
+    for _, parts in ipairs(wordparts) do
+      if context and per_value(parts) then
+        local each = {}
+        for k, v in ipairs(job.values) do each[k] = word_text(parts, job, v) end
+        out[#out + 1] = concat(each, " ")
+      else
+        out[#out + 1] = word_text(parts, job)
+      end
+    end
+    local cmd = concat(out, " ")
+    if append and #job.values > 0 then
+      local q = {}
+      for k, v in ipairs(job.values) do q[k] = M.quote(v) end
+      cmd = cmd .. " " .. concat(q, " ")
+    end
+    return cmd
+  end
+
+  -- --tagstring: its replacement strings, unquoted
+  function tpl.text(s, job)
+    local parts = parse(s, tokens, o, { n = 0, code = 0 })
+    local out = {}
+    for k, p in ipairs(parts) do
+      if type(p) == "string" then
+        out[k] = p
+      elseif p.fn then
+        local vals = job.values
+        if p.pos then
+          local n = p.pos < 0 and #vals + p.pos + 1 or p.pos
+          out[k] = (p.fn(vals[n] or "", job))
+        else
+          local each = {}
+          for n = 1, #vals do each[n] = (p.fn(vals[n], job)) end
+          out[k] = concat(each, " ")
+        end
+      else
+        out[k] = value(p, job)
+      end
+    end
+    return concat(out)
+  end
+
+  return tpl
+end
+
+-- }======================================================================
+
+return M
