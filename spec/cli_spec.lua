@@ -287,7 +287,8 @@ describe("par command", function()
         assert.are.same({ "", "par: This job failed:\nexit 2\n", 2 }, { out, err, status })
         assert.is_nil(H.readfile(dir .. "/ran"))
       end
-      local out, err, status = run({ "-j1", "-k", "--halt", "soon,fail=2", "echo {}; exit {}", ":::", "3", "0", "4", "5" })
+      local out, err, status = run({ "-j1", "-k", "--halt", "soon,fail=2", "echo {}; exit {}",
+        ":::", "3", "0", "4", "5" })
       assert.are.same({ "3\n0\n4\n", "par: This job failed:\necho 4; exit 4\n", 2 }, { out, err, status })
     end)
 
