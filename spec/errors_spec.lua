@@ -70,9 +70,10 @@ describe("host names that ssh would take for options", function()
   end)
 
   it("reach ssh after its end of options, so a host is never an option", function()
-    local res = par.run({ { "true" }, "echo x" }, { hosts = { "h" }, ssh = { "printf", "[%s]" } })
-    assert.are.equal("[-o][BatchMode=yes][--][h][true]", res[1].stdout)
-    assert.are.equal("[-o][BatchMode=yes][--][h][/bin/sh -c 'echo x']", res[2].stdout)
+    local res = par.run({ { "true" }, "echo x" }, 1, { hosts = { "h" }, ssh = { "printf", "[%s]" } })
+    local env = "PARALLEL_SEQ=%d PARALLEL_JOBSLOT=1; export PARALLEL_SEQ PARALLEL_JOBSLOT; "
+    assert.are.equal("[-o][BatchMode=yes][--][h][" .. env:format(1) .. "true]", res[1].stdout)
+    assert.are.equal("[-o][BatchMode=yes][--][h][" .. env:format(2) .. "/bin/sh -c 'echo x']", res[2].stdout)
   end)
 
   it("are a usage error of par -S, and nothing runs", function()
@@ -315,9 +316,9 @@ end)
 describe("input lines with NUL bytes", function()
   it("are a usage error of par CMD naming the line and the argument, and nothing runs", function()
     local dir = tmpdir()
-    assert_usage("stdin:1: argument 1 contains a NUL byte (use -0 for NUL-separated input)",
+    assert_usage("stdin:1: input 1 contains a NUL byte (use -0 for NUL-separated input)",
       par_cmd("echo", dir, "x\0y\n"))
-    assert_usage("stdin:4: argument 2 contains a NUL byte (use -0 for NUL-separated input)",
+    assert_usage("stdin:4: input 4 contains a NUL byte (use -0 for NUL-separated input)",
       par_cmd("touch", dir, "# comment\n\nran\nx\0y\n"))
     assert.are.same({}, listing(dir))
   end)
@@ -326,7 +327,7 @@ describe("input lines with NUL bytes", function()
     local dir, file = tmpdir(), os.tmpname()
     finally(function() os.remove(file) end)
     H.writefile(file, "touch ran\ntouch x\0y\n")
-    assert_usage(file .. ":2: command 2 contains a NUL byte (use -0 for NUL-separated input)",
+    assert_usage(file .. ":2: input 2 contains a NUL byte (use -0 for NUL-separated input)",
       par_cmd("-a " .. quote(file), dir))
     assert.are.same({}, listing(dir))
   end)
