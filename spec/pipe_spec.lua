@@ -46,7 +46,10 @@ local function seq(n)
 end
 
 local function md5(path)
-  return io.popen("md5sum < " .. quote(path)):read("a")
+  local p = io.popen("md5sum < " .. quote(path))
+  local sum = p:read("a")
+  p:close()                 -- reaped now: a later spec counts this process's children
+  return sum
 end
 
 describe("par --pipe", function()
@@ -132,7 +135,9 @@ describe("par --pipe", function()
       local o = par(mode .. " --pipe --block 6 -k 'wc -c < {}; test -" .. (mode == "--cat" and "f" or "p") .. " {}'",
         input, "TMPDIR=" .. quote(tmp) .. " ")
       assert.are.equal("6\n6\n6\n3\n", o)
-      assert.are.equal("", io.popen("ls -A " .. quote(tmp)):read("a"))
+      local ls = io.popen("ls -A " .. quote(tmp))
+      assert.are.equal("", ls:read("a"))
+      ls:close()
       assert.are.equal("6\n6\n6\n3\n", same(mode .. " --pipe --block 6 -k 'wc -c < {}'", input))
       assert.matches("^6 /%S+\n6 /%S+\n6 /%S+\n3 /%S+\n$", same(mode .. " --pipe --block 6 -k wc -c", input))
     end
