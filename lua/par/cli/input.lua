@@ -10,24 +10,12 @@ local errors = require "par.cli.errors"
 
 local M = {}
 
-local ipairs, tonumber = ipairs, tonumber
+local ipairs = ipairs
 local format = string.format
 local usage_error = errors.usage
 
 -- {======================================================================
 -- Values
-
--- The separator of -d: one byte, written as itself or as \n, \t, \0, \\,
--- \xHH.
-local ESCAPES = { n = "\n", t = "\t", r = "\r", ["0"] = "\0", ["\\"] = "\\", a = "\a", f = "\f", v = "\v" }
-function M.delimiter(s)
-  local d = s
-  if s:sub(1, 1) == "\\" and #s > 1 then
-    d = ESCAPES[s:sub(2)] or (s:match("^\\x(%x%x)$") and string.char(tonumber(s:sub(3), 16)))
-  end
-  if not d or #d ~= 1 then return nil, "one character expected (or \\n, \\t, \\0, \\xHH), got '" .. s .. "'" end
-  return d
-end
 
 local TRIM = {
   n = function(v) return v end,
@@ -36,10 +24,10 @@ local TRIM = {
   lr = function(v) return (v:match("^%s*(.-)%s*$")) end,
 }
 TRIM.rl = TRIM.lr
-M.TRIM = TRIM
 
 -- GNU's --colsep is a Perl regexp; the common ones (a character, \t, \s+,
 -- a class) become a Lua pattern.
+local PERL_ESCAPES = { t = "\t", n = "\n", s = "%s", S = "%S", d = "%d", D = "%D", w = "[%w_]", W = "[^%w_]" }
 local function colsep_pattern(re)
   local out, i = {}, 1
   local class = false
@@ -47,8 +35,7 @@ local function colsep_pattern(re)
     local c = re:sub(i, i)
     if c == "\\" and i < #re then
       local n = re:sub(i + 1, i + 1)
-      local map = { t = "\t", n = "\n", s = "%s", S = "%S", d = "%d", D = "%D", w = "[%w_]", W = "[^%w_]" }
-      out[#out + 1] = map[n] or ("%" .. n)
+      out[#out + 1] = PERL_ESCAPES[n] or ("%" .. n)
       i = i + 2
     else
       if c == "[" then class = true elseif c == "]" then class = false end

@@ -311,9 +311,14 @@ function M.compile(words, o)
     return cmd
   end
 
-  -- --tagstring: its replacement strings, unquoted
+  -- --tagstring: its replacement strings, unquoted (each string parsed once)
+  local parsed = {}
   function tpl.text(s, job)
-    local parts = parse(s, tokens, o, { n = 0, code = 0 })
+    local parts = parsed[s]
+    if not parts then
+      parts = parse(s, tokens, o, { n = 0, code = 0 })
+      parsed[s] = parts
+    end
     local out = {}
     for k, p in ipairs(parts) do
       if type(p) == "string" then
