@@ -5,7 +5,8 @@
 # per page fault (bench/faults.c), which bounds a fork-based map, and runs
 # par.map's benchmark; par.each's; par.imap's, under bench/treemem (the
 # memory of a whole process tree); the par command on streamed input
-# (bench/cli_bench.lua); par.pool beside par.map and Python's process pools
+# (bench/cli_bench.lua) and its throughput on 50,000 jobs beside par.run and
+# GNU parallel (bench/cli_tput_bench.lua); par.pool beside par.map and Python's process pools
 # (bench/pool_bench.lua, bench/pool_peers.py); par --pipe and --pipepart
 # beside GNU parallel's (bench/pipe_bench.sh).
 # Run from anywhere; par must be built (make).
@@ -30,6 +31,8 @@ echo
 "$LUA" bench/imap_bench.lua
 echo
 "$LUA" bench/cli_bench.lua
+echo
+"$LUA" bench/cli_tput_bench.lua
 echo
 "$LUA" bench/pool_bench.lua
 echo
