@@ -291,6 +291,16 @@ describe("par.each", function()
     assert.are.same({ stdout = "out\n", stderr = "err\n" }, got)
   end)
 
+  it("marks each new try in on_output with a 'retry' event, between the tries' output", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local got = {}
+    par.run({ ("echo try; test -e %s || { touch %s; exit 1; }"):format(dir, dir) }, { retries = 2,
+      on_output = function(i, s, c) got[#got + 1] = i .. s .. ":" .. c end })
+    os.remove(dir)
+    assert.same({ "1stdout:try\n", "1retry:", "1stdout:try\n" }, got)
+  end)
+
   it("refuses on_output with capture = false or output", function()
     assert.has_error(function() par.each({ "true" }, { on_output = print, capture = false }) end,
       "bad argument #2 to 'each' (option 'on_output' contradicts option 'capture')")

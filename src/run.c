@@ -288,6 +288,8 @@ static void attempts (Run *r, Job *j) {
       j->stopped = 1;
       return;
     }
+    /* what was streamed so far came from a failed try */
+    if (r->spec.stream) run_chunk(r, j, CHUNK_RETRY, "", 0);
   }
 }
 

@@ -77,10 +77,12 @@ typedef struct Job {
 } Job;
 
 /* Output of a job with spec.stream, as it came from one read. */
+#define CHUNK_RETRY 2
+
 typedef struct Chunk {
   struct Chunk *next;
   long long index;           /* the job's */
-  int err;                   /* 1: from its stderr */
+  int err;                   /* 1: from its stderr; CHUNK_RETRY: a new try starts */
   size_t len;
   char data[1];              /* len bytes */
 } Chunk;

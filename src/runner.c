@@ -474,7 +474,7 @@ static int pushjob (lua_State *L, Runner *r, Job *j) {
 
 static int pushchunk (lua_State *L, Chunk *c) {
   lua_pushinteger(L, (lua_Integer)c->index);
-  lua_pushstring(L, c->err ? "stderr" : "stdout");
+  lua_pushstring(L, c->err == CHUNK_RETRY ? "retry" : c->err ? "stderr" : "stdout");
   lua_pushlstring(L, c->data, c->len);
   free(c);
   return 3;

@@ -541,7 +541,8 @@ M.cli = {
   { name = "halt", modes = "lines args run",
     flags = { { long = "halt", arg = "WHEN", parse = gnu_halt, default = "never",
       help = "now|soon,fail|success|done=N|N%: stop after N (or N%) such jobs; now also kills"
-        .. " the running ones; 0, 1 and 2 are never, soon,fail=1 and now,fail=1" } } },
+        .. " the running ones; 0, 1 and 2 are never, soon,fail=1 and now,fail=1" },
+      { long = "halt-on-error", arg = "WHEN", parse = gnu_halt, help = "the same as --halt" } } },
   { name = "nice", modes = "lines args",
     flags = { { long = "nice", arg = "N", parse = number_flag(any_integer, "integer"),
       default = "0", help = "run the jobs under nice -n N" } } },

@@ -263,7 +263,7 @@ local function group_multi(recs, tpl, o, nslots)
   for k, r in ipairs(recs) do
     cost[k] = len(r) - base
     if base + cost[k] >= max then
-      errors.unsupported(format("command line too long (%d >= %d) at input %d: %s",
+      errors.unsupported(format("Command line too long (%d >= %d) at input %d: %s",
         base + cost[k], max, k - 1, concat(r, " ")))
     end
   end
@@ -284,12 +284,26 @@ local function group_multi(recs, tpl, o, nslots)
         take = even
       end
     end
+    if o.max_args and o.max_args > 0 then take = math.min(take, o.max_args) end
     local vals = {}
     for m = k, math.min(k + take - 1, n) do table.move(recs[m], 1, #recs[m], #vals + 1, vals) end
     groups[#groups + 1] = vals
     k = k + take
   end
   return groups
+end
+
+-- -L: a line that ends in a blank goes on on the next one, as xargs reads it.
+local function continued(next_record)
+  return function(wait)
+    local r, fd = next_record(wait)
+    while r and r[#r]:find("[ \t]$") do
+      local more = next_record(true)
+      if not more then break end
+      r = { r[#r] .. more[1] }
+    end
+    return r, fd
+  end
 end
 
 -- Fisher-Yates, for --shuf.
@@ -312,6 +326,7 @@ local function command_jobs(o, plan, block)
   local multi = o.multi
   local per = o.max_args or o.max_lines or 1
   local next_record, names, listed = input.records(o, plan, block)
+  if o.max_lines then next_record = continued(next_record) end
   local tpl = replace.compile(plan.words, template_options(o, names))
   local nice = o.nice and o.nice ~= 0 and ("exec nice -n " .. o.nice .. " /bin/sh -c ")
   local src = { slot = tpl.slot and replace.SLOTMARK }

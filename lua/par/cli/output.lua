@@ -75,6 +75,12 @@ function Held:add(s)
   if self.n > M.SPILL or self.pool.bytes > M.HELD then self:spill() end
 end
 
+-- Let go of what is held, unread.
+function Held:clear()
+  if self.file then self.file:close() else self.pool.bytes = self.pool.bytes - self.n end
+  self.parts, self.n, self.file = {}, 0, nil
+end
+
 -- Hand what is held to fn(piece), in order, and let it go.
 function Held:drain(fn)
   local f = self.file
@@ -229,6 +235,10 @@ function M.printer(o)
 
   function p.chunk(i, stream, s)
     local job = jobs[i]
+    if stream == "retry" then       -- GNU parallel prints only the last try's output
+      if not job.live then job.held.stdout:clear(); job.held.stderr:clear() end
+      return
+    end
     if job.live then
       pass(job, stream, s)
       if stream == "stdout" then flush_out() else io.stderr:flush() end
