@@ -1,0 +1,292 @@
+--- The par command beside GNU parallel 20221122: the same command lines,
+-- taken from GNU parallel's manual, tutorial and examples, run by both in
+-- fresh directories (spec/support/gnu.lua); stdout and the exit status must
+-- agree, and stderr too where a case says so (with the program's name
+-- made the same).  A line listed in spec/support/gnu_known.lua is a known
+-- difference: pending while it still differs, and a failure once it no
+-- longer does, so that the list stays true.
+local gnu = require "spec.support.gnu"
+local known = require "spec.support.gnu_known"
+
+local ABC = "A\nB\nC\n"
+local FILES = {
+  ["abc-file"] = ABC,
+  ["def-file"] = "D\nE\nF\n",
+  ["num8"] = "1\n2\n3\n4\n5\n6\n7\n8\n",
+  ["tsv"] = "f1\tf2\nA\tB\nC\tD\n",
+  ["csv"] = "a,b,c\n1,2,3\n",
+  ["dir/sub/file.tar.gz"] = "x\n",
+}
+
+-- { line [, stdin = text] [, stderr = true] [, sort = true] }
+local cases = {
+  -- Input sources
+  { "parallel -k echo ::: A B C" },
+  { "parallel -k echo ::: A B ::: 1 2" },
+  { "parallel -k echo ::: A B ::: 1 2 ::: x y" },
+  { "parallel -k echo :::: abc-file" },
+  { "parallel -k echo :::: abc-file def-file" },
+  { "parallel -k echo :::: abc-file :::: def-file" },
+  { "parallel -k echo :::: abc-file ::: 1 2" },
+  { "parallel -k echo ::: A B C :::+ 1 2 3" },
+  { "parallel -k echo ::: A B C :::+ 1 2" },
+  { "parallel -k echo :::: abc-file ::::+ def-file" },
+  { "parallel -k --link echo ::: A B C ::: 1 2 3" },
+  { "parallel -k --link echo ::: A B C D ::: 1 2" },
+  { "parallel -k --xapply echo ::: A B ::: 1 2 3" },
+  { "parallel -k -a abc-file echo" },
+  { "parallel -k -a abc-file -a def-file echo" },
+  { "parallel -k --arg-file abc-file echo" },
+  { "parallel -k -a abc-file echo ::: 1 2" },
+  { "cat abc-file | parallel -k echo" },
+  { "parallel -k echo", stdin = "a\nb\n\nc\n" },
+  { "parallel -k echo :::: -", stdin = "x\ny\n" },
+  { "parallel -k echo {} :::: - ::: 1 2", stdin = "x\ny\n" },
+  { "printf 'a\\0b\\0' | parallel -k -0 echo" },
+  { "printf 'a\\0b\\0' | parallel -k --null echo" },
+  { "printf 'a:b:c' | parallel -k -d : echo" },
+  { "printf 'a,b,c\\n' | parallel -k --delimiter , echo" },
+  { "parallel -k -E stop echo", stdin = "a\nstop\nb\n" },
+  { "parallel -k --arg-sep ,, echo ,, A B" },
+  { "parallel -k --arg-file-sep // echo // abc-file" },
+  { "parallel -k -r echo", stdin = "a\n\n  \nb\n" },
+  { "parallel -k --no-run-if-empty echo x{}x", stdin = "a\n\nb\n" },
+  { "parallel -k --trim lr echo x{}x ::: ' a ' '  b'" },
+  { "parallel -k --trim l echo x{}x ::: ' a '" },
+  { "parallel -k --trim r echo x{}x ::: ' a '" },
+  { "parallel -k --trim n echo x{}x ::: ' a '" },
+  { "parallel -k --colsep '\\t' echo {2} {1} :::: tsv" },
+  { "parallel -k --colsep , echo {3}-{1} :::: csv" },
+  { "parallel -k --header : --colsep '\\t' echo {f2} {f1} :::: tsv" },
+  { "parallel -k --header : echo {a} {b} ::: a 1 2 ::: b 3 4" },
+  { "parallel -k echo {} ::: 'a b' \"c'd\" 'e\"f'" },
+  { "printf 'a\\r\\n' | parallel -k echo '[{}]'" },
+  { "parallel -k echo '#' ::: x", stdin = "" },
+  { "parallel echo ::: " },
+  { "parallel -k echo", stdin = "" },
+  { "parallel -k --shuf echo ::: A B C | sort" },
+
+  -- Replacement strings
+  { "parallel -k echo {} ::: dir/sub/file.tar.gz" },
+  { "parallel -k echo {.} ::: dir/sub/file.tar.gz" },
+  { "parallel -k echo {/} ::: dir/sub/file.tar.gz" },
+  { "parallel -k echo {//} ::: dir/sub/file.tar.gz /f dir/ a/b/ f" },
+  { "parallel -k echo {/.} ::: dir/sub/file.tar.gz" },
+  { "parallel -k echo {#} ::: A B C" },
+  { "parallel -k -j1 echo {%} ::: A B C" },
+  { "parallel -k echo {1} {2} ::: A B ::: 1 2" },
+  { "parallel -k echo {2} {1} ::: A B ::: 1 2" },
+  { "parallel -k echo {-1} {-2} ::: A B ::: 1 2" },
+  { "parallel -k echo {1/} {2.} ::: d/a.x ::: e/b.y" },
+  { "parallel -k echo {1//} {1/.} ::: d/a.x" },
+  { "parallel -k echo {} {1} ::: A ::: B" },
+  { "parallel -k -I ,, echo ,, ::: A B" },
+  { "parallel -k --replace ,, echo ,, ::: A B" },
+  { "parallel -k --er ,, echo ,, ::: a.x" },
+  { "parallel -k --extensionreplace ,, echo ,, ::: a.x" },
+  { "parallel -k --bnr ,, echo ,, ::: d/a.x" },
+  { "parallel -k --dnr ,, echo ,, ::: d/a.x" },
+  { "parallel -k --bner ,, echo ,, ::: d/a.x" },
+  { "parallel -k --seqreplace ,, echo ,, ::: A B" },
+  { "parallel -k -j1 --slotreplace ,, echo ,, ::: A B" },
+  { "parallel -k --plus echo {##} ::: A B C" },
+  { "parallel -k --plus echo {0#} ::: A B C D E F G H I J" },
+  { "parallel -k --plus echo {+/} {+.} {..} {+..} ::: d/a.tar.gz" },
+  { "parallel -k --plus echo {...} {+...} {/..} {/...} ::: d/a.tar.gz.x" },
+  { "parallel -k --plus echo {:-x} ::: '' y" },
+  { "parallel -k --plus echo {:2:3} ::: abcdefg" },
+  { "parallel -k --plus echo {#a} {%g} ::: abcdefg" },
+  { "parallel -k --plus echo {/b/X} ::: abcabc" },
+  { "parallel -k --plus echo {^a} {,A} ::: abc" },
+  { "parallel -k echo {3} ::: A ::: B" },
+  { "parallel -k echo {} {}.out ::: x" },
+  { "parallel -k echo {} ::: '*' '$HOME' '`date`'" },
+  { "parallel -k -q echo 'a  b' ::: x" },
+  { "parallel -k -q perl -e 'print \"@ARGV\\n\"' ::: a" },
+  { "parallel --shellquote ::: 'a b' \"c'd\"" },
+  { "parallel --shellquote", stdin = "a b\nc\n" },
+
+  -- Several arguments a job
+  { "parallel -k -N2 echo ::: A B C D E" },
+  { "parallel -k -n2 echo ::: A B C D E" },
+  { "parallel -k --max-args 3 echo ::: A B C D E" },
+  { "parallel -k -N2 echo {1}-{2} ::: A B C D" },
+  { "parallel -k -N0 echo x ::: A B C" },
+  { "parallel -k -L2 echo", stdin = "a b\nc\nd e f\ng\n" },
+  { "parallel -k --max-lines 1 echo", stdin = "a b\nc\n" },
+  { "parallel -k -L1 echo", stdin = "a \nb\nc\n" },
+  { "parallel -k -m echo ::: A B C" },
+  { "parallel -k -j1 -m echo ::: A B C D" },
+  { "parallel -k -j1 -X echo pre-{}-post ::: A B C" },
+  { "parallel -k -j1 --xargs echo ::: A B C" },
+  { "parallel -k -j1 --xargs -n 2 echo ::: A B C" },
+  { "parallel -k -j1 -s 20 -X echo ::: aaaa bbbb cccc dddd eeee" },
+  { "parallel -k -j1 -m -s 12 echo ::: aaaa bbbb cccc" },
+  { "parallel -k -x -s 10 -m echo ::: aaaaaaaaaaaa", stderr = true },
+
+  -- --pipe and --pipepart
+  { "seq 10 | parallel -k --pipe -N3 cat" },
+  { "seq 10 | parallel -k --pipe -N3 wc -l" },
+  { "seq 1000 | parallel -k --pipe --block 100 wc -l" },
+  { "seq 100000 | parallel -k --pipe --block 100k wc -l" },
+  { "seq 10 | parallel -k --pipe -L3 cat" },
+  { "printf 'a1b2a3b4' | parallel -k --pipe --recend b -N1 'cat; echo'" },
+  { "printf '>a\\nx\\n>b\\ny\\n' | parallel -k --pipe --recstart '>' -N1 'cat; echo --'" },
+  { "printf 'a,b,c,' | parallel -k --pipe --recend , --rrs -N1 'cat; echo'" },
+  { "seq 6 | parallel -k --pipe -N2 --cat 'cat {}'" },
+  { "seq 6 | parallel -k --pipe -N2 --fifo 'cat {}'" },
+  { "printf 'h\\n1\\n2\\n3\\n' | parallel -k --pipe -N1 --header : cat" },
+  { "seq 4 | parallel -k --tee --pipe 'echo {}; cat' ::: A B" },
+  { "parallel -k --pipepart -a num8 --block 4 wc -l" },
+  { "seq 10 | parallel -j1 --roundrobin --pipe -N1 wc -l | sort" },
+  { "printf 'a1\\nb2\\na3\\n' | parallel -k --pipe --regexp --recstart '[ab]' -N1 'cat; echo --'" },
+
+  -- --halt and exit statuses
+  { "parallel -k 'exit {}' ::: 0 1 0 1 1" },
+  { "parallel -k -j1 'exit {}' ::: 3" },
+  { "seq 105 | parallel -j2 -k 'exit 1'" },
+  { "parallel -j1 -k --halt now,fail=1 'echo {}; exit {}' ::: 0 0 4 0 0", stderr = true },
+  { "parallel -j1 -k --halt soon,fail=1 'echo {}; exit {}' ::: 0 2 0", stderr = true },
+  { "parallel -j1 -k --halt 2 'echo {}; exit {}' ::: 0 5 0" },
+  { "parallel -j1 -k --halt 1 'echo {}; exit {}' ::: 0 5 0" },
+  { "parallel -j1 -k --halt-on-error 2 'echo {}; exit {}' ::: 0 5 0" },
+  { "parallel -j1 -k --halt now,fail=2 'echo {}; exit {}' ::: 0 1 0 1 0 0" },
+  { "parallel -j1 -k --halt now,success=1 'echo {}; exit {}' ::: 1 0 1 1" },
+  { "parallel -j1 -k --halt now,done=2 'echo {}' ::: 1 2 3 4" },
+  { "parallel -j1 -k --halt now,fail=50% 'echo {}; exit {}' ::: 0 1 1 0 0 0" },
+  { "parallel -j1 -k --halt never 'exit {}' ::: 1 0 1" },
+  { "parallel --halt bogus echo ::: a" },
+  { "parallel -k false ::: a b c" },
+  { "parallel -k true ::: a b c" },
+  { "parallel nosuchcommand-xyz ::: a" },
+
+  -- Output
+  { "parallel -k --tag echo ::: A B" },
+  { "parallel -k --tag echo ::: A B ::: 1 2" },
+  { "parallel -k --tagstring '<{}>' echo ::: A B" },
+  { "parallel -k --tagstring '{#}:{1}' echo ::: A B ::: 1" },
+  { "parallel -k --tag 'echo x; echo y' ::: A" },
+  { "parallel -k -v echo ::: A B" },
+  { "parallel -k -t echo ::: A B", stderr = true },
+  { "parallel -k --verbose echo ::: A B", stderr = true },
+  { "parallel -k --dry-run echo {} ::: A 'b c'" },
+  { "parallel -k --dryrun --tag echo {} ::: A" },
+  { "parallel -k -v --tag echo {} ::: A" },
+  { "parallel -k --silent echo ::: A" },
+  { "parallel -k --group echo ::: A B" },
+  { "parallel -k --line-buffer echo ::: A B" },
+  { "parallel -k --lb --tag echo ::: A B" },
+  { "parallel -j1 -u echo ::: A B" },
+  { "parallel -k --keep-order echo ::: A B" },
+  { "parallel -k --joblog - echo ::: A B | cut -f1,2,6-9" },
+  { "parallel -k --results out echo ::: A B >/dev/null; find out -type f | sort; cat out/1/A/stdout" },
+  { "parallel -k --results out.csv echo ::: A B >/dev/null; cut -d, -f1,2,7-11 out.csv" },
+  { "parallel -k --files echo ::: A B | xargs cat" },
+
+  -- Jobs and load
+  { "parallel -k -j1 echo ::: A B" },
+  { "parallel -k -j +0 echo ::: A B" },
+  { "parallel -k -j -1 echo ::: A B" },
+  { "parallel -k -j 50% echo ::: A B" },
+  { "parallel -k -j 0 echo ::: A B" },
+  { "parallel -k -P 2 echo ::: A B" },
+  { "parallel -k --max-procs 2 echo ::: A B" },
+  { "parallel -k --jobs 2 echo ::: A B" },
+  { "parallel -k --timeout 1 'sleep {}; echo {}' ::: 0 3" },
+  { "parallel -k --timeout 1s 'sleep {}; echo {}' ::: 0 3" },
+  { "parallel -k --retries 3 'echo try; exit 1' ::: a" },
+  { "parallel -k --retries 2 'echo {}' ::: a" },
+  { "parallel -k --delay 0.1 echo ::: A B" },
+  { "parallel -k --delay 0.1s echo ::: A B" },
+  { "mkdir w; parallel -k --wd w pwd ::: A | sed 's,.*/,,'" },
+  { "parallel -k --nice 10 'nice' ::: A" },
+  { "parallel -k 'echo $PARALLEL_SEQ' ::: A B C" },
+  { "parallel -k -j1 'echo $PARALLEL_JOBSLOT' ::: A B" },
+  { "PARALLEL=-k parallel echo ::: B A" },
+  { "PARALLEL='-k --tag' parallel echo ::: B A" },
+  { "parallel --will-cite -k echo ::: A" },
+  { "parallel --no-notice -k echo ::: A" },
+  { "parallel --minversion 20200101" },
+  { "parallel --minversion 29990101 >/dev/null" },
+  { "parallel --number-of-cores" },
+  { "parallel --number-of-threads" },
+  { "parallel --number-of-cpus" },
+
+  -- Command lines as the tutorial writes them
+  { "parallel -k echo {} '|' tr a-z A-Z ::: a b" },
+  { "parallel -k 'echo {} | tr a-z A-Z' ::: a b" },
+  { "parallel -k -j2 'echo {}; echo {} >&2' ::: a b 2>/dev/null" },
+  { "parallel -k echo ::: 1 2 3 | parallel -k echo x" },
+  { "parallel -k 'echo {} > {}.out' ::: a b; cat a.out b.out" },
+  { "seq 3 | parallel -k 'echo {}; seq {}'" },
+  { "parallel -k gzip -c '<' {} '>' {}.gz ::: abc-file; gunzip -c abc-file.gz" },
+  { "ls abc-file def-file | parallel -k wc -l" },
+}
+
+local function same_name(s)
+  return (s:gsub("parallel: ", "PROG: "):gsub("par: ", "PROG: "):gsub("PROG: Error: ", "PROG: "))
+end
+
+local function check(line, opts)
+  local p, g = gnu.both(line, { stdin = opts.stdin, files = FILES })
+  gnu.clean(p)
+  gnu.clean(g)
+  if opts.sort then
+    local function sorted(s)
+      local t = {}
+      for l in s:gmatch("[^\n]*\n?") do if l ~= "" then t[#t + 1] = l end end
+      table.sort(t)
+      return table.concat(t)
+    end
+    p.stdout, g.stdout = sorted(p.stdout), sorted(g.stdout)
+  end
+  local mine = { stdout = p.stdout, status = p.status }
+  local theirs = { stdout = g.stdout, status = g.status }
+  if opts.stderr then
+    mine.stderr, theirs.stderr = same_name(p.stderr), same_name(g.stderr)
+  end
+  return mine, theirs
+end
+
+local function agree(a, b)
+  return a.stdout == b.stdout and a.status == b.status and a.stderr == b.stderr
+end
+
+describe("par beside GNU parallel 20221122", function()
+  for _, c in ipairs(cases) do
+    local line = c[1]
+    local why = known[line]
+    it(line, function()
+      local mine, theirs = check(line, c)
+      if why then
+        if agree(mine, theirs) then
+          error("known difference no longer differs: remove it from gnu_known.lua: " .. line)
+        end
+        pending(why)
+      else
+        assert.same(theirs, mine)
+      end
+    end)
+  end
+
+  it("lists no known difference that has no case", function()
+    local lines = {}
+    for _, c in ipairs(cases) do lines[c[1]] = true end
+    for line in pairs(known) do
+      assert(lines[line], "gnu_known.lua lists a line no case runs: " .. line)
+    end
+  end)
+end)
+
+describe("a GNU parallel option par does not do", function()
+  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--shard 1", "--sql x" }) do
+    it("ends the command with one line naming it: " .. opt, function()
+      local r = gnu.run("par", "parallel " .. opt .. " echo ::: a")
+      gnu.clean(r)
+      local name = opt:match("^%S+")
+      assert.equal("par: " .. name .. " is not supported\n", r.stderr)
+      assert.equal(255, r.status)
+      assert.equal("", r.stdout)
+    end)
+  end
+end)
