@@ -561,6 +561,11 @@ M.cli = {
       help = "print output as it arrives, in pieces; lines of jobs may mix" } } },
   { name = "group", modes = "lines args run",
     flags = { { long = "group", help = "print each job's output in one block when it ends (the default)" } } },
+  { name = "results", modes = "lines args",
+    flags = { { long = "results", arg = "NAME",
+      help = "save each job's stdout, stderr and seq under NAME/<args>/ (or NAME with {}: NAME, NAME.err,"
+        .. " NAME.seq; NAME.csv, NAME.tsv: one row a job) instead of printing them" },
+      { long = "res", arg = "NAME", help = "the same" } } },
   { name = "dry_run", modes = "lines args run",
     flags = { { long = "dry-run", help = "print the commands, run nothing" },
       { long = "dryrun", help = "the same" } } },
