@@ -104,6 +104,7 @@ end
 -- values and results (the name filled in) and text.
 function M.sink(o, names)
   local name = o.results
+  if name:find("%.json$") then errors.unsupported("--results FILE.json is not supported") end
   local sep = M.table_sep(name)
   local jobs = {}
   local s = {}
