@@ -126,3 +126,45 @@ describe("--joblog, as GNU parallel", function()
     gnu.clean(p); gnu.clean(g)
   end)
 end)
+
+describe("--files and --tmpdir, as GNU parallel", function()
+  -- the printed names, with the random part replaced, and the files' contents
+  local function files(r)
+    local names, contents = {}, {}
+    for name in r.stdout:gmatch("[^\n]+") do
+      names[#names + 1] = (name:gsub("par.....%.par$", "parXXXXX.par"))
+      local f = io.open(name:sub(1, 1) == "/" and name or r.dir .. "/" .. name, "rb")
+      contents[#contents + 1] = f and f:read("a") or "(missing)"
+      if f then f:close() end
+    end
+    return table.concat(names, "\n"), table.concat(contents, "|")
+  end
+
+  it("-k: the names in input order, each file the job's stdout only", function()
+    local p, g = gnu.both("mkdir t; parallel -k --files --tmpdir t 'echo {}; echo e >&2' ::: a b c")
+    local gn, gc = files(g)
+    assert.are.equal("t/parXXXXX.par\nt/parXXXXX.par\nt/parXXXXX.par", gn)
+    assert.are.equal("a\n|b\n|c\n", gc)
+    local pn, pc = files(p)
+    assert.are.equal(gn, pn)
+    assert.are.equal(gc, pc)
+    assert.are.equal(g.stderr, p.stderr)
+    assert.are.equal(g.status, p.status)
+    gnu.clean(p); gnu.clean(g)
+  end)
+
+  it("without --tmpdir: $TMPDIR", function()
+    local p, g = gnu.both("mkdir t; TMPDIR=$PWD/t parallel --files echo ::: z; ls t | wc -l")
+    for _, r in ipairs({ p, g }) do
+      assert.truthy(r.stdout:find("^" .. r.dir:gsub("%p", "%%%0") .. "/t/par.....%.par\n1\n$"), r.stdout)
+    end
+    gnu.clean(p); gnu.clean(g)
+  end)
+
+  it("a --tmpdir that does not exist: a clear error, no job output lost silently", function()
+    local r = gnu.run("par", "parallel --files --tmpdir nope echo ::: a")
+    assert.are.equal(255, r.status)
+    assert.truthy(r.stderr:find("par: --files: cannot make a file in 'nope'", 1, true), r.stderr)
+    gnu.clean(r)
+  end)
+end)

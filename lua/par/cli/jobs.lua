@@ -189,7 +189,7 @@ local function run_jobs(src, o, cfg)
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
-    or output.printer(o))
+    or o.files and require("par.cli.results").files_sink(o) or output.printer(o))
   local user_done = values.on_done
   local seq, nfailed = 0, 0
   local halt, halt_status, halting

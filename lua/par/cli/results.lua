@@ -27,10 +27,10 @@ end
 
 local function spit(path, s)
   local f, err = io.open(path, "wb")
-  if not f then errors.system("--results: " .. tostring(err)) end
+  if not f then errors.system(tostring(err)) end
   local ok, werr = f:write(s)
   f:close()
-  if not ok then errors.system("--results: " .. tostring(werr)) end
+  if not ok then errors.system(path .. ": " .. tostring(werr)) end
 end
 
 local function escape_value(s)
@@ -199,6 +199,49 @@ function M.sink(o, names)
       rows = {}
     end
     if tfile and tfile ~= io.stdout then tfile:close() end
+  end
+  return s
+end
+
+--- The sink for --files: each job's stdout goes to a new file
+-- TMPDIR/parXXXXX.par (--tmpdir, $TMPDIR or /tmp), whose name is printed
+-- (in input order with -k); its stderr is dropped, as GNU parallel's is.
+function M.files_sink(o)
+  local dir = o.tmpdir or os.getenv("TMPDIR") or "/tmp"
+  local jobs, names, head = {}, {}, 1
+  local s = {}
+  local function say(name) output.put(name, "\n"); output.flush_out() end
+  local function named(i, name)
+    if not o.keep_order then return say(name) end
+    names[i] = name
+    while names[head] ~= nil do
+      if names[head] then say(names[head]) end
+      names[head] = nil
+      head = head + 1
+    end
+  end
+  function s.start(i, job) job.out = {}; jobs[i] = job end
+  function s.has(i) return jobs[i] ~= nil end
+  function s.chunk(i, stream, str)
+    if stream == "stdout" then local t = jobs[i].out; t[#t + 1] = str end
+  end
+  function s.done(i, res)
+    local job = jobs[i]
+    jobs[i] = nil
+    if res.status == "skipped" then return named(i, false) end
+    local p = io.popen("mktemp --suffix=.par -- " .. shell_quote(dir .. "/parXXXXX") .. " 2>/dev/null")
+    local name = p and p:read("l")
+    if p then p:close() end
+    if not name or name == "" then errors.system(format("--files: cannot make a file in '%s'", dir)) end
+    spit(name, concat(job.out))
+    named(i, name)
+  end
+  function s.flush()
+    local order = {}
+    for k in pairs(names) do order[#order + 1] = k end
+    table.sort(order)
+    for _, k in ipairs(order) do if names[k] then say(names[k]) end end
+    names = {}
   end
   return s
 end
