@@ -89,7 +89,7 @@ function Log:write(seq, res)
   local exitval, sig = exit_fields(res)
   self:put(format("%d\t%s\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t%s\n",
     seq, res.host or self.host, res.started or 0, res.elapsed or 0, 0,
-    res.stdout and #res.stdout or 0, exitval, sig, command_text(res.cmd)))
+    res.stdout and #res.stdout or res.received or 0, exitval, sig, command_text(res.cmd)))
 end
 
 function Log:close()

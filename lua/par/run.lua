@@ -128,6 +128,7 @@ end
 local function take(st, i, res, abort)
   res.cmd = st.cmd[i]
   st.cmd[i] = nil
+  if st.received then res.received, st.received[i] = st.received[i], nil end
   st.inflight = st.inflight - 1
   if not res.ok and res.status ~= "skipped" then st.failed = st.failed + 1 end
   local log = st.log
@@ -165,6 +166,7 @@ local function wait(st)
   if k == false then
     if a == "input" then st.waitfd = nil else draw(st) end
   elseif type(a) == "string" then
+    if a == "stdout" and st.log then st.received[k] = (st.received[k] or 0) + #b end
     st.on_output(k, a, b)
   else
     take(st, k, a)
@@ -263,7 +265,7 @@ local function open(call, cmds, opts)
     if log then log:close() end
     return nil, syswhy, syserr
   end
-  local st = { call = call, r = r, log = log, opts = opts, source = source, listed = listed,
+  local st = { call = call, r = r, log = log, received = {}, opts = opts, source = source, listed = listed,
     shell = opts.shell or { "/bin/sh", "-c" }, hosts = hosts, done = done, group = group,
     on_done = opts.on_done, on_output = opts.on_output, ordered = opts.ordered, want = 1,
     held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,

@@ -188,7 +188,8 @@ local function run_jobs(src, o, cfg)
   if o.dry_run then return dry_run(src, o) end
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
-  local out = ro.capture and output.printer(o)
+  local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
+    or o.files and require("par.cli.results").files_sink(o) or output.printer(o))
   local user_done = values.on_done
   local seq, nfailed = 0, 0
   local halt, halt_status, halting
@@ -329,7 +330,7 @@ local function command_jobs(o, plan, block)
   if o.max_lines then next_record = continued(next_record) end
   local tpl = replace.compile(plan.words, template_options(o, names))
   local nice = o.nice and o.nice ~= 0 and ("exec nice -n " .. o.nice .. " /bin/sh -c ")
-  local src = { slot = tpl.slot and replace.SLOTMARK }
+  local src = { slot = tpl.slot and replace.SLOTMARK, names = names }
   local function make(values, seq, total)
     local job = { values = values, seq = seq, total = total }
     local cmd = tpl.expand(job)
@@ -338,7 +339,8 @@ local function command_jobs(o, plan, block)
     if nice then cmd = nice .. replace.quote(cmd) end
     local tag = o.tagstring and tpl.text(o.tagstring, job) or concat(values, " ")
     local show = tpl.slot and text:gsub("\27%%slot\27", "{%%}") or nil
-    return { cmd = cmd, text = text, show = show, tag = tag }
+    local res = o.results and tpl.text(o.results, job)
+    return { cmd = cmd, text = text, show = show, tag = tag, values = values, results = res }
   end
   local needs_all = listed or tpl.total or o.shuf or multi
   if needs_all then
