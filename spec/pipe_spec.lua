@@ -181,3 +181,57 @@ describe("par --pipepart", function()
     assert.are.equal(255, status)
   end)
 end)
+
+describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
+  local gnu = require "spec.support.gnu"
+
+  -- par and GNU give the same stdout and status for 'line' on 'stdin';
+  -- par's result.
+  local function both(line, stdin)
+    local p, g = gnu.both(line, { stdin = stdin })
+    finally(function() gnu.clean(p); gnu.clean(g) end)
+    if have_gnu then
+      assert.are.same({ g.stdout, g.status }, { p.stdout, p.status })
+    end
+    return p
+  end
+
+  local ten = seq(10)
+
+  it("makes -L records of N lines, -N of them a job", function()
+    assert.are.equal("10\n", both("parallel -k --pipe -L 2 'wc -l'", ten).stdout)
+    assert.are.equal("9\n1\n", both("parallel -k --pipe -L 3 'wc -l'", ten).stdout)
+    assert.are.equal("2\n2\n2\n2\n2\n", both("parallel -k --pipe --block 6 -L 2 'wc -l'", ten).stdout)
+    assert.are.equal("4\n4\n2\n", both("parallel -k --pipe -L 2 -N 2 'wc -l'", ten).stdout)
+    assert.are.equal("3\n3\n3\n1\n", both("parallel -k --pipe --max-lines 3 -N 1 'wc -l'", ten).stdout)
+    local p = both("parallel -k --pipe --block 5 -L 3 'wc -l'", ten)
+    assert.are.equal("3\n3\n3\n1\n", p.stdout)
+    assert.matches("record was longer than 5%. Increasing to %-%-blocksize 8", p.stderr)
+  end)
+
+  it("takes each record's --recstart and --recend out with --rrs", function()
+    local input = "h\nSa\nb\nSc\nSd\n"
+    assert.are.equal("==\nhSa==\nbSc==\nSd", both("parallel -k --pipe --rrs -N2 'echo ==; cat'", input).stdout)
+    assert.are.equal("==\na\nb\n==\nc\n==\nd\n",
+      both("parallel -k --pipe --rrs --recstart S -N1 'echo ==; cat' | tail -n +3", input).stdout)
+    assert.are.equal("==\nh\nSa\n==\nc\nSd\n",
+      both("parallel -k --pipe --remove-rec-sep --recstart S --recend 'b\\n' -N1 'echo ==; cat'", input).stdout)
+    assert.are.equal("==\nh\nSa==\nh\nb==\nh\nSc==\nh\nSd",
+      both("parallel -k --pipe --rrs --header 1 -N1 'echo ==; cat'", input).stdout)
+  end)
+
+  it("gives every job all of stdin with --tee", function()
+    local big = seq(100000)
+    assert.are.equal("1\n2\n2\n1\n9\n1\n", both("parallel -k --tee --pipe 'echo {}; grep -c {}' ::: 1 2 9", ten).stdout)
+    assert.are.equal(1, both("parallel -k --tee --pipe 'grep -c {}' ::: 1 2 11", ten).status)
+    assert.are.equal("1\na\n1\nb\n1\nc\n", both("parallel -k --tee --pipe 'head -1; echo {}' ::: a b c", big).stdout)
+    assert.are.equal("588895\n588895\n", both("parallel -k --tee --pipe 'wc -c' ::: a b", big).stdout)
+  end)
+
+  it("refuses --tee without ::: arguments", function()
+    local p = gnu.run("par", "parallel --tee wc -l", { stdin = ten })
+    finally(function() gnu.clean(p) end)
+    assert.are.equal(255, p.status)
+    assert.matches("%-%-tee gives all of stdin to every job", p.stderr)
+  end)
+end)

@@ -103,6 +103,13 @@ end
 -- {======================================================================
 -- --pipe: blocks of a stream
 
+-- GNU parallel's warning when a record does not fit in a block, which then
+-- grows for good.
+local function warn_grown(size)
+  io.stderr:write(format("par: warning: a record was longer than %d. Increasing to --blocksize %d.\n",
+    size, math.ceil(size * 1.3 + 1)))
+end
+
 -- Blocks of about 'size' bytes from f.  'carry' is what the last read left
 -- past the last boundary; one read per block in the common case, and the
 -- block is the carry and one piece of that read.  Once the input ends
@@ -139,10 +146,8 @@ local function stream_blocks(f, size, sep, nend, header)
           carry = buf:sub(p + 1)
           return header .. buf:sub(1, p)
         end
-        local grown = math.ceil(size * 1.3 + 1)
-        io.stderr:write(format("par: warning: a record was longer than %d. Increasing to --blocksize %d.\n",
-          size, grown))
-        size = grown
+        warn_grown(size)
+        size = math.ceil(size * 1.3 + 1)
       end
     end
   end
@@ -166,6 +171,49 @@ local function record_blocks(f, size, sep, nend, header, n)
       else
         from = math.max(from, #buf - #sep + 2)
         local s = f:read(size)
+        if s then buf = buf .. s else eof = true end
+      end
+    end
+    if last == 0 then return nil end
+    local block = buf:sub(1, last)
+    buf = buf:sub(last + 1)
+    return header .. block
+  end
+end
+
+-- Blocks of whole records of 'lines' lines each (-L with --pipe, as GNU
+-- parallel has it): a block ends after a multiple of 'lines' newlines,
+-- within 'size' bytes if it can, else after one record; with 'n' (-N),
+-- after exactly n such records.  The last block takes what is left.
+local function line_blocks(f, size, header, lines, n)
+  local buf, eof = "", false
+  return function()
+    local pos, count, nl, last = 0, 0, 0, 0
+    while true do
+      local i = buf:find("\n", pos + 1, true)
+      if i then
+        pos, nl = i, nl + 1
+        if nl % lines == 0 then
+          if n then
+            count = count + 1
+            last = i
+            if count == n then break end
+          elseif i <= size then
+            last = i
+            if i == size then break end
+          elseif last > 0 then break
+          else
+            last = i
+            warn_grown(size)
+            size = math.ceil(size * 1.3 + 1)
+            break
+          end
+        end
+      elseif eof then
+        if last == 0 then last = #buf end
+        break
+      else
+        local s = f:read(math.max(size, FIND))
         if s then buf = buf .. s else eof = true end
       end
     end
@@ -228,8 +276,33 @@ function M.source(o)
     if o.max_args then usage_error("--pipepart cannot count records (-N): use --block") end
     return part_blocks(f, size, sep, nend, header, name)
   end
-  if o.max_args then return record_blocks(f, size, sep, nend, header, o.max_args) end
-  return stream_blocks(f, size, sep, nend, header)
+  local blocks
+  if o.max_lines then
+    if o.recstart or (o.recend and M.unescape(o.recend) ~= "\n") then
+      usage_error("-L counts lines: it cannot be combined with --recstart or --recend")
+    end
+    blocks = line_blocks(f, size, header, o.max_lines, o.max_args)
+  elseif o.max_args then blocks = record_blocks(f, size, sep, nend, header, o.max_args)
+  else blocks = stream_blocks(f, size, sep, nend, header) end
+  if o.rrs then blocks = M.remove_separators(blocks, #header, o) end
+  return blocks
+end
+
+--- --rrs: 'blocks' with each record's --recstart and --recend taken out
+-- (the first 'nheader' bytes, the --header, kept as they are).
+function M.remove_separators(blocks, nheader, o)
+  local recstart = o.recstart and M.unescape(o.recstart) or ""
+  local recend = o.recend and M.unescape(o.recend) or (o.recstart and "" or "\n")
+  local sep = recend .. recstart
+  return function()
+    local b = blocks()
+    if not b then return nil end
+    local head, body = b:sub(1, nheader), b:sub(nheader + 1)
+    if recstart ~= "" and body:sub(1, #recstart) == recstart then body = body:sub(#recstart + 1) end
+    if recend ~= "" and body:sub(-#recend) == recend then body = body:sub(1, -#recend - 1) end
+    if sep ~= "" then body = body:gsub((sep:gsub("%W", "%%%0")), "") end
+    return head .. body
+  end
 end
 
 -- {======================================================================
@@ -285,6 +358,20 @@ function M.jobs(o, plan)
     seq = seq + 1
     return M.job(o, cmd, block, seq)
   end }
+end
+
+--- --tee: the command line must give its arguments with ::: or ::::,
+-- since stdin is every job's input.
+function M.check_tee(o, plan)
+  if not plan.sources then usage_error("--tee gives all of stdin to every job: give the arguments with :::") end
+  if o.pipepart then usage_error("--tee reads stdin: it cannot be combined with --pipepart") end
+end
+
+--- --tee: job command 'cmd' (shell text) with all of stdin as its stdin.
+-- Stdin is read once, at the first job, and kept for the rest.
+function M.tee_cmd(o, cmd)
+  if not o.tee_input then o.tee_input = io.stdin:read("a") or "" end
+  return { "/bin/sh", "-c", cmd, stdin = o.tee_input }
 end
 
 --- A --block size as GNU parallel writes it: a number, maybe with a
