@@ -228,6 +228,26 @@ describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
     assert.are.equal("588895\n588895\n", both("parallel -k --tee --pipe 'wc -c' ::: a b", big).stdout)
   end)
 
+  it("cuts --pipepart --block -N into N parts per jobslot, and 10 by default", function()
+    local files = { s = seq(1000) }
+    local function parts(line)
+      local p, g = gnu.both(line, { files = files })
+      finally(function() gnu.clean(p); gnu.clean(g) end)
+      if have_gnu then assert.are.same({ g.stdout, g.status }, { p.stdout, p.status }) end
+      return p.stdout
+    end
+    assert.are.equal("1948\n1945\n", parts("parallel -k -j2 --pipepart -a s --block -1 'wc -c'"))
+    assert.are.equal("976\n976\n976\n965\n", parts("parallel -k -j2 --pipepart -a s --block -2 'wc -c'"))
+    assert.are.equal("1300\n1300\n1293\n", parts("parallel -k -j3 --pipepart -a s --block -1 'wc -c'"))
+    assert.are.equal(20, select(2, parts("parallel -k -j2 --pipepart -a s 'wc -c'"):gsub("\n", "")))
+    assert.are.equal("656\n656\n656\n656\n656\n633\n",
+      parts("parallel -k -j3 --header 2 --pipepart -a s --block -2 'wc -c'"))
+    local p = gnu.run("par", "parallel --pipe --block -1 wc -c", { stdin = "a\n" })
+    finally(function() gnu.clean(p) end)
+    assert.are.equal(255, p.status)
+    assert.matches("negative size %(parts per jobslot%) needs %-%-pipepart", p.stderr)
+  end)
+
   it("refuses --tee without ::: arguments", function()
     local p = gnu.run("par", "parallel --tee wc -l", { stdin = ten })
     finally(function() gnu.clean(p) end)

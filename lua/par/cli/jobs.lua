@@ -309,7 +309,9 @@ end
 -- than return false.
 local function command_jobs(o, plan, block)
   if o.tee then require("par.cli.pipe").check_tee(o, plan) end                  -- --tee hook
-  if (o.pipe or o.pipepart) and not o.tee then return require("par.cli.pipe").jobs(o, plan) end   -- pipe hook
+  if (o.pipe or o.pipepart) and not o.tee then                                    -- pipe hook
+    return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()))
+  end
   local nslots = resolve_jobs(o.jobs or par.cpus())
   local multi = o.multi
   local per = o.max_args or o.max_lines or 1

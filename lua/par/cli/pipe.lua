@@ -255,13 +255,23 @@ local function part_blocks(f, size, sep, nend, header, name)
   end
 end
 
+-- --pipepart --block -N: the size of a block for N parts per jobslot, by
+-- GNU parallel's sum (so the last part may be a little short).
+local function part_size(f, name, size, nslots)
+  local here = f:seek()
+  local total, err = f:seek("end")
+  if not total then usage_error(format("--pipepart: %s: %s", name, err)) end
+  f:seek("set", here)
+  return 1 + total // nslots // -size
+end
+
 --- The blocks of the input for the parsed options 'o': a function that
 -- returns the next block, or nil at the end.  It blocks while it reads.
 -- o.pipepart reads the file of -a (o.arg_file[1]) by seeking; o.pipe reads
 -- it or stdin.  o.block: bytes (default 1 MiB); o.recstart,
 -- o.recend: strings as given (escapes are read here); o.max_args: records
 -- per block; o.header: "N" lines or ":".
-function M.source(o)
+function M.source(o, nslots)
   local files = o.arg_file or {}
   if #files > 1 then usage_error("--pipe reads one input: give -a FILE once") end
   local path = files[1]
@@ -269,11 +279,15 @@ function M.source(o)
     usage_error("--pipepart needs a file to read (-a FILE)")
   end
   local f, name = open_input(path)
-  local size = o.block or DEFAULT_BLOCK
+  local size = o.block or (o.pipepart and -10 or DEFAULT_BLOCK)
+  if size < 0 and not o.pipepart then
+    usage_error("--block: a negative size (parts per jobslot) needs --pipepart")
+  end
   local sep, nend = separator(o)
   local header = read_header(f, o.header)
   if o.pipepart then
     if o.max_args then usage_error("--pipepart cannot count records (-N): use --block") end
+    if size < 0 then size = part_size(f, name, size, nslots or 1) end
     return part_blocks(f, size, sep, nend, header, name)
   end
   local blocks
@@ -345,12 +359,12 @@ end
 
 --- The jobs of a --pipe command line for par.cli.jobs (its run_jobs): an
 -- iterator of jobs, one per block, then nil.
-function M.jobs(o, plan)
+function M.jobs(o, plan, nslots)
   if o.cat and o.fifo then usage_error("--cat and --fifo cannot be combined") end
   if plan.sources then usage_error("--pipe reads its input from stdin or -a FILE, not ::: or ::::") end
   if #plan.words == 0 then usage_error("--pipe needs a command") end
   local cmd = table.concat(plan.words, " ")
-  local next_block = M.source(o)
+  local next_block = M.source(o, nslots)
   local seq = 0
   return { next_job = function()
     local block = next_block()
@@ -378,14 +392,15 @@ end
 -- fraction, then K, M, G, T, P (powers of 1024) or k, m, g, t, p (of
 -- 1000).  Bytes, or nil, why.
 function M.size(s)
-  local num, unit = s:match("^(%d*%.?%d+)([KMGTPkmgtp]?)$")
+  local minus, num, unit = s:match("^(%-?)(%d*%.?%d+)([KMGTPkmgtp]?)$")
   local v = tonumber(num)
-  if not v then return nil, format("size expected (like 10M or 1.5k), got '%s'", s) end
+  if not v then return nil, format("size expected (like 10M, 1.5k or -2), got '%s'", s) end
   local powers = { K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4, P = 1024 ^ 5,
     k = 1e3, m = 1e6, g = 1e9, t = 1e12, p = 1e15 }
   v = math.floor(v * (powers[unit] or 1))
-  if v < 1 then return nil, format("size must be at least 1 byte, got '%s'", s) end
-  return math.tointeger(v) or v
+  if v < 1 then return nil, format("size must be at least 1 byte (or -N parts), got '%s'", s) end
+  v = math.tointeger(v) or v
+  return minus == "-" and -v or v
 end
 
 M.quote = util.quote               -- for callers that build {} themselves
