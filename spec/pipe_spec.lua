@@ -143,6 +143,20 @@ describe("par --pipe", function()
     end
   end)
 
+  it("holds a block about once: 100 MB in 10 MB blocks peak under 100 MB of RSS", function()
+    -- 2 running, 1 queued, the one being read: held twice each, it peaked near 150 MB
+    local path = file_of(string.rep(string.rep("x", 59) .. "\n", 100 * 2 ^ 20 // 60))
+    local rss = os.tmpname()
+    finally(function() os.remove(rss) end)
+    local o, status = par("-j2 --pipe --block 10M wc -l", path, "/usr/bin/time -o " .. quote(rss) .. " -f %M env ")
+    assert.are.equal(0, status)
+    local n = 0
+    for c in o:gmatch("%d+") do n = n + tonumber(c) end
+    assert.are.equal(100 * 2 ^ 20 // 60, n)
+    local kb = assert(tonumber(H.readfile(rss):match("(%d+)%s*$")))
+    assert.is_true(kb < 100 * 1024, kb .. " KB")
+  end)
+
   it("makes blocks of -N records", function()
     local path = file_of("a\nb\nc\nd\ne\n")
     local next_block = pipe.source({ pipe = true, max_args = 2, arg_file = { path } })

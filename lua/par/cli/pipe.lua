@@ -365,12 +365,18 @@ function M.jobs(o, plan, nslots)
   if #plan.words == 0 then usage_error("--pipe needs a command") end
   local cmd = table.concat(plan.words, " ")
   local next_block = M.source(o, nslots)
-  local seq = 0
+  local seq, last = 0, nil
   return { next_job = function()
+    -- par.each copied the last block into the core when it pushed that
+    -- job, and keeps the job's command until it ends: drop the Lua copy,
+    -- so that a block is held once, not twice, while it waits and runs.
+    if last then last.stdin = nil end
     local block = next_block()
     if not block then return nil end
     seq = seq + 1
-    return M.job(o, cmd, block, seq)
+    local job = M.job(o, cmd, block, seq)
+    last = job.cmd
+    return job
   end }
 end
 
