@@ -262,6 +262,16 @@ describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
     assert.matches("negative size %(parts per jobslot%) needs %-%-pipepart", p.stderr)
   end)
 
+  it("reads --block units as GNU parallel does: k 1000, K, Ki and ki 1024", function()
+    local input = seq(100000)
+    for b, first in pairs({ ["10k"] = "9998", ["10K"] = "10238", ["10ki"] = "10238", ["10Ki"] = "10238",
+        ["1.5k"] = "1500", ["0.01m"] = "9998", ["0.01M"] = "10483", ["0.01mi"] = "10483" }) do
+      assert.are.equal(first, both("parallel -k --pipe --block " .. b .. " 'wc -c' | head -1", input)
+        .stdout:match("%d+"))
+    end
+    assert.is_nil(pipe.size("10i"))
+  end)
+
   it("refuses --tee without ::: arguments", function()
     local p = gnu.run("par", "parallel --tee wc -l", { stdin = ten })
     finally(function() gnu.clean(p) end)

@@ -395,14 +395,18 @@ function M.tee_cmd(o, cmd)
 end
 
 --- A --block size as GNU parallel writes it: a number, maybe with a
--- fraction, then K, M, G, T, P (powers of 1024) or k, m, g, t, p (of
--- 1000).  Bytes, or nil, why.
+-- fraction, then K, M, G, T, P, E (powers of 1024) or k, m, g, t, p, e
+-- (of 1000), or any of them with i after (Ki, ki: 1024); negative for
+-- --pipepart's parts per jobslot.  Bytes, or nil, why.
 function M.size(s)
-  local minus, num, unit = s:match("^(%-?)(%d*%.?%d+)([KMGTPkmgtp]?)$")
+  local minus, num, unit, bin = s:match("^(%-?)(%d*%.?%d+)([KMGTPEkmgtpe]?)([iI]?)$")
   local v = tonumber(num)
-  if not v then return nil, format("size expected (like 10M, 1.5k or -2), got '%s'", s) end
-  local powers = { K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4, P = 1024 ^ 5,
-    k = 1e3, m = 1e6, g = 1e9, t = 1e12, p = 1e15 }
+  if not v or (bin ~= "" and unit == "") then
+    return nil, format("size expected (like 10M, 1.5k, 2Gi or -2), got '%s'", s)
+  end
+  if bin ~= "" then unit = unit:upper() end      -- Ki, ki, KI: 1024 whatever the case
+  local powers = { K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4, P = 1024 ^ 5, E = 1024 ^ 6,
+    k = 1e3, m = 1e6, g = 1e9, t = 1e12, p = 1e15, e = 1e18 }
   v = math.floor(v * (powers[unit] or 1))
   if v < 1 then return nil, format("size must be at least 1 byte (or -N parts), got '%s'", s) end
   v = math.tointeger(v) or v
