@@ -26,7 +26,9 @@ local function spit(path, s)
   f:close()
 end
 
-local cwd = assert(io.popen("pwd")):read("l")
+local pwd = assert(io.popen("pwd"))
+local cwd = pwd:read("l")
+pwd:close()                 -- reaped: pool_spec counts this process's children
 M.PAR = cwd .. "/bin/par"
 M.GNU = "command parallel --will-cite"
 
