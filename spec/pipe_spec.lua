@@ -143,6 +143,20 @@ describe("par --pipe", function()
     end
   end)
 
+  it("holds a block about once: 100 MB in 10 MB blocks peak under 100 MB of RSS", function()
+    -- 2 running, 1 queued, the one being read: held twice each, it peaked near 150 MB
+    local path = file_of(string.rep(string.rep("x", 59) .. "\n", 100 * 2 ^ 20 // 60))
+    local rss = os.tmpname()
+    finally(function() os.remove(rss) end)
+    local o, status = par("-j2 --pipe --block 10M wc -l", path, "/usr/bin/time -o " .. quote(rss) .. " -f %M env ")
+    assert.are.equal(0, status)
+    local n = 0
+    for c in o:gmatch("%d+") do n = n + tonumber(c) end
+    assert.are.equal(100 * 2 ^ 20 // 60, n)
+    local kb = assert(tonumber(H.readfile(rss):match("(%d+)%s*$")))
+    assert.is_true(kb < 100 * 1024, kb .. " KB")
+  end)
+
   it("makes blocks of -N records", function()
     local path = file_of("a\nb\nc\nd\ne\n")
     local next_block = pipe.source({ pipe = true, max_args = 2, arg_file = { path } })
@@ -179,5 +193,89 @@ describe("par --pipepart", function()
   it("needs a file", function()
     local _, status = par("--pipepart wc -l", file_of("a\n"))
     assert.are.equal(255, status)
+  end)
+end)
+
+describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
+  local gnu = require "spec.support.gnu"
+
+  -- par and GNU give the same stdout and status for 'line' on 'stdin';
+  -- par's result.
+  local function both(line, stdin)
+    local p, g = gnu.both(line, { stdin = stdin })
+    finally(function() gnu.clean(p); gnu.clean(g) end)
+    if have_gnu then
+      assert.are.same({ g.stdout, g.status }, { p.stdout, p.status })
+    end
+    return p
+  end
+
+  local ten = seq(10)
+
+  it("makes -L records of N lines, -N of them a job", function()
+    assert.are.equal("10\n", both("parallel -k --pipe -L 2 'wc -l'", ten).stdout)
+    assert.are.equal("9\n1\n", both("parallel -k --pipe -L 3 'wc -l'", ten).stdout)
+    assert.are.equal("2\n2\n2\n2\n2\n", both("parallel -k --pipe --block 6 -L 2 'wc -l'", ten).stdout)
+    assert.are.equal("4\n4\n2\n", both("parallel -k --pipe -L 2 -N 2 'wc -l'", ten).stdout)
+    assert.are.equal("3\n3\n3\n1\n", both("parallel -k --pipe --max-lines 3 -N 1 'wc -l'", ten).stdout)
+    local p = both("parallel -k --pipe --block 5 -L 3 'wc -l'", ten)
+    assert.are.equal("3\n3\n3\n1\n", p.stdout)
+    assert.matches("record was longer than 5%. Increasing to %-%-blocksize 8", p.stderr)
+  end)
+
+  it("takes each record's --recstart and --recend out with --rrs", function()
+    local input = "h\nSa\nb\nSc\nSd\n"
+    assert.are.equal("==\nhSa==\nbSc==\nSd", both("parallel -k --pipe --rrs -N2 'echo ==; cat'", input).stdout)
+    assert.are.equal("==\na\nb\n==\nc\n==\nd\n",
+      both("parallel -k --pipe --rrs --recstart S -N1 'echo ==; cat' | tail -n +3", input).stdout)
+    assert.are.equal("==\nh\nSa\n==\nc\nSd\n",
+      both("parallel -k --pipe --remove-rec-sep --recstart S --recend 'b\\n' -N1 'echo ==; cat'", input).stdout)
+    assert.are.equal("==\nh\nSa==\nh\nb==\nh\nSc==\nh\nSd",
+      both("parallel -k --pipe --rrs --header 1 -N1 'echo ==; cat'", input).stdout)
+  end)
+
+  it("gives every job all of stdin with --tee", function()
+    local big = seq(100000)
+    assert.are.equal("1\n2\n2\n1\n9\n1\n", both("parallel -k --tee --pipe 'echo {}; grep -c {}' ::: 1 2 9", ten).stdout)
+    assert.are.equal(1, both("parallel -k --tee --pipe 'grep -c {}' ::: 1 2 11", ten).status)
+    assert.are.equal("1\na\n1\nb\n1\nc\n", both("parallel -k --tee --pipe 'head -1; echo {}' ::: a b c", big).stdout)
+    assert.are.equal("588895\n588895\n", both("parallel -k --tee --pipe 'wc -c' ::: a b", big).stdout)
+  end)
+
+  it("cuts --pipepart --block -N into N parts per jobslot, and 10 by default", function()
+    local files = { s = seq(1000) }
+    local function parts(line)
+      local p, g = gnu.both(line, { files = files })
+      finally(function() gnu.clean(p); gnu.clean(g) end)
+      if have_gnu then assert.are.same({ g.stdout, g.status }, { p.stdout, p.status }) end
+      return p.stdout
+    end
+    assert.are.equal("1948\n1945\n", parts("parallel -k -j2 --pipepart -a s --block -1 'wc -c'"))
+    assert.are.equal("976\n976\n976\n965\n", parts("parallel -k -j2 --pipepart -a s --block -2 'wc -c'"))
+    assert.are.equal("1300\n1300\n1293\n", parts("parallel -k -j3 --pipepart -a s --block -1 'wc -c'"))
+    assert.are.equal(20, select(2, parts("parallel -k -j2 --pipepart -a s 'wc -c'"):gsub("\n", "")))
+    assert.are.equal("656\n656\n656\n656\n656\n633\n",
+      parts("parallel -k -j3 --header 2 --pipepart -a s --block -2 'wc -c'"))
+    local p = gnu.run("par", "parallel --pipe --block -1 wc -c", { stdin = "a\n" })
+    finally(function() gnu.clean(p) end)
+    assert.are.equal(255, p.status)
+    assert.matches("negative size %(parts per jobslot%) needs %-%-pipepart", p.stderr)
+  end)
+
+  it("reads --block units as GNU parallel does: k 1000, K, Ki and ki 1024", function()
+    local input = seq(100000)
+    for b, first in pairs({ ["10k"] = "9998", ["10K"] = "10238", ["10ki"] = "10238", ["10Ki"] = "10238",
+        ["1.5k"] = "1500", ["0.01m"] = "9998", ["0.01M"] = "10483", ["0.01mi"] = "10483" }) do
+      assert.are.equal(first, both("parallel -k --pipe --block " .. b .. " 'wc -c' | head -1", input)
+        .stdout:match("%d+"))
+    end
+    assert.is_nil(pipe.size("10i"))
+  end)
+
+  it("refuses --tee without ::: arguments", function()
+    local p = gnu.run("par", "parallel --tee wc -l", { stdin = ten })
+    finally(function() gnu.clean(p) end)
+    assert.are.equal(255, p.status)
+    assert.matches("%-%-tee gives all of stdin to every job", p.stderr)
   end)
 end)

@@ -625,6 +625,12 @@ M.cli = {
     flags = { { long = "cat", help = "--pipe: {} is a temporary file holding the block, removed after" } } },
   { name = "fifo", modes = "lines args",
     flags = { { long = "fifo", help = "--pipe: {} is a named pipe the block is written to" } } },
+  { name = "rrs", modes = "lines args",
+    flags = { { long = "rrs", help = "--pipe: take each record's --recstart and --recend out of its block" },
+      { long = "remove-rec-sep", help = "the same as --rrs" },
+      { long = "removerecsep", help = "the same as --rrs" } } },
+  { name = "tee", modes = "lines args",
+    flags = { { long = "tee", help = "every job (one per ::: argument) gets all of stdin as its stdin" } } },
   -- }=========================================================================
 }
 

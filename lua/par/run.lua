@@ -79,10 +79,11 @@ local function push(st, c, i)
     argv = table.move(shell, 1, #shell, 1, {})
     argv[#argv + 1] = c
   end
-  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil,
-    type(c) == "table" and rawget(c, "stdin") or nil)
+  local stdin = type(c) == "table" and rawget(c, "stdin") or nil
+  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil, stdin)
   st.cmd[i] = c
   st.inflight = st.inflight + 1
+  if stdin then st.nstdin = st.nstdin + 1; st.stdin_of[i] = true end
 end
 
 -- Pull commands while the read-ahead has room.  A bad command raises
@@ -91,7 +92,10 @@ end
 local function pull(st)
   local r = st.r
   st.waitfd = nil
-  while not st.ended and st.inflight < st.limit and st.tail - st.head < st.limit do
+  -- commands with their own stdin hold it in the core until they end
+  -- (par --pipe's blocks): read ahead only one of those beyond the slots
+  while not st.ended and st.inflight < st.limit and st.tail - st.head < st.limit
+      and (st.nstdin == 0 or st.inflight <= st.jobs) do
     if r:stopping() then return end
     local c, fd = st.source()
     if c == nil then
@@ -130,6 +134,7 @@ local function take(st, i, res, abort)
   st.cmd[i] = nil
   if st.received then res.received, st.received[i] = st.received[i], nil end
   st.inflight = st.inflight - 1
+  if st.stdin_of[i] then st.stdin_of[i] = nil; st.nstdin = st.nstdin - 1 end
   if not res.ok and res.status ~= "skipped" then st.failed = st.failed + 1 end
   local log = st.log
   if log and not log.failed and res.status ~= "skipped"
@@ -269,7 +274,7 @@ local function open(call, cmds, opts)
     shell = opts.shell or { "/bin/sh", "-c" }, hosts = hosts, done = done, group = group,
     on_done = opts.on_done, on_output = opts.on_output, ordered = opts.ordered, want = 1,
     held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,
-    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2 }
+    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0, stdin_of = {} }
   st.counter = { counts = function() return counts(st) end }
   st.bar = progress.new(total, opts.progress)
   return st, setmetatable({ st = st }, Closer)

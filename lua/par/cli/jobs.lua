@@ -247,7 +247,8 @@ local function template_options(o, names)
   return { quote = o.quote, context = o.multi == "X", plus = o.plus, rpl = o.rpl,
     replace = o.replace, extensionreplace = o.extensionreplace, basenamereplace = o.basenamereplace,
     dirnamereplace = o.dirnamereplace, basenameextensionreplace = o.basenameextensionreplace,
-    seqreplace = o.seqreplace, slotreplace = o.slotreplace, header_names = names }
+    seqreplace = o.seqreplace, slotreplace = o.slotreplace, header_names = names,
+    no_append = o.tee and (o.pipe or o.pipepart) }
 end
 
 -- -m, -X, --xargs: the records in 'recs' grouped into jobs as long as the
@@ -322,7 +323,10 @@ end
 -- -m, -X, --xargs, --shuf).  'block': the input's iterator waits rather
 -- than return false.
 local function command_jobs(o, plan, block)
-  if o.pipe or o.pipepart then return require("par.cli.pipe").jobs(o, plan) end   -- pipe hook
+  if o.tee then require("par.cli.pipe").check_tee(o, plan) end                  -- --tee hook
+  if (o.pipe or o.pipepart) and not o.tee then                                    -- pipe hook
+    return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()))
+  end
   local nslots = resolve_jobs(o.jobs or par.cpus())
   local multi = o.multi
   local per = o.max_args or o.max_lines or 1
@@ -337,6 +341,7 @@ local function command_jobs(o, plan, block)
     local text = cmd
     if tpl.empty and not cmd:find("%S") then cmd = ":" end   -- GNU runs an empty command too
     if nice then cmd = nice .. replace.quote(cmd) end
+    if o.tee then cmd = require("par.cli.pipe").tee_cmd(o, cmd) end
     local tag = o.tagstring and tpl.text(o.tagstring, job) or concat(values, " ")
     local show = tpl.slot and text:gsub("\27%%slot\27", "{%%}") or nil
     local res = o.results and tpl.text(o.results, job)

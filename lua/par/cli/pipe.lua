@@ -103,6 +103,13 @@ end
 -- {======================================================================
 -- --pipe: blocks of a stream
 
+-- GNU parallel's warning when a record does not fit in a block, which then
+-- grows for good.
+local function warn_grown(size)
+  io.stderr:write(format("par: warning: a record was longer than %d. Increasing to --blocksize %d.\n",
+    size, math.ceil(size * 1.3 + 1)))
+end
+
 -- Blocks of about 'size' bytes from f.  'carry' is what the last read left
 -- past the last boundary; one read per block in the common case, and the
 -- block is the carry and one piece of that read.  Once the input ends
@@ -139,10 +146,8 @@ local function stream_blocks(f, size, sep, nend, header)
           carry = buf:sub(p + 1)
           return header .. buf:sub(1, p)
         end
-        local grown = math.ceil(size * 1.3 + 1)
-        io.stderr:write(format("par: warning: a record was longer than %d. Increasing to --blocksize %d.\n",
-          size, grown))
-        size = grown
+        warn_grown(size)
+        size = math.ceil(size * 1.3 + 1)
       end
     end
   end
@@ -166,6 +171,49 @@ local function record_blocks(f, size, sep, nend, header, n)
       else
         from = math.max(from, #buf - #sep + 2)
         local s = f:read(size)
+        if s then buf = buf .. s else eof = true end
+      end
+    end
+    if last == 0 then return nil end
+    local block = buf:sub(1, last)
+    buf = buf:sub(last + 1)
+    return header .. block
+  end
+end
+
+-- Blocks of whole records of 'lines' lines each (-L with --pipe, as GNU
+-- parallel has it): a block ends after a multiple of 'lines' newlines,
+-- within 'size' bytes if it can, else after one record; with 'n' (-N),
+-- after exactly n such records.  The last block takes what is left.
+local function line_blocks(f, size, header, lines, n)
+  local buf, eof = "", false
+  return function()
+    local pos, count, nl, last = 0, 0, 0, 0
+    while true do
+      local i = buf:find("\n", pos + 1, true)
+      if i then
+        pos, nl = i, nl + 1
+        if nl % lines == 0 then
+          if n then
+            count = count + 1
+            last = i
+            if count == n then break end
+          elseif i <= size then
+            last = i
+            if i == size then break end
+          elseif last > 0 then break
+          else
+            last = i
+            warn_grown(size)
+            size = math.ceil(size * 1.3 + 1)
+            break
+          end
+        end
+      elseif eof then
+        if last == 0 then last = #buf end
+        break
+      else
+        local s = f:read(math.max(size, FIND))
         if s then buf = buf .. s else eof = true end
       end
     end
@@ -207,13 +255,23 @@ local function part_blocks(f, size, sep, nend, header, name)
   end
 end
 
+-- --pipepart --block -N: the size of a block for N parts per jobslot, by
+-- GNU parallel's sum (so the last part may be a little short).
+local function part_size(f, name, size, nslots)
+  local here = f:seek()
+  local total, err = f:seek("end")
+  if not total then usage_error(format("--pipepart: %s: %s", name, err)) end
+  f:seek("set", here)
+  return 1 + total // nslots // -size
+end
+
 --- The blocks of the input for the parsed options 'o': a function that
 -- returns the next block, or nil at the end.  It blocks while it reads.
 -- o.pipepart reads the file of -a (o.arg_file[1]) by seeking; o.pipe reads
 -- it or stdin.  o.block: bytes (default 1 MiB); o.recstart,
 -- o.recend: strings as given (escapes are read here); o.max_args: records
 -- per block; o.header: "N" lines or ":".
-function M.source(o)
+function M.source(o, nslots)
   local files = o.arg_file or {}
   if #files > 1 then usage_error("--pipe reads one input: give -a FILE once") end
   local path = files[1]
@@ -221,15 +279,44 @@ function M.source(o)
     usage_error("--pipepart needs a file to read (-a FILE)")
   end
   local f, name = open_input(path)
-  local size = o.block or DEFAULT_BLOCK
+  local size = o.block or (o.pipepart and -10 or DEFAULT_BLOCK)
+  if size < 0 and not o.pipepart then
+    usage_error("--block: a negative size (parts per jobslot) needs --pipepart")
+  end
   local sep, nend = separator(o)
   local header = read_header(f, o.header)
   if o.pipepart then
     if o.max_args then usage_error("--pipepart cannot count records (-N): use --block") end
+    if size < 0 then size = part_size(f, name, size, nslots or 1) end
     return part_blocks(f, size, sep, nend, header, name)
   end
-  if o.max_args then return record_blocks(f, size, sep, nend, header, o.max_args) end
-  return stream_blocks(f, size, sep, nend, header)
+  local blocks
+  if o.max_lines then
+    if o.recstart or (o.recend and M.unescape(o.recend) ~= "\n") then
+      usage_error("-L counts lines: it cannot be combined with --recstart or --recend")
+    end
+    blocks = line_blocks(f, size, header, o.max_lines, o.max_args)
+  elseif o.max_args then blocks = record_blocks(f, size, sep, nend, header, o.max_args)
+  else blocks = stream_blocks(f, size, sep, nend, header) end
+  if o.rrs then blocks = M.remove_separators(blocks, #header, o) end
+  return blocks
+end
+
+--- --rrs: 'blocks' with each record's --recstart and --recend taken out
+-- (the first 'nheader' bytes, the --header, kept as they are).
+function M.remove_separators(blocks, nheader, o)
+  local recstart = o.recstart and M.unescape(o.recstart) or ""
+  local recend = o.recend and M.unescape(o.recend) or (o.recstart and "" or "\n")
+  local sep = recend .. recstart
+  return function()
+    local b = blocks()
+    if not b then return nil end
+    local head, body = b:sub(1, nheader), b:sub(nheader + 1)
+    if recstart ~= "" and body:sub(1, #recstart) == recstart then body = body:sub(#recstart + 1) end
+    if recend ~= "" and body:sub(-#recend) == recend then body = body:sub(1, -#recend - 1) end
+    if sep ~= "" then body = body:gsub((sep:gsub("%W", "%%%0")), "") end
+    return head .. body
+  end
 end
 
 -- {======================================================================
@@ -272,33 +359,58 @@ end
 
 --- The jobs of a --pipe command line for par.cli.jobs (its run_jobs): an
 -- iterator of jobs, one per block, then nil.
-function M.jobs(o, plan)
+function M.jobs(o, plan, nslots)
   if o.cat and o.fifo then usage_error("--cat and --fifo cannot be combined") end
   if plan.sources then usage_error("--pipe reads its input from stdin or -a FILE, not ::: or ::::") end
   if #plan.words == 0 then usage_error("--pipe needs a command") end
   local cmd = table.concat(plan.words, " ")
-  local next_block = M.source(o)
-  local seq = 0
+  local next_block = M.source(o, nslots)
+  local seq, last = 0, nil
   return { next_job = function()
+    -- par.each copied the last block into the core when it pushed that
+    -- job, and keeps the job's command until it ends: drop the Lua copy,
+    -- so that a block is held once, not twice, while it waits and runs.
+    if last then last.stdin = nil end
     local block = next_block()
     if not block then return nil end
     seq = seq + 1
-    return M.job(o, cmd, block, seq)
+    local job = M.job(o, cmd, block, seq)
+    last = job.cmd
+    return job
   end }
 end
 
+--- --tee: the command line must give its arguments with ::: or ::::,
+-- since stdin is every job's input.
+function M.check_tee(o, plan)
+  if not plan.sources then usage_error("--tee gives all of stdin to every job: give the arguments with :::") end
+  if o.pipepart then usage_error("--tee reads stdin: it cannot be combined with --pipepart") end
+end
+
+--- --tee: job command 'cmd' (shell text) with all of stdin as its stdin.
+-- Stdin is read once, at the first job, and kept for the rest.
+function M.tee_cmd(o, cmd)
+  if not o.tee_input then o.tee_input = io.stdin:read("a") or "" end
+  return { "/bin/sh", "-c", cmd, stdin = o.tee_input }
+end
+
 --- A --block size as GNU parallel writes it: a number, maybe with a
--- fraction, then K, M, G, T, P (powers of 1024) or k, m, g, t, p (of
--- 1000).  Bytes, or nil, why.
+-- fraction, then K, M, G, T, P, E (powers of 1024) or k, m, g, t, p, e
+-- (of 1000), or any of them with i after (Ki, ki: 1024); negative for
+-- --pipepart's parts per jobslot.  Bytes, or nil, why.
 function M.size(s)
-  local num, unit = s:match("^(%d*%.?%d+)([KMGTPkmgtp]?)$")
+  local minus, num, unit, bin = s:match("^(%-?)(%d*%.?%d+)([KMGTPEkmgtpe]?)([iI]?)$")
   local v = tonumber(num)
-  if not v then return nil, format("size expected (like 10M or 1.5k), got '%s'", s) end
-  local powers = { K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4, P = 1024 ^ 5,
-    k = 1e3, m = 1e6, g = 1e9, t = 1e12, p = 1e15 }
+  if not v or (bin ~= "" and unit == "") then
+    return nil, format("size expected (like 10M, 1.5k, 2Gi or -2), got '%s'", s)
+  end
+  if bin ~= "" then unit = unit:upper() end      -- Ki, ki, KI: 1024 whatever the case
+  local powers = { K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4, P = 1024 ^ 5, E = 1024 ^ 6,
+    k = 1e3, m = 1e6, g = 1e9, t = 1e12, p = 1e15, e = 1e18 }
   v = math.floor(v * (powers[unit] or 1))
-  if v < 1 then return nil, format("size must be at least 1 byte, got '%s'", s) end
-  return math.tointeger(v) or v
+  if v < 1 then return nil, format("size must be at least 1 byte (or -N parts), got '%s'", s) end
+  v = math.tointeger(v) or v
+  return minus == "-" and -v or v
 end
 
 M.quote = util.quote               -- for callers that build {} themselves

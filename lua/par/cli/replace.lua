@@ -243,7 +243,7 @@ function M.compile(words, o)
     wordparts[#wordparts + 1] = cur
   end
   local tpl = { total = counts.total, slot = counts.slot, empty = #words == 0 }
-  local append = counts.n == 0
+  local append = counts.n == 0 and not o.no_append   -- --tee --pipe appends nothing
   local context = o.context
 
   -- The text of 'part' for 'job': one value, or all of them.
