@@ -279,6 +279,12 @@ describe("par beside GNU parallel 20221122", function()
 end)
 
 describe("a GNU parallel option par does not do", function()
+  it("ends the command with one line naming a --plus string it does not do", function()
+    local r = gnu.run("par", "parallel -k --plus echo {:-x} ::: a")
+    gnu.clean(r)
+    assert.same({ "par: --plus's {:-x} is not supported\n", 255, "" }, { r.stderr, r.status, r.stdout })
+  end)
+
   for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--shard 1", "--sql x" }) do
     it("ends the command with one line naming it: " .. opt, function()
       local r = gnu.run("par", "parallel " .. opt .. " echo ::: a")

@@ -9,8 +9,6 @@ return {
   ["parallel -k --plus echo {#a} {%g} ::: abcdefg"] = PLUS,
   ["parallel -k --plus echo {/b/X} ::: abcabc"] = PLUS,
   ["parallel -k --plus echo {^a} {,A} ::: abc"] = PLUS,
-  ["printf 'a,b,c,' | parallel -k --pipe --recend , --rrs -N1 'cat; echo'"] = "not done yet: --rrs",
-  ["seq 4 | parallel -k --tee --pipe 'echo {}; cat' ::: A B"] = "not done yet: --tee",
   ["seq 10 | parallel -j1 --roundrobin --pipe -N1 wc -l | sort"] = "not done yet: --roundrobin",
   ["printf 'a1\\nb2\\na3\\n' | parallel -k --pipe --regexp --recstart '[ab]' -N1 'cat; echo --'"] =
     "not done yet: --regexp",
@@ -22,9 +20,4 @@ return {
     .. " and exits with a status of its own; par counts against all jobs and exits with the number that failed",
   ["parallel -k --joblog - echo ::: A B | cut -f1,2,6-9"] =
     "--joblog -: par writes a job's joblog line before its output, GNU after it",
-  ["parallel -k --results out echo ::: A B >/dev/null; find out -type f | sort; cat out/1/A/stdout"] =
-    "not done yet: --results",
-  ["parallel -k --results out.csv echo ::: A B >/dev/null; cut -d, -f1,2,7-11 out.csv"] =
-    "not done yet: --results FILE.csv",
-  ["parallel -k --files echo ::: A B | xargs cat"] = "not done yet: --files",
 }

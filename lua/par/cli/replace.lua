@@ -181,6 +181,10 @@ local function parse(s, tokens, o, counts)
       if s:sub(i, i + #t.text - 1) == t.text then part, stop = t.part, i + #t.text; break end
     end
     if not part and s:byte(i) == 123 then   -- "{"
+      local bash = o.plus and s:match("^{[:#%%/^,][^}]*}", i)
+      if bash then                  -- GNU's bash-like --plus strings: not done
+        errors.unsupported(("--plus's %s is not supported"):format(bash))
+      end
       part, stop = positional(s, i, o.plus)
       if not part then
         counts.code = counts.code + 1
