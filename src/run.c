@@ -310,20 +310,23 @@ static void *worker (void *arg) {
   /* one worker runs one job at a time, so its number is a job slot */
   int slot = __atomic_add_fetch(&r->nslots, 1, __ATOMIC_RELAXED);
   while ((j = claim(r)) != NULL) {
+    int halt = 0;
     j->slot = slot;
     if (j->status == ST_EXIT) {
       attempts(r, j);
       if (host_done(r, j)) continue;
-      if (!job_ok(j) && r->spec.halt != HALT_NEVER
-          && __atomic_add_fetch(&r->nfails, 1, __ATOMIC_RELAXED) >= r->spec.halt_fails)
-        run_stop(r, r->spec.halt == HALT_NOW);
+      halt = !job_ok(j) && r->spec.halt != HALT_NEVER
+          && __atomic_add_fetch(&r->nfails, 1, __ATOMIC_RELAXED) >= r->spec.halt_fails;
     }
     else if (j->host >= 0) {        /* stopped during its delay */
       lock(r);
       r->spec.hosts[j->host].running--;
       unlock(r);
     }
+    /* the job that halts the run is posted before the stop kills the
+    ** others, so that its result comes first (j is the caller's after) */
     post(r, j);
+    if (halt) run_stop(r, r->spec.halt == HALT_NOW);
   }
   lock(r);
   r->idle++;
