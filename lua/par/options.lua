@@ -498,7 +498,8 @@ M.cli = {
         help = "the same as -N" } } },
   { name = "max_lines", modes = "lines args",
     flags = { { short = "L", long = "max-lines", arg = "N", parse = number_flag(util.positive_integer, "integer"),
-      help = "N input lines per job (a line ending in a blank goes on on the next); with --pipe, a record is N lines" } } },
+      help = "N input lines per job (a line ending in a blank goes on on the next);"
+        .. " with --pipe, a record is N lines" } } },
   { name = "multi", modes = "lines args",
     flags = { { short = "m", long = "multi", value = "m",
       help = "as many items per job as the command line holds ({} is all of them), spread over the jobs" },
