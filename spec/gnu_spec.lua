@@ -252,7 +252,7 @@ local function agree(a, b)
   return a.stdout == b.stdout and a.status == b.status and a.stderr == b.stderr
 end
 
-describe("par beside GNU parallel 20221122", function()
+describe("par beside GNU parallel 20221122 #gnu", function()
   for _, c in ipairs(cases) do
     local line = c[1]
     local why = known[line]
