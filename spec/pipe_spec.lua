@@ -143,7 +143,7 @@ describe("par --pipe", function()
     end
   end)
 
-  it("holds a block about once: 100 MB in 10 MB blocks peak under 100 MB of RSS", function()
+  it("holds a block about once: 100 MB in 10 MB blocks peak under 100 MB of RSS #rss", function()
     -- 2 running, 1 queued, the one being read: held twice each, it peaked near 150 MB
     local path = file_of(string.rep(string.rep("x", 59) .. "\n", 100 * 2 ^ 20 // 60))
     local rss = os.tmpname()
