@@ -272,6 +272,41 @@ describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
     assert.is_nil(pipe.size("10i"))
   end)
 
+  it("reads --recstart and --recend as regexps with --regexp", function()
+    local fasta = ">a\nxx\n>b\ny\n>c\nz\n"
+    assert.are.equal(">a\nxx\n--\n>b\ny\n--\n>c\nz\n--\n",
+      both("parallel -k --pipe --regexp --recstart '>' -N1 'cat; echo --'", fasta).stdout)
+    assert.are.equal("Abc\ndef\n--\nGhi\n--\n",
+      both("parallel -k --pipe --regexp --recstart '^[A-Z]' -N1 'cat; echo --'", "Abc\ndef\nGhi\n").stdout)
+    assert.are.equal("a\nb\n\n--\nc\n\n--\n\nd\n--\n",
+      both("parallel -k --pipe --regexp --recend '\\n\\n' -N1 'cat; echo --'", "a\nb\n\nc\n\n\nd\n").stdout)
+    assert.are.equal("a\nb\nc\nd\n", both("parallel -k --pipe --regexp --recend '\\d+' --rrs -N1 'cat; echo'",
+      "a1b22c333d").stdout)
+    -- input before the first --recstart is a record of its own
+    assert.are.equal("zz\n--\n>a\n>b\n--\n", both("parallel -k --pipe --regexp --recstart '>' -N2 'cat; echo --'",
+      "zz\n>a\n>b\n").stdout)
+    local big = seq(100000)
+    assert.are.equal(both("parallel -k --pipe --regexp --recend '0\\n' --block 10k 'wc -l'", big).stdout,
+      both("parallel -k --pipe --recend '0\\n' --block 10k 'wc -l'", big).stdout)
+    local p = both("parallel -k --pipe --regexp --recstart '^[A-Z]' --block 8 'cat; echo --'",
+      "Abc\ndef\nGhi\njkl\nMno\n")
+    assert.are.equal("Abc\ndef\n--\nGhi\njkl\n--\nMno\n--\n", p.stdout)
+    assert.matches("record was longer than 8%. Increasing to %-%-blocksize 12", p.stderr)
+  end)
+
+  it("refuses a --regexp beyond a Lua pattern, and with --pipepart", function()
+    for _, line in ipairs({ "parallel --pipe --regexp --recstart '(a|b)' cat",
+        "parallel --pipe --regexp --recend 'a{2}' cat", "parallel --pipe --regexp --recend '\\bx' cat" }) do
+      local p = gnu.run("par", line, { stdin = ten })
+      finally(function() gnu.clean(p) end)
+      assert.are.equal(255, p.status)
+      assert.matches("the regexp '.-' is beyond what par reads", p.stderr)
+    end
+    local p = gnu.run("par", "parallel --pipepart -a f --regexp --recstart a cat", { files = { f = "a\n" } })
+    finally(function() gnu.clean(p) end)
+    assert.are.same({ 255, "par: --regexp with --pipepart is not supported\n" }, { p.status, p.stderr })
+  end)
+
   it("refuses --tee without ::: arguments", function()
     local p = gnu.run("par", "parallel --tee wc -l", { stdin = ten })
     finally(function() gnu.clean(p) end)

@@ -622,6 +622,9 @@ M.cli = {
   { name = "recend", modes = "lines args",
     flags = { { long = "recend", arg = "STR", default = "\\n",
       help = "--pipe: records end with STR; '' for none (blocks of exactly SIZE)" } } },
+  { name = "regexp", modes = "lines args",
+    flags = { { long = "regexp", help = "--pipe: --recstart and --recend are regexps (what of Perl's a Lua"
+      .. " pattern can say: . [class] \\d \\s \\w * + ? *?, ^ first, $ last)" } } },
   { name = "cat", modes = "lines args",
     flags = { { long = "cat", help = "--pipe: {} is a temporary file holding the block, removed after" } } },
   { name = "fifo", modes = "lines args",

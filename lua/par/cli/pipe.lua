@@ -226,6 +226,232 @@ end
 
 -- }======================================================================
 
+-- {======================================================================
+-- --regexp: --recstart and --recend as regular expressions
+
+-- What of a Perl regexp par reads: one atom after another, each maybe
+-- with *, +, ? or *? after it; ^ first and $ last, at a line's start and end.
+local REGEXP_LIMIT = "is beyond what par reads (characters, ., [classes], \\d \\s \\w, "
+  .. "\\n \\t \\xHH, * + ? *?, ^ first, $ last)"
+local PERL_CLASS = { d = "%d", D = "%D", s = "%s", S = "%S", w = "[%w_]", W = "[^%w_]" }
+local PERL_BYTE = { n = "\n", t = "\t", r = "\r", f = "\f", e = "\27", a = "\a", ["0"] = "\0" }
+
+-- A byte as a Lua pattern item.
+local function literal(c)
+  return c:find("^[%^%$%(%)%%%.%[%]%*%+%-%?]$") and "%" .. c or c
+end
+
+-- The escape at re[i] (a backslash) as a pattern item, and the index after it.
+local function perl_escape(re, i, class, what)
+  local c = re:sub(i + 1, i + 1)
+  local h = c == "x" and re:match("^%x%x", i + 2)
+  if h then return literal(string.char(tonumber(h, 16))), i + 4 end
+  if PERL_BYTE[c] then return literal(PERL_BYTE[c]), i + 2 end
+  if PERL_CLASS[c] then
+    local item = PERL_CLASS[c]
+    if class then item = item:gsub("^%[(.*)%]$", "%1") end
+    if class and item:sub(1, 1) == "^" then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+    return item, i + 2
+  end
+  if c == "" or c:find("%w") then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+  return literal(c), i + 2
+end
+
+-- A [class] at re[i] as a Lua class, and the index after it.
+local function perl_class(re, i, what)
+  local out, j = { "[" }, i + 1
+  if re:sub(j, j) == "^" then out[2] = "^"; j = j + 1 end
+  local first = true
+  while j <= #re do
+    local c = re:sub(j, j)
+    if c == "]" and not first then
+      out[#out + 1] = "]"
+      return table.concat(out), j + 1
+    end
+    if c == "\\" then
+      local item
+      item, j = perl_escape(re, j, true, what)
+      out[#out + 1] = item
+    else
+      out[#out + 1] = c == "%" and "%%" or c
+      j = j + 1
+    end
+    first = false
+  end
+  usage_error(format("%s: the regexp '%s' has a [ without its ]", what, re))
+end
+
+--- A --recstart or --recend regexp (GNU parallel's are Perl's) as a Lua
+-- pattern: { pat = pattern, bol = began with ^, eol = ended with $ }.
+-- 'what' names the option in messages.
+function M.perl_pattern(re, what)
+  local out, i = {}, 1
+  local p = { bol = false, eol = false }
+  if re:sub(1, 1) == "^" then p.bol, i = true, 2 end
+  local n = #re
+  if n >= i and re:sub(n, n) == "$" and re:sub(n - 1, n - 1) ~= "\\" then p.eol, n = true, n - 1 end
+  local atom = false
+  while i <= n do
+    local c = re:sub(i, i)
+    if c == "\\" then
+      out[#out + 1], i = perl_escape(re, i, false, what)
+      atom = true
+    elseif c == "[" then
+      out[#out + 1], i = perl_class(re, i, what)
+      atom = true
+    elseif c == "*" or c == "+" or c == "?" then
+      if not atom then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+      if re:sub(i + 1, i + 1) == "?" then
+        if c ~= "*" then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+        c, i = "-", i + 1
+      end
+      out[#out + 1] = c
+      i, atom = i + 1, false
+    elseif c:find("[|(){}^$]") then
+      usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT))
+    else
+      out[#out + 1] = c == "." and "[^\n]" or literal(c)
+      i, atom = i + 1, true
+    end
+  end
+  p.pat = table.concat(out)
+  return p
+end
+
+-- The boundaries of --regexp: function(s, init) -> the start of the first
+-- match of recend..recstart at or after init, the boundary's offset (the
+-- bytes before it: recend ends, recstart starts there) and the match's
+-- end; or nil.  ^ and $ hold at a line's start and end, as Perl's /m.
+local function regexp_finder(o)
+  local rs = M.perl_pattern(o.recstart or "", "--recstart")
+  local re
+  if o.recend then re = M.perl_pattern(o.recend, "--recend")
+  else re = { pat = o.recstart and "" or "\n" } end
+  if o.recend == "" and not o.recstart then re.pat = "." end      -- GNU: '(?s:.)'
+  local pat = re.pat .. "()" .. rs.pat
+  local function eol(s, k) return k > #s or s:byte(k) == 10 end
+  local function bol(s, k) return k == 1 or s:byte(k - 1) == 10 end
+  return function(s, init)
+    while true do
+      local a, e, q = s:find(pat, init)
+      if not a then return nil end
+      if (not rs.bol or bol(s, q)) and (not re.bol or bol(s, a)) and (not re.eol or eol(s, q))
+          and (not rs.eol or eol(s, e + 1)) then
+        return a, q - 1, e
+      end
+      init = a + 1
+    end
+  end, rs, re
+end
+
+-- The offset of the last boundary in s past offset 'after', or nil.
+local function last_boundary(find, s, after)
+  local best, init = nil, 1
+  while true do
+    local a, p = find(s, init)
+    if not a then return best end
+    if p > after then best = p end
+    init = a + 1
+  end
+end
+
+-- The offset of the n'th boundary in s, each record non-empty, or nil.
+local function nth_boundary(find, s, n)
+  local start, count, init = 0, 0, 1
+  while true do
+    local a, p = find(s, init)
+    if not a then return nil end
+    if p > start then
+      count, start = count + 1, p
+      if count == n then return p end
+    end
+    init = a + 1
+  end
+end
+
+-- Blocks of f cut at --regexp boundaries, by GNU parallel's reading: each
+-- read fills the buffer up to a multiple of 'size'; without -N ('n') a block
+-- ends at the last boundary read, with -N after n records (and input before
+-- the first --recstart is a record of its own).  What is left at the end of
+-- the input is the last block.  Nothing cut from a read grows the block.
+local function regexp_blocks(f, size, find, rs, header, n)
+  local buf, eof, done, garbage = "", false, false, n == nil
+  local queue, qh, qt = {}, 1, 0
+  local function emit(len)
+    qt = qt + 1
+    queue[qt] = header .. buf:sub(1, len)
+    buf = buf:sub(len + 1)
+  end
+  local function cut()
+    if not n then
+      local p = not eof and last_boundary(find, buf, 0)
+      if p then emit(p) end
+      return
+    end
+    if not garbage and buf ~= "" then   -- input before the first recstart: a record alone
+      garbage = true
+      local p = not buf:find("^" .. rs.pat) and nth_boundary(find, buf, 1)
+      if p then emit(p) end
+    end
+    while true do
+      local p = nth_boundary(find, buf, n)
+      if not p then return end
+      emit(p)
+    end
+  end
+  return function()
+    while qh > qt do
+      if done then return nil end
+      local before = qt
+      local want = size - #buf % size
+      local s = f:read(want)
+      if s then buf = buf .. s end
+      eof = not s or #s < want
+      cut()
+      if eof then
+        if buf ~= "" then emit(#buf) end
+        done = true
+      elseif qt == before then
+        warn_grown(size)
+        size = math.ceil(size * 1.3 + 1)
+      end
+    end
+    local b = queue[qh]
+    queue[qh], qh = nil, qh + 1
+    return b
+  end
+end
+
+--- --rrs with --regexp: 'blocks' with the matches of recend..recstart, a
+-- leading recstart and a trailing recend taken out of each (the first
+-- 'nheader' bytes kept).
+local function remove_regexps(blocks, nheader, o)
+  local find, rs, re = regexp_finder(o)
+  return function()
+    local b = blocks()
+    if not b then return nil end
+    local body, out, at = b:sub(nheader + 1), {}, 1
+    while true do
+      local a, _, e = find(body, at)
+      if not a then break end
+      if e >= a then
+        out[#out + 1] = body:sub(at, a - 1)
+        at = e + 1
+      else
+        out[#out + 1] = body:sub(at, a)
+        at = a + 1
+      end
+    end
+    out[#out + 1] = body:sub(at)
+    body = table.concat(out)
+    if rs.pat ~= "" then body = body:gsub("^" .. rs.pat, "", 1) end
+    if re.pat ~= "" then body = body:gsub(re.pat .. "$", "", 1) end
+    return b:sub(1, nheader) .. body
+  end
+end
+
+-- }======================================================================
+
 -- --pipepart: blocks of a file, found by seeking.  Reads a few KB at each
 -- border to find the boundary, then the block itself in one read.
 local function part_blocks(f, size, sep, nend, header, name)
@@ -286,19 +512,25 @@ function M.source(o, nslots)
   local sep, nend = separator(o)
   local header = read_header(f, o.header)
   if o.pipepart then
+    if o.regexp then errors.unsupported("--regexp with --pipepart is not supported") end
     if o.max_args then usage_error("--pipepart cannot count records (-N): use --block") end
     if size < 0 then size = part_size(f, name, size, nslots or 1) end
     return part_blocks(f, size, sep, nend, header, name)
   end
   local blocks
-  if o.max_lines then
+  if o.regexp and not o.max_lines then
+    local find, rs = regexp_finder(o)
+    blocks = regexp_blocks(f, size, find, rs, header, o.max_args)
+  elseif o.max_lines then
     if o.recstart or (o.recend and M.unescape(o.recend) ~= "\n") then
       usage_error("-L counts lines: it cannot be combined with --recstart or --recend")
     end
     blocks = line_blocks(f, size, header, o.max_lines, o.max_args)
   elseif o.max_args then blocks = record_blocks(f, size, sep, nend, header, o.max_args)
   else blocks = stream_blocks(f, size, sep, nend, header) end
-  if o.rrs then blocks = M.remove_separators(blocks, #header, o) end
+  if o.rrs then
+    blocks = (o.regexp and remove_regexps or M.remove_separators)(blocks, #header, o)
+  end
   return blocks
 end
 
