@@ -633,6 +633,19 @@ M.cli = {
     flags = { { long = "rrs", help = "--pipe: take each record's --recstart and --recend out of its block" },
       { long = "remove-rec-sep", help = "the same as --rrs" },
       { long = "removerecsep", help = "the same as --rrs" } } },
+  { name = "roundrobin", modes = "lines args",
+    flags = { { long = "roundrobin", help = "--pipe: start -j N jobs once and give them the blocks in turn" },
+      { long = "round-robin", help = "the same as --roundrobin" }, { long = "round", help = "the same" } } },
+  { name = "shard", modes = "lines args",
+    flags = { { long = "shard", arg = "COL", help = "--pipe: start -j N jobs once; each line goes to the job"
+      .. " of a hash of its column COL (a number, or a name in the first line; --colsep, default ',')" } } },
+  { name = "group_by", modes = "lines args",
+    flags = { { long = "group-by", arg = "COL", help = "--pipe: lines with the same value in column COL (a"
+      .. " number, or a name in the first line; --colsep, default tab) one after another are one record" },
+      { long = "groupby", arg = "COL", help = "the same as --group-by" } } },
+  { name = "bin", modes = "lines args",
+    flags = { { long = "bin", arg = "COL", help = "--pipe: as --shard, each line to job (value of COL) mod N"
+      .. " (0: the last)" } } },
   { name = "tee", modes = "lines args",
     flags = { { long = "tee", help = "every job (one per ::: argument) gets all of stdin as its stdin" } } },
   -- }=========================================================================

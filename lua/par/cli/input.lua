@@ -69,6 +69,8 @@ local function splitter(sep)
   end
 end
 
+M.splitter = splitter               -- for --shard and --bin (par.cli.pipe)
+
 -- The file of 'path' (stdin if "-") and its name for messages.
 local function open_input(path)
   if path == "-" then return io.stdin, "stdin" end

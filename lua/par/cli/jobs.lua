@@ -235,6 +235,7 @@ local function run_jobs(src, o, cfg)
     ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
   local ok, err = pcall(stream_each, src, ro, handle)
+  if src.close then src.close() end  -- --roundrobin's reader, however the run ended
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
   local status = halt_status and halt_status()

@@ -236,6 +236,10 @@ local REGEXP_LIMIT = "is beyond what par reads (characters, ., [classes], \\d \\
 local PERL_CLASS = { d = "%d", D = "%D", s = "%s", S = "%S", w = "[%w_]", W = "[^%w_]" }
 local PERL_BYTE = { n = "\n", t = "\t", r = "\r", f = "\f", e = "\27", a = "\a", ["0"] = "\0" }
 
+local function beyond(re, what)
+  usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT))
+end
+
 -- A byte as a Lua pattern item.
 local function literal(c)
   return c:find("^[%^%$%(%)%%%.%[%]%*%+%-%?]$") and "%" .. c or c
@@ -250,10 +254,10 @@ local function perl_escape(re, i, class, what)
   if PERL_CLASS[c] then
     local item = PERL_CLASS[c]
     if class then item = item:gsub("^%[(.*)%]$", "%1") end
-    if class and item:sub(1, 1) == "^" then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+    if class and item:sub(1, 1) == "^" then beyond(re, what) end
     return item, i + 2
   end
-  if c == "" or c:find("%w") then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+  if c == "" or c:find("%w") then beyond(re, what) end
   return literal(c), i + 2
 end
 
@@ -300,15 +304,15 @@ function M.perl_pattern(re, what)
       out[#out + 1], i = perl_class(re, i, what)
       atom = true
     elseif c == "*" or c == "+" or c == "?" then
-      if not atom then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+      if not atom then beyond(re, what) end
       if re:sub(i + 1, i + 1) == "?" then
-        if c ~= "*" then usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT)) end
+        if c ~= "*" then beyond(re, what) end
         c, i = "-", i + 1
       end
       out[#out + 1] = c
       i, atom = i + 1, false
     elseif c:find("[|(){}^$]") then
-      usage_error(format("%s: the regexp '%s' %s", what, re, REGEXP_LIMIT))
+      beyond(re, what)
     else
       out[#out + 1] = c == "." and "[^\n]" or literal(c)
       i, atom = i + 1, true
@@ -452,6 +456,86 @@ end
 
 -- }======================================================================
 
+-- {======================================================================
+-- --group-by: records of lines with the same value in a column
+
+-- A --group-by, --shard or --bin expression: the column (a number, or a name read from
+-- the input's first line), or a usage error for a Perl expression.
+local function column_of(expr, what)
+  local col, rest = expr:match("^(%-?%d+)%s*(.-)$")
+  local name
+  if not col then name, rest = expr:match("^([%a_][%w_]*)%s*(.-)$") end
+  if rest == nil then rest = expr end
+  if rest ~= "" then errors.unsupported(format("%s's perl expression ('%s') is not supported", what, rest)) end
+  return math.tointeger(tonumber(col)), name
+end
+M.column_of = column_of
+
+local ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+-- GNU parallel's way: a random 20-character --recstart put before each line
+-- whose column differs from the line before's, then taken out (--rrs).
+local function marker()
+  local t = {}
+  for i = 1, 20 do
+    local k = math.random(#ALNUM)
+    t[i] = ALNUM:sub(k, k)
+  end
+  return table.concat(t)
+end
+
+-- f as a reader of n bytes at a time (f:read(n)) with 'mark' before each
+-- line that starts a group.  The column is split from the line as read,
+-- newline and all, as perl -a splits it.
+local function group_reader(f, col, split, mark)
+  local pieces, np, have, last, eof = {}, 0, 0, nil, false
+  local function add(s)
+    np, have = np + 1, have + #s
+    pieces[np] = s
+  end
+  return { read = function(_, n)
+    while have < n and not eof do
+      local line = f:read("L")
+      if not line then
+        eof = true
+      else
+        local cols = split(line)
+        local v = cols[col >= 1 and col or #cols + col] or ""
+        if v ~= last then add(mark); last = v end
+        add(line)
+      end
+    end
+    if have == 0 then return nil end
+    local s = table.concat(pieces, "", 1, np)
+    pieces, np, have = {}, 0, 0
+    if #s > n then add(s:sub(n + 1)); s = s:sub(1, n) end
+    return s
+  end }
+end
+
+-- --group-by COL: f's lines in groups, and the options cutting blocks at
+-- their starts; a column name reads the first line as the header.
+local function group_input(f, o, header)
+  if o.pipepart then errors.unsupported("--group-by with --pipepart is not supported") end
+  local col, name = column_of(o.group_by, "--group-by")
+  local split = require("par.cli.input").splitter(o.colsep or "\t")
+  if name then
+    if header == "" then header = f:read("L") or "" end   -- --header's lines, or the first
+    for k, v in ipairs(split((header:match("^[^\n]*"):gsub("\r$", "")))) do
+      if v == name and not col then col = k end
+    end
+    if not col then
+      usage_error(format("--group-by: column '%s' not found in the header line", name))
+    end
+  end
+  local mark = marker()
+  local go = setmetatable({ recstart = mark, recend = "", rrs = true, regexp = false, max_lines = false },
+    { __index = o })
+  return group_reader(f, col, split, mark), go, header
+end
+
+-- }======================================================================
+
 -- --pipepart: blocks of a file, found by seeking.  Reads a few KB at each
 -- border to find the boundary, then the block itself in one read.
 local function part_blocks(f, size, sep, nend, header, name)
@@ -496,8 +580,9 @@ end
 -- o.pipepart reads the file of -a (o.arg_file[1]) by seeking; o.pipe reads
 -- it or stdin.  o.block: bytes (default 1 MiB); o.recstart,
 -- o.recend: strings as given (escapes are read here); o.max_args: records
--- per block; o.header: "N" lines or ":".
-function M.source(o, nslots)
+-- per block; o.header: "N" lines or ":"; o.regexp, o.group_by.  With
+-- 'once' (--roundrobin) the header starts no block: it is returned second.
+function M.source(o, nslots, once)
   local files = o.arg_file or {}
   if #files > 1 then usage_error("--pipe reads one input: give -a FILE once") end
   local path = files[1]
@@ -506,11 +591,15 @@ function M.source(o, nslots)
   end
   local f, name = open_input(path)
   local size = o.block or (o.pipepart and -10 or DEFAULT_BLOCK)
+  if o.pipepart and o.roundrobin then size = -1 end     -- GNU: one part per jobslot
   if size < 0 and not o.pipepart then
     usage_error("--block: a negative size (parts per jobslot) needs --pipepart")
   end
-  local sep, nend = separator(o)
   local header = read_header(f, o.header)
+  if o.group_by then f, o, header = group_input(f, o, header) end
+  local sep, nend = separator(o)
+  local whole = header
+  if once then header = "" end
   if o.pipepart then
     if o.regexp then errors.unsupported("--regexp with --pipepart is not supported") end
     if o.max_args then usage_error("--pipepart cannot count records (-N): use --block") end
@@ -531,7 +620,7 @@ function M.source(o, nslots)
   if o.rrs then
     blocks = (o.regexp and remove_regexps or M.remove_separators)(blocks, #header, o)
   end
-  return blocks
+  return blocks, whole
 end
 
 --- --rrs: 'blocks' with each record's --recstart and --recend taken out
@@ -596,6 +685,7 @@ function M.jobs(o, plan, nslots)
   if plan.sources then usage_error("--pipe reads its input from stdin or -a FILE, not ::: or ::::") end
   if #plan.words == 0 then usage_error("--pipe needs a command") end
   local cmd = table.concat(plan.words, " ")
+  if (o.roundrobin and not o.pipepart) or o.shard or o.bin then return M.spread_jobs(o, cmd, nslots) end
   local next_block = M.source(o, nslots)
   local seq, last = 0, nil
   return { next_job = function()
@@ -611,6 +701,224 @@ function M.jobs(o, plan, nslots)
     return job
   end }
 end
+
+-- {======================================================================
+-- --roundrobin, --shard, --bin: jobs started once, fed by a reader process
+--
+-- N jobs each read a named pipe of their own.  A reader process (this
+-- module's distribute, in a Lua of its own, with par's stdin) cuts the
+-- input and writes it to the pipes: with --roundrobin block k to job
+-- (k - 1) % N + 1 in turn (GNU parallel does so with -k; without it, it
+-- gives a block to whichever job is ready), with --shard and --bin each
+-- line to the job of its column's value.  It tells par on its stdout which
+-- job to start ("k") before it opens k's pipe, and ends with "!kind\tmsg"
+-- when it fails.  par starts nothing else and reads no block itself, so
+-- its loop never waits on a job's stdin while the job waits on its output.
+
+-- The options the reader needs, as Lua source.
+local SPREAD_KEYS = { "pipepart", "block", "recstart", "recend", "regexp", "max_args", "max_lines",
+  "header", "rrs", "arg_file", "colsep", "group_by", "shard", "bin", "roundrobin" }
+
+local function literal_of(v)
+  if type(v) == "table" then
+    local t = {}
+    for k, x in ipairs(v) do t[k] = literal_of(x) end
+    return "{" .. table.concat(t, ",") .. "}"
+  end
+  return type(v) == "string" and format("%q", v) or tostring(v)
+end
+
+local function spread_source(o, dir, n)
+  local t = {}
+  for _, k in ipairs(SPREAD_KEYS) do
+    if o[k] ~= nil then t[#t + 1] = k .. "=" .. literal_of(o[k]) end
+  end
+  return format("{o={%s},dir=%q,n=%d}", table.concat(t, ","), dir, n)
+end
+
+
+-- Perl's number of a string, as --bin takes it: leading digits, truncated.
+local function perl_int(s)
+  local v = tonumber(s:match("^%s*([+-]?%d+%.?%d*)") or s:match("^%s*([+-]?%.%d+)") or "0") or 0
+  v = v < 0 and math.ceil(v) or math.floor(v)
+  return math.tointeger(v) or 0
+end
+
+-- FNV-1a, 32 bits: the same value always goes to the same job.
+local function hash(s)
+  local h = 2166136261
+  for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
+  return h
+end
+
+-- The job (1..n) of each line for --shard or --bin, in the reader.
+local function line_router(o, n, header)
+  local what = o.bin and "--bin" or "--shard"
+  local col, name = column_of(o.bin or o.shard, what)
+  local split = require("par.cli.input").splitter(o.colsep or ",")
+  if name then
+    local names = split((header:gsub("\r?\n$", "")))
+    for k, v in ipairs(names) do if v == name then col = k end end
+    if not col then usage_error(format("%s: column '%s' not found in the header line", what, name)) end
+  end
+  local memo, nmemo = {}, 0
+  return function(line)
+    local cols = split((line:gsub("\n$", "")))
+    local v = cols[col >= 1 and col or #cols + col] or ""
+    if o.bin then
+      local r = perl_int(v) % n
+      return r == 0 and n or r
+    end
+    local k = memo[v]
+    if not k then
+      if nmemo >= 10000 then memo, nmemo = {}, 0 end
+      k = hash(v) % n + 1
+      memo[v], nmemo = k, nmemo + 1
+    end
+    return k
+  end
+end
+
+-- In the reader: function(k) -> the pipe of job k, and true the first time
+-- (par is told to start job k then, before the pipe is opened).
+local function opener(dir)
+  local outs = {}
+  return function(k)
+    local f = outs[k]
+    if f then return f, false end
+    io.stdout:write(k, "\n")
+    io.stdout:flush()
+    local path = dir .. "/" .. k
+    local err
+    f, err = io.open(path, "wb")          -- waits for job k to open it
+    if not f then errors.system(err) end
+    os.remove(path)
+    f:setvbuf("full", 1 << 16)
+    outs[k] = f
+    return f, true
+  end, outs
+end
+
+-- --roundrobin in the reader: the blocks in turn, the header first in each
+-- job's input.  A job that is gone (its pipe broken) gets no more.
+local function spread_blocks(o, n, open)
+  local blocks, header = M.source(o, n, true)
+  local dead, ndead, k = {}, 0, 0
+  for block in blocks do
+    repeat k = k % n + 1 until not dead[k]
+    local f, fresh = open(k)
+    local ok = (not fresh or header == "" or f:write(header)) and f:write(block) and f:flush()
+    if not ok then
+      dead[k], ndead = true, ndead + 1
+      if ndead == n then return end
+    end
+  end
+end
+
+-- --shard and --bin in the reader: every job started, then each line to
+-- its job.  A column name reads the first line as the header (given to no job).
+local function spread_lines(o, n, open)
+  local f = open_input(o.arg_file and o.arg_file[1])
+  local what = o.bin and "--bin" or "--shard"
+  local _, name = column_of(o.bin or o.shard, what)
+  local header = name and (f:read("L") or "") or ""
+  local route = line_router(o, n, header)
+  local outs, dead = {}, {}
+  for k = 1, n do outs[k] = open(k) end
+  for line in f:lines("L") do
+    local k = route(line)
+    if not dead[k] and not outs[k]:write(line) then dead[k] = true end
+  end
+end
+
+--- The reader process of --roundrobin, --shard and --bin ('spec' as
+-- spread_source writes it): writes the jobs' pipes, then exits.
+function M.distribute(spec)
+  local open, outs = opener(spec.dir)
+  local ok, e = pcall(spec.o.roundrobin and spread_blocks or spread_lines, spec.o, spec.n, open)
+  for _, f in pairs(outs) do f:close() end
+  if not ok then
+    local kind = type(e) == "table" and (e.usage and "usage" or e.config and "config") or "system"
+    local msg = type(e) == "table" and (e.usage or e.config or e.system) or errors.text(e)
+    io.stdout:write("!", kind, "\t", errors.one_line(msg), "\n")
+    io.stdout:flush()
+    os.exit(1)
+  end
+  os.exit(0)
+end
+
+-- A new directory for the pipes, in --tmpdir, $TMPDIR or /tmp.
+local function fifo_dir(o, n)
+  local p = io.popen('mktemp -d "${TMPDIR:-/tmp}/parXXXXXX" 2>/dev/null', "r")
+  if o.tmpdir then
+    p:close()
+    p = io.popen("mktemp -d " .. util.quote(o.tmpdir .. "/parXXXXXX") .. " 2>/dev/null", "r")
+  end
+  local dir = p:read("l")
+  p:close()
+  if not dir or dir == "" then errors.system("cannot make a directory for the jobs' pipes") end
+  local paths = {}
+  for k = 1, n do paths[k] = util.quote(dir .. "/" .. k) end
+  if not os.execute("mkfifo -m 600 " .. table.concat(paths, " ")) then
+    os.execute("rm -rf " .. util.quote(dir))
+    errors.system("mkfifo failed in " .. dir)
+  end
+  return dir
+end
+
+-- The reader's command: this Lua, with par's paths, SIGPIPE ignored (a
+-- job that ends early breaks its pipe, and the reader goes on with the
+-- others).  Its first line is its pid.
+local function reader_command(o, dir, n)
+  local code = format("package.path=%q package.cpath=%q require('par.cli.pipe').distribute(%s)",
+    package.path, package.cpath, spread_source(o, dir, n))
+  return "trap '' PIPE; echo $$; lua=$(readlink /proc/$PPID/exe 2>/dev/null); exec \"${lua:-lua5.4}\" -e "
+    .. util.quote(code)
+end
+
+--- The jobs of --roundrobin, --shard and --bin for par.cli.jobs: job k
+-- (started as the reader asks) reads its pipe; src.close() ends the
+-- reader and removes the pipes, whether the run ended or was cut short.
+function M.spread_jobs(o, cmd, n)
+  if o.shard or o.bin then column_of(o.bin or o.shard, o.bin and "--bin" or "--shard") end
+  local dir = fifo_dir(o, n)
+  local p = io.popen(reader_command(o, dir, n), "r")
+  local r = require("par.core").lines(p)
+  local function line_of()
+    local line = r:read()
+    while line == false do r:wait(); line = r:read() end
+    return line
+  end
+  local pid = math.tointeger(tonumber(line_of()))
+  local src, closed, ended = {}, false, false
+  -- a run cut short (--halt, an error) may leave the reader waiting for a
+  -- job par will not start: it is stopped before it is waited for
+  function src.close()
+    if closed then return end
+    closed = true
+    if not ended and pid then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
+    r:close()
+    p:close()
+    os.execute("rm -rf " .. util.quote(dir))
+  end
+  function src.next_job()
+    local line = r:read()
+    if line == false then return false, r:fd() end
+    if line == nil then ended = true; return nil end
+    local kind, msg = line:match("^!(%a+)\t(.*)$")
+    if kind then
+      src.close()
+      errors[kind](msg)
+    end
+    local k = assert(math.tointeger(tonumber(line)))
+    local job = M.job(o, cmd, nil, k)
+    job.cmd[3] = "exec <" .. util.quote(dir .. "/" .. k) .. "\n" .. job.cmd[3]
+    return job
+  end
+  return src
+end
+
+-- }======================================================================
 
 --- --tee: the command line must give its arguments with ::: or ::::,
 -- since stdin is every job's input.
