@@ -157,6 +157,36 @@ describe("par --pipe", function()
     assert.is_true(kb < 100 * 1024, kb .. " KB")
   end)
 
+  it("feeds --roundrobin's jobs 100 MB in 10 MB blocks under 100 MB of RSS #rss", function()
+    local path = file_of(string.rep(string.rep("x", 59) .. "\n", 100 * 2 ^ 20 // 60))
+    local rss = os.tmpname()
+    finally(function() os.remove(rss) end)
+    local o, status = par("-j2 --pipe --roundrobin --block 10M wc -l", path,
+      "/usr/bin/time -o " .. quote(rss) .. " -f %M env ")
+    assert.are.equal(0, status)
+    local n, jobs = 0, 0
+    for c in o:gmatch("%d+") do n, jobs = n + tonumber(c), jobs + 1 end
+    assert.are.same({ 100 * 2 ^ 20 // 60, 2 }, { n, jobs })
+    local kb = assert(tonumber(H.readfile(rss):match("(%d+)%s*$")))
+    assert.is_true(kb < 100 * 1024, kb .. " KB")
+  end)
+
+  it("leaves no named pipe and no reader behind, also when --halt cuts the run short", function()
+    local tmp = H.tmpdir(finally)
+    local env = "TMPDIR=" .. quote(tmp) .. " "
+    local input = file_of(seq(1000))
+    assert.are.same({ "3\n", 0 }, { par("--pipe --roundrobin -j3 --block 1k 'wc -l' | wc -l", input, env) })
+    assert.are.same({ "", 1 }, { par("--pipe --roundrobin -j3 --block 1k --halt now,fail=1 'exit 1'",
+      file_of(seq(1000)), env) })
+    assert.are.same({ "2\n", 0 }, { par("--pipe --shard 1 -j2 'wc -l' | wc -l", file_of(seq(1000)), env) })
+    local ls = io.popen("ls -A " .. quote(tmp))
+    assert.are.equal("", ls:read("a"))
+    ls:close()
+    local pg = io.popen("pgrep -f \"par.cli.pipe'[)].distribute\" | wc -l")   -- [)]: not this shell
+    assert.are.equal("0\n", pg:read("a"))
+    pg:close()
+  end)
+
   it("makes blocks of -N records", function()
     local path = file_of("a\nb\nc\nd\ne\n")
     local next_block = pipe.source({ pipe = true, max_args = 2, arg_file = { path } })
@@ -305,6 +335,64 @@ describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
     local p = gnu.run("par", "parallel --pipepart -a f --regexp --recstart a cat", { files = { f = "a\n" } })
     finally(function() gnu.clean(p) end)
     assert.are.same({ 255, "par: --regexp with --pipepart is not supported\n" }, { p.status, p.stderr })
+  end)
+
+  it("starts --roundrobin's N jobs once and gives them the blocks in turn, as GNU's -k", function()
+    local big = seq(100000)
+    assert.are.equal("10\n", both("parallel -j1 --roundrobin --pipe -N1 wc -l", ten).stdout)
+    assert.are.equal("1\n34209\n2\n33803\n3\n31988\n",
+      both("parallel -j3 -k --pipe --roundrobin --block 10k 'echo {#}; wc -l'", big).stdout)
+    assert.are.equal("100000\n",
+      both("parallel -j3 --pipe --roundrobin --block 10k wc -l | awk '{s+=$1} END {print s}'", big).stdout)
+    -- the header once at the start of each job's input; fewer blocks than jobs, fewer jobs
+    assert.are.equal("==1\n1\n2\n3\n6\n7\n10\n==2\n1\n4\n5\n8\n9\n",
+      both("parallel --pipe --header 1 --roundrobin -N2 -j2 -k 'echo =={#}; cat'", ten).stdout)
+    assert.are.equal("x1\n1\n", both("parallel -j4 --roundrobin --pipe 'echo x{#}; wc -l'", "1\n").stdout)
+    local empty = both("parallel -j3 --roundrobin --pipe 'echo x; wc -l'", "")
+    assert.are.same({ "", 0 }, { empty.stdout, empty.status })
+  end)
+
+  it("gives each line to job (column value) mod N with --bin, and to one job per value with --shard", function()
+    local kv = "k,v\n1,a\n2,b\n3,c\n4,d\n5,e\n"
+    assert.are.equal("==1\n1,a\n4,d\n==2\n2,b\n5,e\n==3\nk,v\n3,c\n",
+      both("parallel --pipe --bin 1 -j3 -k 'echo =={#}; cat'", kv).stdout)
+    assert.are.equal("==1\n1,a\n4,d\n==2\n2,b\n5,e\n==3\n3,c\n",
+      both("parallel --pipe --bin k --colsep , -j3 -k 'echo =={#}; cat'", kv).stdout)
+    assert.are.equal("==1\n1\n==2\n2\n==3\n==4\n",
+      both("parallel --pipe --bin 1 -j4 -k 'echo =={#}; cat'", "1\n2\n").stdout)
+    assert.are.equal("1\n0\n2\n0\n3\n0\n", both("parallel --pipe --shard 1 -j3 -k 'echo {#}; wc -l'", "").stdout)
+    local lines = {}
+    for i = 1, 3000 do lines[i] = ("k%d,%d\n"):format(i % 17, i) end
+    -- every value in one job only: its count is the whole count
+    local o = both("parallel --pipe --shard 1 --colsep , -j3 'cut -d, -f1 | sort | uniq -c' | sort -k2",
+      table.concat(lines)).stdout
+    local n = 0
+    for c in o:gmatch("(%d+) k%d+") do n = n + 1; assert.is_true(tonumber(c) >= 176, c) end
+    assert.are.equal(17, n)
+    local p = gnu.run("par", "parallel --pipe --bin '1 $_%=3' -j3 cat", { stdin = ten })
+    finally(function() gnu.clean(p) end)
+    assert.are.same({ 255, "par: --bin's perl expression ('$_%=3') is not supported\n" }, { p.status, p.stderr })
+  end)
+
+  it("makes runs of lines with the same column value records with --group-by", function()
+    local csv = "UserID, Consumption\n123,    1\n123,    2\n12-3,   1\n221,    3\n221,    1\n2/21,   5\n"
+    assert.are.equal(("      2       4      20\n      1       2      10\n"):rep(2),
+      both("tail -n +2 | parallel --pipe --colsep , --group-by 1 -kN1 wc", csv).stdout)
+    local by_name = both("parallel --pipe --colsep , --group-by UserID -kN1 'cat; echo'", csv).stdout
+    assert.are.equal("UserID, Consumption\n123,    1\n123,    2\n\n", by_name:sub(1, 41))
+    assert.are.equal(by_name,
+      both("parallel --pipe --colsep , --header : --group-by UserID -kN1 'cat; echo'", csv).stdout)
+    local t = {}
+    for i = 1, 100000 do t[i] = ("%d\t%d\n"):format(i // 7, i) end
+    local groups = table.concat(t)
+    both("parallel --pipe --group-by 1 --block 10k -k 'wc -l'", groups)
+    assert.are.equal("      1 20\n   4760 21\n      1 20\n",
+      both("parallel --pipe --group-by 1 -N3 -k 'wc -l' | uniq -c", groups).stdout)
+    assert.are.equal("76551\n23449\n", both("parallel --pipe --group-by 1 --roundrobin -j3 -k 'wc -l'", groups).stdout)
+    local p = gnu.run("par", "parallel --pipe --group-by '1 s/\\D//g' -kN1 wc", { stdin = csv })
+    finally(function() gnu.clean(p) end)
+    assert.are.same({ 255, "par: --group-by's perl expression ('s/\\D//g') is not supported\n" },
+      { p.status, p.stderr })
   end)
 
   it("refuses --tee without ::: arguments", function()

@@ -623,8 +623,7 @@ M.cli = {
     flags = { { long = "recend", arg = "STR", default = "\\n",
       help = "--pipe: records end with STR; '' for none (blocks of exactly SIZE)" } } },
   { name = "regexp", modes = "lines args",
-    flags = { { long = "regexp", help = "--pipe: --recstart and --recend are regexps (what of Perl's a Lua"
-      .. " pattern can say: . [class] \\d \\s \\w * + ? *?, ^ first, $ last)" } } },
+    flags = { { long = "regexp", help = "--pipe: --recstart, --recend are regexps (as far as a Lua pattern goes)" } } },
   { name = "cat", modes = "lines args",
     flags = { { long = "cat", help = "--pipe: {} is a temporary file holding the block, removed after" } } },
   { name = "fifo", modes = "lines args",
@@ -637,15 +636,13 @@ M.cli = {
     flags = { { long = "roundrobin", help = "--pipe: start -j N jobs once and give them the blocks in turn" },
       { long = "round-robin", help = "the same as --roundrobin" }, { long = "round", help = "the same" } } },
   { name = "shard", modes = "lines args",
-    flags = { { long = "shard", arg = "COL", help = "--pipe: start -j N jobs once; each line goes to the job"
-      .. " of a hash of its column COL (a number, or a name in the first line; --colsep, default ',')" } } },
+    flags = { { long = "shard", arg = "COL", help = "--pipe: N jobs started once; a line to the job of its column COL's hash"
+      .. " (number or name)" } } },
   { name = "group_by", modes = "lines args",
-    flags = { { long = "group-by", arg = "COL", help = "--pipe: lines with the same value in column COL (a"
-      .. " number, or a name in the first line; --colsep, default tab) one after another are one record" },
+    flags = { { long = "group-by", arg = "COL", help = "--pipe: a run of lines with the same column COL (number or name) is one record" },
       { long = "groupby", arg = "COL", help = "the same as --group-by" } } },
   { name = "bin", modes = "lines args",
-    flags = { { long = "bin", arg = "COL", help = "--pipe: as --shard, each line to job (value of COL) mod N"
-      .. " (0: the last)" } } },
+    flags = { { long = "bin", arg = "COL", help = "--pipe: as --shard, a line to job (COL's value) mod N (0: the last)" } } },
   { name = "tee", modes = "lines args",
     flags = { { long = "tee", help = "every job (one per ::: argument) gets all of stdin as its stdin" } } },
   -- }=========================================================================

@@ -9,7 +9,6 @@ return {
   ["parallel -k --plus echo {#a} {%g} ::: abcdefg"] = PLUS,
   ["parallel -k --plus echo {/b/X} ::: abcabc"] = PLUS,
   ["parallel -k --plus echo {^a} {,A} ::: abc"] = PLUS,
-  ["seq 10 | parallel -j1 --roundrobin --pipe -N1 wc -l | sort"] = "not done yet: --roundrobin",
   ["parallel -j1 -k --halt now,done=2 'echo {}' ::: 1 2 3 4"] =
     "GNU parallel 20221122 exits 101 after --halt now,done=N and reports every job that finished;"
     .. " par exits with the jobs' own status and reports the job that made it halt",

@@ -881,6 +881,10 @@ end
 -- reader and removes the pipes, whether the run ended or was cut short.
 function M.spread_jobs(o, cmd, n)
   if o.shard or o.bin then column_of(o.bin or o.shard, o.bin and "--bin" or "--shard") end
+  if o.dry_run then                    -- the N jobs' commands; nothing is read
+    local k = 0
+    return { next_job = function() k = k + 1; return k <= n and M.job(o, cmd, nil, k) or nil end }
+  end
   local dir = fifo_dir(o, n)
   local p = io.popen(reader_command(o, dir, n), "r")
   local r = require("par.core").lines(p)
