@@ -325,6 +325,9 @@ end
 -- than return false.
 local function command_jobs(o, plan, block)
   if o.tee then require("par.cli.pipe").check_tee(o, plan) end                  -- --tee hook
+  if (o.shard or o.bin) and not o.pipe then
+    usage_error((o.shard and "--shard" or "--bin") .. " needs --pipe")
+  end
   if (o.pipe or o.pipepart) and not o.tee then                                    -- pipe hook
     return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()))
   end
