@@ -298,7 +298,7 @@ describe("a GNU parallel option par does not do", function()
     assert.same({ "par: --plus's {:-x} is not supported\n", 255, "" }, { r.stderr, r.status, r.stdout })
   end)
 
-  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--shard 1", "--sql x" }) do
+  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--eta", "--sql x" }) do
     it("ends the command with one line naming it: " .. opt, function()
       local r = gnu.run("par", "parallel " .. opt .. " echo ::: a")
       gnu.clean(r)
