@@ -71,8 +71,9 @@ describe("par command", function()
         "-N N", "-n, --max-args N", "-m, --multi", "-X, --context", "-d, --delimiter D", "-C, --colsep RE",
         "-s, --max-chars N", "-I, --replace STR", "--trim n|l|r|lr",
       }
+      local entries = "\n" .. table.concat(H.help_entries(), "\n") .. "\n"
       for _, o in ipairs(opts) do
-        local line = out:match("\n  [ -]*" .. o:gsub("%p", "%%%0") .. " [^\n]*")
+        local line = entries:match("\n  [ -]*" .. o:gsub("%p", "%%%0") .. " [^\n]*")
         assert(line, "no line for " .. o)
         assert.truthy(line:find("%[[^%]]+%]$"), "no default for " .. o)
       end

@@ -635,6 +635,30 @@ M.cli = {
   -- }=========================================================================
 }
 
+--- The sections of --help and of the man page: a title, then the names of
+-- the options whose flags it lists, in order.  Every flag's option is in
+-- one section (spec/options_spec.lua checks it).
+M.GROUPS = {
+  { title = "Input sources",
+    "arg_file", "arg_sep", "arg_file_sep", "link", "null", "delimiter", "eof", "no_run_if_empty",
+    "trim", "colsep", "header", "shuf" },
+  { title = "Several arguments a job",
+    "max_args", "max_lines", "multi", "max_chars", "exit_if_long" },
+  { title = "Replacement strings",
+    "replace", "extensionreplace", "basenamereplace", "dirnamereplace",
+    "basenameextensionreplace", "seqreplace", "slotreplace", "plus", "rpl", "quote" },
+  { title = "Jobs",
+    "jobs", "cwd", "nice", "delay", "timeout", "retries", "halt", "joblog", "resume" },
+  { title = "Output",
+    "keep_order", "tag", "tagstring", "line_buffer", "ungroup", "group", "results", "files",
+    "tmpdir", "dry_run", "verbose", "trace", "silent", "progress", "format" },
+  { title = "--pipe and --pipepart",
+    "pipe", "pipepart", "block", "recstart", "recend", "cat", "fifo", "rrs", "tee" },
+  { title = "Remote hosts", "hosts" },
+  { title = "Information and compatibility",
+    "will_cite", "minversion", "number_of", "max_line_length", "shellquote", "version", "help" },
+}
+
 --- The longest command line of -m, -X and --xargs by default, as GNU
 -- parallel's on Linux (par --max-line-length-allowed).
 M.MAX_LINE = 130329
@@ -750,6 +774,34 @@ function M.flags()
     if out[i].final then table.insert(last, 1, table.remove(out, i)) end
   end
   return table.move(last, 1, #last, #out + 1, out)
+end
+
+--- The flags of M.flags() by section of M.GROUPS: a list of { title =,
+-- the flags in order }; a flag whose option no section names goes in a
+-- last one titled "Other options".
+function M.sections()
+  local at, out = {}, {}
+  for i, g in ipairs(M.GROUPS) do
+    out[i] = { title = g.title }
+    for j, name in ipairs(g) do at[name] = { i, j } end
+  end
+  local other = { title = "Other options" }
+  local flags = M.flags()
+  for k, f in ipairs(flags) do f.rank = k end
+  for _, f in ipairs(flags) do
+    local place = at[f.option.name]
+    local list = place and out[place[1]] or other
+    list[#list + 1] = f
+  end
+  for _, list in ipairs(out) do
+    table.sort(list, function(a, b)
+      local pa, pb = at[a.option.name][2], at[b.option.name][2]
+      if pa ~= pb then return pa < pb end
+      return a.rank < b.rank
+    end)
+  end
+  if #other > 0 then out[#out + 1] = other end
+  return out
 end
 
 --- The checker of config key 'name' of a "run" or "map" config, or nil.
