@@ -566,7 +566,8 @@ M.cli = {
       help = "print each job's output in one block when it ends" } } },
   { name = "results", modes = "lines args",
     flags = { { long = "results", arg = "NAME",
-      help = "save each job's stdout, stderr, seq in NAME/<args>/ (NAME.csv, .tsv: a row a job), not print them" },
+      help = "save each job's stdout, stderr, seq in NAME/<args>/ (NAME.csv, .tsv: a row a job; .json: an"
+        .. " object a line; -.csv ...: on stdout), not print them" },
       { long = "res", arg = "NAME", help = "the same" } } },
   { name = "files", modes = "lines args",
     flags = { { long = "files", help = "save each job's stdout in a new file in --tmpdir and print its name" },

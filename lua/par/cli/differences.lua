@@ -44,7 +44,7 @@ M.DIFFERENCES = {
 --- GNU parallel's options that par refuses (`par: --X is not supported`).
 M.NOT_DONE = "`--plus`'s bash-like strings (`{:-x}`, `{:2:3}`, `{#re}`, `{%re}`, `{/re/s}`,"
   .. " `{^a}`, `{,A}`: `par: --plus's {:-x} is not supported`), `--roundrobin`, `--regexp`,"
-  .. " `--group-by`, `--shard`, `--bin`, `--results FILE.json`, `--eta`, `--progress`"
+  .. " `--group-by`, `--shard`, `--bin`, `--eta`, `--progress`"
   .. " (`--bar` works), `--compress`, `--timeout N%`, `-j FILE` re-read as jobs end,"
   .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`, `--env`, and the ssh file"
   .. " options (`--transfer`, `--return`, `--cleanup`, `--trc`, `--basefile`, `--onall`,"
