@@ -182,6 +182,8 @@ local cases = {
   { "parallel -k --results out echo ::: A B >/dev/null; find out -type f | sort; cat out/1/A/stdout" },
   { "parallel -k --results out.csv echo ::: A B >/dev/null; cut -d, -f1,2,7-11 out.csv" },
   { "parallel -k --files echo ::: A B | xargs cat" },
+  { "parallel -k --results -.json echo ::: A 'B\"C' | sed 's/\"Starttime.*JobRuntime\": [0-9.]*//'" },
+  { "parallel -k --compress seq ::: 300000 200000 | md5sum" },
 
   -- Jobs and load
   { "parallel -k -j1 echo ::: A B" },
@@ -285,7 +287,8 @@ describe("a GNU parallel option par does not do", function()
     assert.same({ "par: --plus's {:-x} is not supported\n", 255, "" }, { r.stderr, r.status, r.stdout })
   end)
 
-  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--shard 1", "--sql x" }) do
+  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--shard 1", "--sql x",
+      "--compress-program gzip" }) do
     it("ends the command with one line naming it: " .. opt, function()
       local r = gnu.run("par", "parallel " .. opt .. " echo ::: a")
       gnu.clean(r)

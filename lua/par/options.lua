@@ -589,6 +589,9 @@ M.cli = {
   { name = "silent", modes = "lines args run map",
     flags = { { long = "silent", help = "print no command (undoes -v and -t)" } } },
   -- compatibility
+  { name = "compress", modes = "lines args",
+    flags = { { long = "compress", help = "accepted, as GNU parallel's; par does not compress the output it"
+      .. " holds (in memory up to 1 MiB a job, then in an unlinked temporary file)" } } },
   { name = "will_cite", modes = "lines args run map",
     flags = { { long = "will-cite", help = "accepted, as GNU parallel's; par asks for no citation" },
       { long = "no-notice", help = "the same" }, { long = "bibtex", help = "the same" } } },
@@ -654,7 +657,7 @@ M.GROUPS = {
     "jobs", "cwd", "nice", "delay", "timeout", "retries", "halt", "joblog", "resume" },
   { title = "Output",
     "keep_order", "tag", "tagstring", "line_buffer", "ungroup", "group", "results", "files",
-    "tmpdir", "dry_run", "verbose", "trace", "silent", "progress", "format" },
+    "tmpdir", "compress", "dry_run", "verbose", "trace", "silent", "progress", "format" },
   { title = "--pipe and --pipepart",
     "pipe", "pipepart", "block", "recstart", "recend", "cat", "fifo", "rrs", "tee" },
   { title = "Remote hosts", "hosts" },

@@ -35,6 +35,10 @@ M.DIFFERENCES = {
   { short = "--joblog -: a job's line comes before its output; with -k, lines as jobs end",
     text = "`--joblog -` prints a job's joblog line before its output; GNU parallel, after it."
       .. " With `-k`, par writes joblog lines as jobs end, GNU parallel in input order." },
+  { short = "--compress is accepted and compresses nothing: held output is in memory or a temp file",
+    text = "`--compress` is accepted and compresses nothing: par holds a job's output in memory up"
+      .. " to 1 MiB, then in an unlinked temporary file, as it is; `--compress-program` is not"
+      .. " supported." },
   { short = "-m on a large input fills whole lines first; {%} shows as {%} in --dry-run and -t",
     text = "`-m` on a large input fills whole lines and spreads only the rest, so its split"
       .. " differs from GNU parallel's there; `{%}` in `--dry-run` and `-t` output shows as"
@@ -45,7 +49,7 @@ M.DIFFERENCES = {
 M.NOT_DONE = "`--plus`'s bash-like strings (`{:-x}`, `{:2:3}`, `{#re}`, `{%re}`, `{/re/s}`,"
   .. " `{^a}`, `{,A}`: `par: --plus's {:-x} is not supported`), `--roundrobin`, `--regexp`,"
   .. " `--group-by`, `--shard`, `--bin`, `--eta`, `--progress`"
-  .. " (`--bar` works), `--compress`, `--timeout N%`, `-j FILE` re-read as jobs end,"
+  .. " (`--bar` works), `--compress-program`, `--timeout N%`, `-j FILE` re-read as jobs end,"
   .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`, `--env`, and the ssh file"
   .. " options (`--transfer`, `--return`, `--cleanup`, `--trc`, `--basefile`, `--onall`,"
   .. " `--nonall`, `--filter-hosts`)."
