@@ -4,12 +4,6 @@
 local NYD = "not done yet: "
 return {
   -- features other engineers are building
-  ["parallel -k --plus echo {:-x} ::: a ''"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {:2:3} ::: abcdefg"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {#ab} ::: abcab"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {%ab} ::: abcab"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {/ab/X} ::: abcab"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {^a} ::: abc"] = NYD .. "--plus bash-like strings",
   ["seq 10 | parallel --pipe --roundrobin -j2 wc -l"] = NYD .. "--pipe --roundrobin",
   ["printf 'a1b2c3' | parallel -k --pipe --regexp --recend '[0-9]' -N1 cat"] = NYD .. "--pipe --regexp",
   ["parallel -k -j1 --halt soon,success=2 'echo {}; exit {}' ::: 1 0 0 2"] = NYD .. "--halt success= counting",

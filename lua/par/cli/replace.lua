@@ -8,18 +8,23 @@
 --   {#} {%}                     the job's sequence number and its slot
 --   {= code =} {=N code =}      a Lua expression (or statements) over _
 --   --plus: {##} {0#} {0%} {+/} {+.} {..} {+..} {...} {+...} {/..} {/...}
+--   --plus, as bash: {:-str} {:N} {:N:M} {#re} {##re} {%re} {%%re}
+--          {/re/str} {//re/str} {/#re/str} {/%re/str} {^re} {^^re} {,re} {,,re}
+--          (re a Perl regexp, par.cli.regexp; all positional too: {2#re})
 --   --rpl '{TAG} code'          a replacement string of one's own
 --
 -- A value is quoted for the shell as GNU parallel quotes it; a job's values
 -- are joined by spaces.  A template without any replacement string gets
 -- the arguments appended.
 local errors = require "par.cli.errors"
+local regexp = require "par.cli.regexp"
 
 local M = {}
 
 local type, tostring, tonumber, ipairs, pairs, pcall, load, setmetatable =
   type, tostring, tonumber, ipairs, pairs, pcall, load, setmetatable
-local format, concat = string.format, table.concat
+local format, concat, upper, lower = string.format, table.concat, string.upper, string.lower
+local min = math.min
 local usage_error = errors.usage
 
 --- The placeholder the core replaces by a job's slot when it starts it
@@ -77,6 +82,92 @@ local PLUS_MODS = {
   ["/.."] = function(v) return (exts(base(v), 2)) end,
   ["/..."] = function(v) return (exts(base(v), 3)) end,
 }
+
+-- }======================================================================
+
+-- {======================================================================
+-- --plus's bash-like strings: GNU parallel's --rpl definitions of them
+-- (%Global::plus), each a Perl s/// with the user's text as its regexp
+
+-- A Perl regexp of the text of a --plus string 'token', or the end.
+local function perl_regexp(re, token)
+  local rx, err = regexp.compile(re)
+  if not rx then errors.config(format("--plus's %s: the Perl regexp %s", token, err)) end
+  return rx
+end
+
+-- s/rx/repl/ (g: every match), repl(whole, caps) -> text.
+local function subst(re, token, repl, g)
+  local rx = perl_regexp(re, token)
+  return function(v) return regexp.gsub(rx, v, repl, g) end
+end
+
+local function first_cap(_, caps) return caps[1] or "" end
+local function text_of(str) return function() return str end end
+local function upper_cap(_, caps) return upper(caps[1]) end
+local function lower_cap(_, caps) return lower(caps[1]) end
+
+-- A number of {:N:M} that string.sub takes (Perl's substr, huge or not).
+local function count(n) return min(tonumber(n), 2 ^ 31) // 1 end
+
+-- Each string after its "{": a Lua pattern of the rest, and
+-- function(token, a, b) -> function(value) of its captures.  In GNU's
+-- order (the longest definition first), which matters where two match.
+local BASH = {
+  { "/([^#%%}/]+)/([^}]*)}", function(t, re, str) return subst(re, t, text_of(str)) end },
+  { "/#([^}][^}]-)/([^}]*)}", function(t, re, str) return subst("^" .. re, t, text_of(str), true) end },
+  { "/%%([^}][^}]-)/([^}]*)}", function(t, re, str) return subst(re .. "$", t, text_of(str), true) end },
+  { "//([^}][^}]-)/([^}]*)}", function(t, re, str) return subst(re, t, text_of(str), true) end },
+  { "##([^#}][^}]*)}", function(t, re) return subst("^" .. re, t, text_of("")) end },
+  { ":(%d+):(%d+)}", function(_, n, m)
+    n, m = count(n), count(m)
+    return function(v) return v:sub(n + 1, n + m) end
+  end },
+  { "#([^#}][^}]*)}", function(t, re) return subst("^" .. regexp.ungreedy(re) .. "(.*)", t, first_cap) end },
+  { ":%-([^}]+)}", function(_, str)
+    return function(v) return (v == "" or v == "0") and str or v end   -- Perl's $_ ||= str
+  end },
+  { "%%%%([^}]+)}", function(t, re) return subst(re .. "$", t, text_of("")) end },
+  { "%^%^([^}]+)}", function(t, re) return subst("(" .. re .. ")", t, upper_cap, true) end },
+  { ",,([^}]+)}", function(t, re) return subst("(" .. re .. ")", t, lower_cap, true) end },
+  { "%%([^}]+)}", function(t, re) return subst("(.*)" .. regexp.ungreedy(re) .. "$", t, first_cap) end },
+  { "%^([^}]+)}", function(t, re) return subst("^(" .. re .. ")", t, upper_cap) end },
+  { ",([^}]+)}", function(t, re) return subst("^(" .. re .. ")", t, lower_cap) end },
+  { ":(%d+)}", function(_, n)
+    n = count(n)
+    return function(v) return v:sub(n + 1) end
+  end },
+}
+
+-- The captures of 'pat' at 'at' of s, and the index after the match
+-- ('pat' ends in "()"); nil if it does not match there.
+local function captures(s, pat, at)
+  local caps = { s:match(pat, at) }
+  if #caps == 0 then return nil end
+  local stop = table.remove(caps)
+  return caps, stop
+end
+
+-- A --plus bash-like string at 'at' of s, {str} or {N str}: its part
+-- and its end; nil if there is none, or if it would span a word boundary
+-- of 'bounds' (GNU parallel looks in each word of the command).
+local function bash_part(s, at, bounds)
+  for _, b in ipairs(BASH) do
+    local n
+    local caps, stop = captures(s, "^{" .. b[1] .. "()", at)
+    if not caps then
+      caps, stop = captures(s, "^{(%-?%d+)%s*" .. b[1] .. "()", at)
+      n = caps and tonumber(table.remove(caps, 1))
+    end
+    if caps and n ~= 0 then
+      for k = at, stop - 1 do
+        if bounds and bounds[k] then return nil end
+      end
+      return { pos = n, fn = b[2](s:sub(at, stop - 1), caps[1], caps[2]) }, stop
+    end
+  end
+  return nil
+end
 
 -- }======================================================================
 
@@ -169,8 +260,9 @@ local function code_part(s, at, nexpr)
   return { pos = tonumber(n), fn = lua_code(code, where) }, stop
 end
 
--- The parts of string s.
-local function parse(s, tokens, o, counts)
+-- The parts of string s ('bounds': the indexes of the spaces that join
+-- the command's words, if it is their line).
+local function parse(s, tokens, o, counts, bounds)
   local parts, lit, i = {}, {}, 1
   local function flush()
     if #lit > 0 then parts[#parts + 1] = concat(lit); lit = {} end
@@ -181,11 +273,8 @@ local function parse(s, tokens, o, counts)
       if s:sub(i, i + #t.text - 1) == t.text then part, stop = t.part, i + #t.text; break end
     end
     if not part and s:byte(i) == 123 then   -- "{"
-      local bash = o.plus and s:match("^{[:#%%/^,][^}]*}", i)
-      if bash then                  -- GNU's bash-like --plus strings: not done
-        errors.unsupported(("--plus's %s is not supported"):format(bash))
-      end
       part, stop = positional(s, i, o.plus)
+      if not part and o.plus then part, stop = bash_part(s, i, bounds) end
       if not part then
         counts.code = counts.code + 1
         part, stop = code_part(s, i, counts.code)
@@ -229,7 +318,12 @@ function M.compile(words, o)
   end
   -- without -q the words are one shell line, and -X's context is a word of it
   if not o.quote then
-    local line = parse(concat(words, " "), tokens, o, { n = 0, code = 0 })
+    local bounds, at = {}, 0
+    for k = 1, #words - 1 do
+      at = at + #words[k] + 1
+      bounds[at] = true
+    end
+    local line = parse(concat(words, " "), tokens, o, { n = 0, code = 0 }, bounds)
     wordparts = {}
     local cur = {}
     for _, p in ipairs(line) do
@@ -266,7 +360,9 @@ function M.compile(words, o)
     end
     if part.pos then
       local k = part.pos < 0 and #vals + part.pos + 1 or part.pos
-      local t, uq = part.fn(vals[k] or "", job)
+      -- as GNU parallel: a value the job lacks is nothing, its code not run
+      if vals[k] == nil then return o.quote and "''" or "" end
+      local t, uq = part.fn(vals[k], job)
       return uq and t or M.quote(t)
     end
     local out = {}
@@ -331,7 +427,7 @@ function M.compile(words, o)
         local vals = job.values
         if p.pos then
           local n = p.pos < 0 and #vals + p.pos + 1 or p.pos
-          out[k] = (p.fn(vals[n] or "", job))
+          out[k] = vals[n] and (p.fn(vals[n], job)) or ""
         else
           local each = {}
           for n = 1, #vals do each[n] = (p.fn(vals[n], job)) end
