@@ -32,6 +32,13 @@ local function plus(words, args)
   return out
 end
 
+local function sorted(s)
+  local t = {}
+  for line in s:gmatch("[^\n]+") do t[#t + 1] = line end
+  table.sort(t)
+  return t
+end
+
 describe("par.cli.regexp", function()
   -- each: regexp, subject, s/re/<$&>/g, s/re/<$&>/ as perl prints them
   local PERL = {
@@ -169,5 +176,44 @@ describe("par --plus's bash-like strings", function()
     out, err, status = par { "-k", "--plus", "echo", "{%(?<=a)}", ":::", "abc" }
     assert.are.same({ "", "par: --plus's {%(?<=a)}: the Perl regexp '(.*)(?<=a)$': (?< is not supported\n",
       255 }, { out, err, status })
+  end)
+end)
+
+describe("par's {%} where GNU parallel shows the job slot", function()
+  it("--dry-run gives the slots 1 to -j in turn", function()
+    local out, err, status = par { "-k", "--dry-run", "-j2", "--tagstring", "<{%}>", "echo", "{%}",
+      ":::", "a", "b", "c" }
+    assert.are.same({ "<1>\techo 1\n<2>\techo 2\n<1>\techo 1\n", "", 0 }, { out, err, status })
+  end)
+
+  it("-t prints each command as it starts, with its slot", function()
+    local out, err, status = par { "-k", "-t", "-j1", "echo", "{%}{}", ":::", "a", "b" }
+    assert.are.same({ "1a\n1b\n", "echo 1a\necho 1b\n", 0 }, { out, err, status })
+    out, err, status = par { "-t", "-j2", "echo {%}; sleep 0.3", ":::", "a", "b" }
+    assert.are.same({ { "1", "2" }, { "echo 1; sleep 0.3", "echo 2; sleep 0.3" }, 0 },
+      { sorted(out), sorted(err), status })
+  end)
+
+  it("--tagstring, -v, --results names and the joblog show the slot", function()
+    local out, err, status = par { "-k", "-j1", "-v", "--tagstring", "{%}-{}", "echo", "{%}", ":::", "a", "b" }
+    assert.are.same({ "1-a\techo 1\n1-a\t1\n1-b\techo 1\n1-b\t1\n", "", 0 }, { out, err, status })
+    local dir = H.tmpdir(finally)
+    out, err, status = par { "-k", "-j1", "--results", dir .. "/r{%}/", "--joblog", dir .. "/log", "echo",
+      "{%}", ":::", "a" }
+    assert.are.same({ "", "", 0 }, { out, err, status })
+    assert.are.equal("1\n", H.readfile(dir .. "/r1/stdout"))
+    assert.matches("\techo 1\n$", H.readfile(dir .. "/log"))
+  end)
+
+  it("--line-buffer tags each line with the slot of its job", function()
+    local out, err, status = par { "-j2", "--line-buffer", "--tagstring", "{%}", "echo $PARALLEL_JOBSLOT",
+      ":::", "a", "b", "c", "d" }
+    assert.are.same({ "", 0 }, { err, status })
+    local n = 0
+    for tag, slot in out:gmatch("(%d)\t(%d) %a\n") do
+      assert.are.equal(slot, tag)
+      n = n + 1
+    end
+    assert.are.equal(4, n)
   end)
 end)

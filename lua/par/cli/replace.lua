@@ -31,6 +31,11 @@ local usage_error = errors.usage
 -- (par.run's slotmark): {%} has no value before then.
 M.SLOTMARK = "\27%slot\27"
 
+--- s with each SLOTMARK in it made 'slot' (digits).
+function M.with_slot(s, slot)
+  return (s:gsub("\27%%slot\27", slot))
+end
+
 --- s quoted for the shell as GNU parallel quotes it: left alone when it
 -- holds only letters, digits and -./+_, otherwise in single quotes.
 function M.quote(s)
@@ -413,12 +418,25 @@ function M.compile(words, o)
 
   -- --tagstring: its replacement strings, unquoted (each string parsed once)
   local parsed = {}
-  function tpl.text(s, job)
+  local function parts_of(s)
     local parts = parsed[s]
     if not parts then
       parts = parse(s, tokens, o, { n = 0, code = 0 })
       parsed[s] = parts
     end
+    return parts
+  end
+
+  --- Whether s (a --tagstring, a --results name) has {%}.
+  function tpl.has_slot(s)
+    for _, p in ipairs(parts_of(s)) do
+      if type(p) == "table" and p.slot then return true end
+    end
+    return false
+  end
+
+  function tpl.text(s, job)
+    local parts = parts_of(s)
     local out = {}
     for k, p in ipairs(parts) do
       if type(p) == "string" then
