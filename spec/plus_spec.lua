@@ -147,7 +147,8 @@ describe("par --plus's bash-like strings", function()
   end)
 
   it("does each value of -X and -N alone", function()
-    local out, err, status = par { "-k", "-j1", "--plus", "-X", "echo", "{:-x}", "{#a}", ":::", "", "ab", "ac" }
+    local out, err, status = par { "-k", "-j1", "--plus", "-X", "echo", "{:-x}", "{#a}",
+      ":::", "", "ab", "ac" }
     assert.are.same({ "x ab ac  b c\n", "", 0 }, { out, err, status })
   end)
 
@@ -174,8 +175,9 @@ describe("par --plus's bash-like strings", function()
     assert.are.same({ "", "par: --plus's {#[}: the Perl regexp '^[(.*)': unmatched [\n", 255 },
       { out, err, status })
     out, err, status = par { "-k", "--plus", "echo", "{%(?<=a)}", ":::", "abc" }
-    assert.are.same({ "", "par: --plus's {%(?<=a)}: the Perl regexp '(.*)(?<=a)$': (?< is not supported\n",
-      255 }, { out, err, status })
+    assert.are.same({ "",
+      "par: --plus's {%(?<=a)}: the Perl regexp '(.*)(?<=a)$': (?< is not supported\n", 255 },
+      { out, err, status })
   end)
 end)
 
@@ -195,19 +197,20 @@ describe("par's {%} where GNU parallel shows the job slot", function()
   end)
 
   it("--tagstring, -v, --results names and the joblog show the slot", function()
-    local out, err, status = par { "-k", "-j1", "-v", "--tagstring", "{%}-{}", "echo", "{%}", ":::", "a", "b" }
+    local out, err, status = par { "-k", "-j1", "-v", "--tagstring", "{%}-{}", "echo", "{%}",
+      ":::", "a", "b" }
     assert.are.same({ "1-a\techo 1\n1-a\t1\n1-b\techo 1\n1-b\t1\n", "", 0 }, { out, err, status })
     local dir = H.tmpdir(finally)
-    out, err, status = par { "-k", "-j1", "--results", dir .. "/r{%}/", "--joblog", dir .. "/log", "echo",
-      "{%}", ":::", "a" }
+    out, err, status = par { "-k", "-j1", "--results", dir .. "/r{%}/", "--joblog", dir .. "/log",
+      "echo", "{%}", ":::", "a" }
     assert.are.same({ "", "", 0 }, { out, err, status })
     assert.are.equal("1\n", H.readfile(dir .. "/r1/stdout"))
     assert.matches("\techo 1\n$", H.readfile(dir .. "/log"))
   end)
 
   it("--line-buffer tags each line with the slot of its job", function()
-    local out, err, status = par { "-j2", "--line-buffer", "--tagstring", "{%}", "echo $PARALLEL_JOBSLOT",
-      ":::", "a", "b", "c", "d" }
+    local out, err, status = par { "-j2", "--line-buffer", "--tagstring", "{%}",
+      "echo $PARALLEL_JOBSLOT", ":::", "a", "b", "c", "d" }
     assert.are.same({ "", 0 }, { err, status })
     local n = 0
     for tag, slot in out:gmatch("(%d)\t(%d) %a\n") do

@@ -114,7 +114,7 @@ local function class(re, i)
       else lo, i = byte(c), i + 1 end
       if s then
         for b in pairs(s) do set[b] = true end
-      elseif sub(re, i, i) == "-" and sub(re, i + 1, i + 1) ~= "]" and sub(re, i + 1, i + 1) ~= "" then
+      elseif sub(re, i, i) == "-" and not find(sub(re, i + 1, i + 1), "^%]?$") then  -- a range
         local hi
         if sub(re, i + 1, i + 1) == "\\" then hi, s, i = escape(re, i + 2)
         else hi, i = byte(re, i + 1), i + 2 end
@@ -159,7 +159,8 @@ local function piece(re, i, st)
   if c == "(" then
     local n
     if sub(re, i + 1, i + 2) == "?:" then i = i + 3
-    elseif sub(re, i + 1, i + 1) == "?" then bad(re, "(?" .. sub(re, i + 2, i + 2) .. " is not supported")
+    elseif sub(re, i + 1, i + 1) == "?" then
+      bad(re, "(?" .. sub(re, i + 2, i + 2) .. " is not supported")
     else st.groups = st.groups + 1; n = st.groups; i = i + 1 end
     local inner
     inner, i = parse_alt(re, i, st)

@@ -115,33 +115,48 @@ local function lower_cap(_, caps) return lower(caps[1]) end
 -- A number of {:N:M} that string.sub takes (Perl's substr, huge or not).
 local function count(n) return min(tonumber(n), 2 ^ 31) // 1 end
 
+-- GNU's s/FMT/REPL/ (g: every match), the user's text in FMT at %s (at
+-- %u: made ungreedy first, GNU's make_regexp_ungreedy); REPL nil: the
+-- string's second part, {/re/str}'s str.
+local function s_form(fmt, repl, g)
+  return function(token, re, str)
+    local text = fmt:gsub("%%([su])", function(c) return c == "u" and regexp.ungreedy(re) or re end)
+    return subst(text, token, repl or text_of(str), g)
+  end
+end
+
+-- {:N:M}, {:N} and {:-str}
+local function substring(_, n, m)
+  n, m = count(n), count(m)
+  return function(v) return v:sub(n + 1, n + m) end
+end
+local function drop(_, n)
+  n = count(n)
+  return function(v) return v:sub(n + 1) end
+end
+local function default(_, str)
+  return function(v) return (v == "" or v == "0") and str or v end   -- Perl's $_ ||= str
+end
+
 -- Each string after its "{": a Lua pattern of the rest, and
 -- function(token, a, b) -> function(value) of its captures.  In GNU's
 -- order (the longest definition first), which matters where two match.
 local BASH = {
-  { "/([^#%%}/]+)/([^}]*)}", function(t, re, str) return subst(re, t, text_of(str)) end },
-  { "/#([^}][^}]-)/([^}]*)}", function(t, re, str) return subst("^" .. re, t, text_of(str), true) end },
-  { "/%%([^}][^}]-)/([^}]*)}", function(t, re, str) return subst(re .. "$", t, text_of(str), true) end },
-  { "//([^}][^}]-)/([^}]*)}", function(t, re, str) return subst(re, t, text_of(str), true) end },
-  { "##([^#}][^}]*)}", function(t, re) return subst("^" .. re, t, text_of("")) end },
-  { ":(%d+):(%d+)}", function(_, n, m)
-    n, m = count(n), count(m)
-    return function(v) return v:sub(n + 1, n + m) end
-  end },
-  { "#([^#}][^}]*)}", function(t, re) return subst("^" .. regexp.ungreedy(re) .. "(.*)", t, first_cap) end },
-  { ":%-([^}]+)}", function(_, str)
-    return function(v) return (v == "" or v == "0") and str or v end   -- Perl's $_ ||= str
-  end },
-  { "%%%%([^}]+)}", function(t, re) return subst(re .. "$", t, text_of("")) end },
-  { "%^%^([^}]+)}", function(t, re) return subst("(" .. re .. ")", t, upper_cap, true) end },
-  { ",,([^}]+)}", function(t, re) return subst("(" .. re .. ")", t, lower_cap, true) end },
-  { "%%([^}]+)}", function(t, re) return subst("(.*)" .. regexp.ungreedy(re) .. "$", t, first_cap) end },
-  { "%^([^}]+)}", function(t, re) return subst("^(" .. re .. ")", t, upper_cap) end },
-  { ",([^}]+)}", function(t, re) return subst("^(" .. re .. ")", t, lower_cap) end },
-  { ":(%d+)}", function(_, n)
-    n = count(n)
-    return function(v) return v:sub(n + 1) end
-  end },
+  { "/([^#%%}/]+)/([^}]*)}", s_form("%s") },
+  { "/#([^}][^}]-)/([^}]*)}", s_form("^%s", nil, true) },
+  { "/%%([^}][^}]-)/([^}]*)}", s_form("%s$", nil, true) },
+  { "//([^}][^}]-)/([^}]*)}", s_form("%s", nil, true) },
+  { "##([^#}][^}]*)}", s_form("^%s", text_of("")) },
+  { ":(%d+):(%d+)}", substring },
+  { "#([^#}][^}]*)}", s_form("^%u(.*)", first_cap) },
+  { ":%-([^}]+)}", default },
+  { "%%%%([^}]+)}", s_form("%s$", text_of("")) },
+  { "%^%^([^}]+)}", s_form("(%s)", upper_cap, true) },
+  { ",,([^}]+)}", s_form("(%s)", lower_cap, true) },
+  { "%%([^}]+)}", s_form("(.*)%u$", first_cap) },
+  { "%^([^}]+)}", s_form("^(%s)", upper_cap) },
+  { ",([^}]+)}", s_form("^(%s)", lower_cap) },
+  { ":(%d+)}", drop },
 }
 
 -- The captures of 'pat' at 'at' of s, and the index after the match
