@@ -126,6 +126,8 @@ local cases = {
   { "parallel -k -j1 --plus -X echo {:-x} {#a} ::: '' ab ac" },
   { "parallel -k --plus --tagstring '{:-T}{%x}' echo {} ::: '' xbx" },
   { "parallel -k --plus echo {3:-x} {3.} x ::: a ::: b" },
+  { "parallel -k -j1 -N2 --plus echo {slot} {} ::: a b c" },
+  { "parallel -k -j1 --plus -q echo {slot} ::: a" },
   { "parallel -k echo {3} ::: A ::: B" },
   { "parallel -k echo {} {}.out ::: x" },
   { "parallel -k echo {} ::: '*' '$HOME' '`date`'" },

@@ -165,6 +165,13 @@ describe("par --plus's bash-like strings", function()
     assert.are.same({ "T\t\nxbxxb\txbx\n", "", 0 }, { out, err, status })
   end)
 
+  it("{slot} is $PARALLEL_JOBSLOT, once a job, for the shell (text with -q)", function()
+    local out, err, status = par { "-k", "-j1", "-N2", "--plus", "echo", "{slot}", "{}", ":::", "a", "b", "c" }
+    assert.are.same({ "1 a b\n1 c\n", "", 0 }, { out, err, status })
+    out, err, status = par { "-k", "-q", "--plus", "echo", "{slot}", ":::", "a" }
+    assert.are.same({ "${PARALLEL_JOBSLOT}\n", "", 0 }, { out, err, status })
+  end)
+
   it("is text without --plus", function()
     local out, err, status = par { "-k", "echo", "{:-x}", ":::", "" }
     assert.are.same({ "{:-x} \n", "", 0 }, { out, err, status })

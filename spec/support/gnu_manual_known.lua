@@ -19,7 +19,6 @@ return {
   ["parallel -j 0x echo ::: a"] =
     "intentional: par writes a one-line usage error on stderr; GNU prints its usage text on stdout",
   -- par bugs found by this spec, not fixed yet (out of time)
-  ["parallel -k echo ::: a ::: "] = "par bug: an empty ::: source gives no jobs; GNU gives one empty argument",
   ["seq 4 | parallel -k -n2 -X echo x{}y"] =
     "-n with -X: GNU parallel spreads the last arguments over the job slots (x3y, x4y), par keeps -n of them a job",
   ["parallel -k --joblog - echo ::: a b | cut -f1,2,5-7,9"] =

@@ -8,6 +8,7 @@
 --   {#} {%}                     the job's sequence number and its slot
 --   {= code =} {=N code =}      a Lua expression (or statements) over _
 --   --plus: {##} {0#} {0%} {+/} {+.} {..} {+..} {...} {+...} {/..} {/...}
+--          {slot} ($PARALLEL_JOBSLOT)
 --   --plus, as bash: {:-str} {:N} {:N:M} {#re} {##re} {%re} {%%re}
 --          {/re/str} {//re/str} {/#re/str} {/%re/str} {^re} {^^re} {,re} {,,re}
 --          (re a Perl regexp, par.cli.regexp; all positional too: {2#re})
@@ -228,7 +229,7 @@ end
 
 -- A part of a template is a literal string, or a table:
 --   { pos = N or nil, fn = function(value, job) -> text[, unquoted] }
---   { seq = true, pad = bool }, { slot = true }, { total = true }
+--   { seq = true, pad = bool }, { slot = true }, { total = true }, { raw = text }
 -- where pos nil means every value of the job.
 
 -- The replacement strings of 'o' (-I, --er, ... and --plus, --rpl) as a
@@ -248,6 +249,7 @@ local function fixed_tokens(o)
     add("{##}", { total = true })
     add("{0#}", { seq = true, pad = true })
     add("{0%}", { slot = true })
+    add("{slot}", { raw = "${PARALLEL_JOBSLOT}" })   -- once a job, for the shell to expand
     for m, fn in pairs(PLUS_MODS) do add("{" .. m .. "}", { fn = fn }) end
   end
   for name, pos in pairs(o.header_names or {}) do
@@ -373,6 +375,7 @@ function M.compile(words, o)
     end
     if part.slot then return M.SLOTMARK end
     if part.total then return tostring(job.total) end
+    if part.raw then return o.quote and M.quote(part.raw) or part.raw end   -- -q: as GNU, text
     local vals = job.values
     if v ~= nil then
       local t, uq = part.fn(v, job)
