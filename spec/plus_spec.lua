@@ -181,6 +181,11 @@ describe("par --plus's bash-like strings", function()
     local out, err, status = par { "-k", "--plus", "echo", "{#[}", ":::", "abc" }
     assert.are.same({ "", "par: --plus's {#[}: the Perl regexp '^[(.*)': unmatched [\n", 255 },
       { out, err, status })
+    local dir = H.tmpdir(finally)
+    H.writefile(dir .. "/long", ("a"):rep(500000) .. "\n")
+    out, err, status = par { "-k", "--plus", "echo", "{//(a)*/x}", "::::", dir .. "/long" }
+    assert.are.same({ "", "par: --plus's {//(a)*/x}: a value of 500000 bytes is too long for its regexp\n",
+      255 }, { out, err, status })
     out, err, status = par { "-k", "--plus", "echo", "{%(?<=a)}", ":::", "abc" }
     assert.are.same({ "",
       "par: --plus's {%(?<=a)}: the Perl regexp '(.*)(?<=a)$': (?< is not supported\n", 255 },

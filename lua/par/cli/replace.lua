@@ -102,10 +102,19 @@ local function perl_regexp(re, token)
   return rx
 end
 
--- s/rx/repl/ (g: every match), repl(whole, caps) -> text.
+-- s/rx/repl/ (g: every match), repl(whole, caps) -> text.  The matcher
+-- recurses once a repeat of a group: a long enough value overflows it.
 local function subst(re, token, repl, g)
   local rx = perl_regexp(re, token)
-  return function(v) return regexp.gsub(rx, v, repl, g) end
+  return function(v)
+    local ok, r = pcall(regexp.gsub, rx, v, repl, g)
+    if ok then return r end
+    errors.rethrow_interrupt(r)
+    if type(r) == "string" and r:find("stack overflow", 1, true) then
+      errors.config(format("--plus's %s: a value of %d bytes is too long for its regexp", token, #v))
+    end
+    error(r, 0)
+  end
 end
 
 local function first_cap(_, caps) return caps[1] or "" end
