@@ -172,6 +172,13 @@ describe("par --plus's bash-like strings", function()
     assert.are.same({ "${PARALLEL_JOBSLOT}\n", "", 0 }, { out, err, status })
   end)
 
+  it("ends the command with one line for the --plus strings it does not do", function()
+    for _, s in ipairs { "{choose_k}", "{uniq}", "{host}", "{sshlogin}", "{hgrp}", "{agrp}" } do
+      local out, err, status = par { "-k", "--plus", "echo", s, ":::", "a" }
+      assert.are.same({ "", "par: --plus's " .. s .. " is not supported\n", 255 }, { out, err, status })
+    end
+  end)
+
   it("is text without --plus", function()
     local out, err, status = par { "-k", "echo", "{:-x}", ":::", "" }
     assert.are.same({ "{:-x} \n", "", 0 }, { out, err, status })

@@ -241,6 +241,10 @@ end
 --   { seq = true, pad = bool }, { slot = true }, { total = true }, { raw = text }
 -- where pos nil means every value of the job.
 
+-- --plus's strings par does not do: they skip jobs ({choose_k}, {uniq}),
+-- or name the ssh host of the job.
+local PLUS_NOT_DONE = { "{choose_k}", "{uniq}", "{host}", "{sshlogin}", "{hgrp}", "{agrp}" }
+
 -- The replacement strings of 'o' (-I, --er, ... and --plus, --rpl) as a
 -- list of { text, make = function() -> part }, longest text first.
 local function fixed_tokens(o)
@@ -259,6 +263,7 @@ local function fixed_tokens(o)
     add("{0#}", { seq = true, pad = true })
     add("{0%}", { slot = true })
     add("{slot}", { raw = "${PARALLEL_JOBSLOT}" })   -- once a job, for the shell to expand
+    for _, name in ipairs(PLUS_NOT_DONE) do add(name, { not_done = name }) end
     for m, fn in pairs(PLUS_MODS) do add("{" .. m .. "}", { fn = fn }) end
   end
   for name, pos in pairs(o.header_names or {}) do
@@ -310,6 +315,9 @@ local function parse(s, tokens, o, counts, bounds)
         counts.code = counts.code + 1
         part, stop = code_part(s, i, counts.code)
       end
+    end
+    if part and part.not_done then
+      errors.unsupported(format("--plus's %s is not supported", part.not_done))
     end
     if part then
       flush()
