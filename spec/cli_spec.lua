@@ -171,6 +171,22 @@ describe("par command", function()
       assert.are.same({ "x1 a\nx2 a\n", "", 0 }, { par({ "-k", "-a", "x", "echo", ":::", "a" }, { cwd = dir }) })
       assert_usage("':::+' needs an input source before it", par({ "echo", ":::+", "a" }))
     end)
+
+    it("gives an empty source one empty value beside others, and none alone, as GNU parallel", function()
+      assert.are.same({ "x a \nx b \n", "", 0 },
+        { par({ "-k", "echo", "x", ":::", "a", "b", "::::", "/dev/null" }) })
+      assert.are.same({ "x a  b\n", "", 0 }, { par({ "-k", "echo", "x", ":::", "a", ":::", ":::", "b" }) })
+      assert.are.same({ "x a \n", "", 0 }, { par({ "-k", "echo", "x", ":::", "a", ":::" }) })
+      assert.are.same({ "", "", 0 }, { par({ "-k", "echo", "x", ":::", ":::" }) })
+      assert.are.same({ "", "", 0 }, { par({ "-k", "echo", "x", "::::", "/dev/null", "::::", "/dev/null" }) })
+      assert.are.same({ "x \n", "", 0 }, { par({ "-k", "echo", "x", ":::", "" }) })
+    end)
+
+    it("drops a separator that is the last word: stdin is the input, as GNU parallel", function()
+      assert.are.same({ "x q\n", "", 0 }, { par({ "-k", "echo", "x", ":::" }, { input = "q\n" }) })
+      assert.are.same({ "x q\n", "", 0 }, { par({ "-k", "echo", "x", "::::" }, { input = "q\n" }) })
+      assert.are.same({ "", "", 0 }, { par({ "-k", "echo", "x", ":::" }) })
+    end)
   end)
 
   describe("output", function()

@@ -89,6 +89,20 @@ local cases = {
   { "parallel -k --bner ,, echo ,, ::: d/a.x" },
   { "parallel -k --seqreplace ,, echo ,, ::: A B" },
   { "parallel -k -j1 --slotreplace ,, echo ,, ::: A B" },
+  { "parallel -k --dry-run -j1 echo {%} ::: a b" },
+  { "parallel -k --dry-run -j1 --tagstring '<{%}>' echo {} ::: a b" },
+  { "parallel -k -j1 --tagstring '{%}x' echo {} ::: a b c" },
+  { "parallel -k -j1 -v echo {%} ::: a b" },
+  { "parallel -k -t -j1 echo {%} ::: a b", stderr = true },
+  { "parallel -k -j1 --joblog log echo {%} ::: a b; cut -f9 log" },
+  { "parallel -j1 --halt now,fail=1 'echo {%}; false' ::: a", stderr = true },
+  { "parallel -k -j1 --results 'r{%}/' echo {} ::: a; cat r1/stdout" },
+  { "parallel -k echo x ::: a b :::: /dev/null" },
+  { "parallel -k echo x ::: a ::: ::: b" },
+  { "parallel -k echo x ::: a :::" },
+  { "parallel -k echo x ::: :::" },
+  { "parallel -k echo x ::: ''" },
+  { "parallel -k echo x :::", stdin = "q\n" },
   { "parallel -k --plus echo {##} ::: A B C" },
   { "parallel -k --plus echo {0#} ::: A B C D E F G H I J" },
   { "parallel -k --plus echo {+/} {+.} {..} {+..} ::: d/a.tar.gz" },
@@ -98,6 +112,22 @@ local cases = {
   { "parallel -k --plus echo {#a} {%g} ::: abcdefg" },
   { "parallel -k --plus echo {/b/X} ::: abcabc" },
   { "parallel -k --plus echo {^a} {,A} ::: abc" },
+  { "parallel -k --plus echo {:2} {:10:2} {:3:10} {:7:1}x ::: abcdefg" },
+  { "parallel -k --plus echo {:-x} ::: 0 '' 00" },
+  { "parallel -k --plus echo {##z.*z.} {#z.*z.} ::: z.z.z.foo" },
+  { "parallel -k --plus echo {%%.z.*z} {%.z.*z} ::: foo.z.z.z" },
+  { "parallel -k --plus echo {//b/X} {/#a/X} {/%c/X} {/b/} ::: abcabc" },
+  { "parallel -k --plus echo {^^a} '{,,A}' {^^[ab]} '{,[A-C]}' ::: abcab ABCAB" },
+  { "parallel -k --plus echo {1:-x} {2#a} {1:2:3} {-1%c} {2/a/Z} ::: abc '' ::: abcabc" },
+  { "parallel -k --plus echo '{#a|b}' '{#(ab)+}' '{//a|b/-}' '{/\\d/D}' '{#.{2}}' ::: abab1" },
+  { "parallel -k --plus echo '{//b*/-}' '{//x*/-}' '{/%x*/-}' '{^^b*}' ::: abc" },
+  { "parallel -k --plus echo '{/(a)(b)/$2}' '{%%b+}' '{%\\d}' ::: abab1" },
+  { "parallel -k --plus echo {:-no value} '{:-a b}' ::: ''" },
+  { "parallel -k -j1 --plus -X echo {:-x} {#a} ::: '' ab ac" },
+  { "parallel -k --plus --tagstring '{:-T}{%x}' echo {} ::: '' xbx" },
+  { "parallel -k --plus echo {3:-x} {3.} x ::: a ::: b" },
+  { "parallel -k -j1 -N2 --plus echo {slot} {} ::: a b c" },
+  { "parallel -k -j1 --plus -q echo {slot} ::: a" },
   { "parallel -k echo {3} ::: A ::: B" },
   { "parallel -k echo {} {}.out ::: x" },
   { "parallel -k echo {} ::: '*' '$HOME' '`date`'" },
@@ -281,10 +311,11 @@ describe("par beside GNU parallel 20221122 #gnu", function()
 end)
 
 describe("a GNU parallel option par does not do", function()
-  it("ends the command with one line naming a --plus string it does not do", function()
-    local r = gnu.run("par", "parallel -k --plus echo {:-x} ::: a")
+  it("ends the command with one line naming a Perl regexp of --plus it does not take", function()
+    local r = gnu.run("par", "parallel -k --plus echo '{#(?=a)}' ::: abc")
     gnu.clean(r)
-    assert.same({ "par: --plus's {:-x} is not supported\n", 255, "" }, { r.stderr, r.status, r.stdout })
+    assert.same({ "par: --plus's {#(?=a)}: the Perl regexp '^(?=a)(.*)': (?= is not supported\n", 255, "" },
+      { r.stderr, r.status, r.stdout })
   end)
 
   for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--shard 1", "--sql x",

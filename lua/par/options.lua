@@ -325,6 +325,8 @@ M.run = {
     help = "`function(result, i)` on the caller's thread as each command ends" },
   { name = "on_output", check = util.func,
     help = "`function(i, stream, chunk)` as output arrives (`\"stdout\"`, `\"stderr\"`); nothing is captured" },
+  { name = "on_start", check = util.func,
+    help = "`function(i, slot)` on the caller's thread as each command starts, with its job slot" },
   { name = "ordered", check = util.boolean, default = "`false`",
     help = "`par.each`: yield in input order, holding back only what must wait" },
   { name = "progress", check = PROGRESS, default = "`false`", flags = { BAR },

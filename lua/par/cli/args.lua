@@ -349,6 +349,9 @@ function M.parse(argv)
     i = i + 1
   end
   plan.words = words
+  -- GNU parallel drops a separator that is the last word (so stdin is the
+  -- input): its loop over the words ends before it
+  if args[i] ~= nil and args[i + 1] == nil then i = i + 1 end
   if args[i] ~= nil then
     if args[i]:sub(-1) == "+" then usage_error(format("'%s' needs an input source before it", args[i])) end
     plan.sources = sources(opts, args, i)
