@@ -39,15 +39,26 @@ M.DIFFERENCES = {
     text = "`--compress` is accepted and compresses nothing: par holds a job's output in memory up"
       .. " to 1 MiB, then in an unlinked temporary file, as it is; `--compress-program` is not"
       .. " supported." },
-  { short = "-m on a large input fills whole lines first; {%} shows as {%} in --dry-run and -t",
+  { short = "-m on a large input fills whole lines first, then spreads the rest over the jobs",
     text = "`-m` on a large input fills whole lines and spreads only the rest, so its split"
-      .. " differs from GNU parallel's there; `{%}` in `--dry-run` and `-t` output shows as"
-      .. " `{%}` (a slot is known only when the job starts)." },
+      .. " differs from GNU parallel's there." },
+  { short = "--dry-run gives {%} the slots 1, 2 ... -j in turn (GNU's depend on timing)",
+    text = "`--dry-run` gives `{%}` the slots 1, 2 ... -j in turn; GNU parallel's depend on how"
+      .. " fast its dry jobs end (that sequence is one of them)." },
+  { short = "--plus's regexps: par's own Perl-regexp matcher, without lookaround, \\p, (?flags)",
+    text = "`--plus`'s regexps are matched by par's own Perl-regexp matcher (literals, `.`,"
+      .. " classes with `\\d \\w \\s` and `[:alpha:]`, groups, `|`, greedy and lazy quantifiers,"
+      .. " `^ $ \\b \\A \\z \\Z`, back-references). Lookaround, `\\p{..}`, `\\Q..\\E`, possessive"
+      .. " quantifiers and inline modifiers end the command with one line naming them"
+      .. " (`par: --plus's {#(?=a)}: ... (?= is not supported`); a bad regexp is one `par:` line"
+      .. " and exit 255 where GNU parallel prints Perl's error and exits 25; a value of hundreds"
+      .. " of KB against a repeated group is too long for the matcher (a `par:` line)." },
 }
 
 --- GNU parallel's options that par refuses (`par: --X is not supported`).
-M.NOT_DONE = "`--plus`'s bash-like strings (`{:-x}`, `{:2:3}`, `{#re}`, `{%re}`, `{/re/s}`,"
-  .. " `{^a}`, `{,A}`: `par: --plus's {:-x} is not supported`), `--roundrobin`, `--regexp`,"
+M.NOT_DONE = "`--plus`'s `{choose_k}`, `{uniq}`, `{host}`, `{sshlogin}`, `{hgrp}`, `{agrp}`"
+  .. " (`par: --plus's {uniq} is not supported`); `{%}` and `--tagstring` in `--pipe` commands;"
+  .. " `--roundrobin`, `--regexp`,"
   .. " `--group-by`, `--shard`, `--bin`, `--eta`, `--progress`"
   .. " (`--bar` works), `--compress-program`, `--timeout N%`, `-j FILE` re-read as jobs end,"
   .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`, `--env`, and the ssh file"
