@@ -44,6 +44,22 @@ describe("par.run on SSH hosts #ssh", function()
     assert.are.equal(A, res[1].host)
   end)
 
+  it("sends a command's files to its host and brings some back with the option transfer", function()
+    local here = H.tmpdir(finally)
+    H.writefile(here .. "/in.txt", "x\n")
+    local res = par.run({ "tr x y < in.txt > out.txt; pwd; cat out.txt" }, { hosts = { A }, ssh = ssh,
+      transfer = function(i)
+        assert.are.equal(1, i)
+        return { send = { here .. "/./in.txt" }, back = { here .. "/./out.txt" }, cleanup = true,
+          wd = "w/x" }
+      end })
+    assert.are.equal(dir .. "/home/w/x\ny\n", res[1].stdout)
+    assert.are.equal("y\n", H.readfile(here .. "/out.txt"))
+    assert.are.same({}, H.lines("ls -A " .. dir .. "/home"))        -- the files, then the dirs
+    assert.has_error(function() par.run({ "true" }, { transfer = {} }) end,
+      "bad argument #2 to 'run' (option 'transfer': function expected, got table)")
+  end)
+
   it("mixes the local machine ':' with remote hosts and logs the host", function()
     local log = os.tmpname()
     finally(function() os.remove(log) end)
@@ -215,6 +231,8 @@ describe("par -S with files, --wd, --onall, --filter-hosts, --env #ssh", functio
     local host = H.lines("cat /proc/sys/kernel/hostname")[1]
     assert.are.equal(home .. "/.parallel/tmp/" .. host .. "-N\n", r.stdout)
     assert.are.equal(0, r.status)
+    r = both("-S 127.0.0.2 -k --pipe -N1 --wd w 'pwd; cat'", { stdin = "a\nb\n" })
+    assert.are.equal(home .. "/w\na\n" .. home .. "/w\nb\n", r.stdout)
   end)
 
   it("--basefile goes to each host before the first job; --cleanup removes it after", function()

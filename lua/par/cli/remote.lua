@@ -297,6 +297,19 @@ local function onall(ro, o, src)
   src.job_of = function(i) return per_host[i] end
 end
 
+-- GNU's warning for files to move with no remote host to move them to.
+local IGNORED = { { "trc", "--trc" }, { "transfer", "--transfer" },
+  { "transferfile", "--transferfile" }, { "return_files", "--return" }, { "cleanup", "--cleanup" },
+  { "basefile", "--basefile" } }
+local function warn_ignored(o)
+  for _, k in ipairs(IGNORED) do
+    if o.given[k[1]] then
+      io.stderr:write("par: Warning: ", k[2], " ignored as there are no remote --sshlogin.\n")
+      return
+    end
+  end
+end
+
 --- Fill in par.run's options 'ro' for the remote options of 'o', for the
 -- jobs of 'src' (see par.cli.jobs): env, the host list, each job's files;
 -- send the basefiles.  Returns a function to call after the last job.
@@ -304,6 +317,7 @@ function M.setup(ro, o, src)
   apply_env(ro, o)
   if ro.hosts and o.filter_hosts then filter_hosts(ro) end
   local remote = #remote_hosts(ro) > 0
+  if not remote then warn_ignored(o) end
   if o.cwd == "..." and (not remote or has_local(ro)) then
     usage_error("--wd ... is a new dir on each remote host: not supported for jobs on this machine")
   end
@@ -311,9 +325,11 @@ function M.setup(ro, o, src)
     -- the core would apply cwd to the local ssh too: with ':' among the
     -- hosts, --wd DIR is this machine's too, and must be here
     if not has_local(ro) or o.cwd == "." then ro.cwd = nil end
+    -- a job without files of its own (--pipe's blocks) still gets --wd
+    local plain = o.cwd and o.cwd ~= "." and o.cwd ~= "..." and { wd = o.cwd } or nil
     if src.cmds then
       local job_of = src.job_of
-      ro.transfer = function(i) local j = job_of(i); return j and j.transfer end
+      ro.transfer = function(i) local j = job_of(i); return j and j.transfer or plain end
     else
       local seen, k, next_job = {}, 0, src.next_job
       src.next_job = function(...)
@@ -321,7 +337,7 @@ function M.setup(ro, o, src)
         if job then k = k + 1; seen[k] = job.transfer end
         return job, fd
       end
-      ro.transfer = function(i) local t = seen[i]; seen[i] = nil; return t end
+      ro.transfer = function(i) local t = seen[i]; seen[i] = nil; return t or plain end
     end
   end
   if remote and o.basefile then send_basefiles(ro, o) end
