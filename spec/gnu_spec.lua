@@ -225,6 +225,8 @@ local cases = {
   { "parallel -k --nonall echo hi" },
   { "parallel -k --onall echo ::: a b" },
   { "parallel -S : -k --onall --tag echo ::: a b" },
+  { "parallel -S : -k --onall -v echo ::: 1 'a b'" },
+  { "parallel -S : -k --onall -t echo ::: 1", stderr = true },
   { "export PV=v; parallel -k --env PV 'echo $PV' ::: 1" },
   { "parallel -k --env _ echo ::: 1" },
   { "parallel -k --filter-hosts echo ::: 1" },

@@ -286,10 +286,13 @@ describe("par -S with files, --wd, --onall, --filter-hosts, --env #ssh", functio
     assert.are.equal("new unset 1\n", r.stdout)
   end)
 
-  it("refuses --wd ... for jobs on this machine", function()
+  it("refuses --wd ... for jobs on this machine, and --joblog with --onall", function()
     local r = run("par", "--wd ... echo ::: 1")
     assert.are.equal("par: --wd ... is a new dir on each remote host: not supported for jobs"
       .. " on this machine\n" .. H.HINT, r.stderr)
     assert.are.equal(255, r.status)
+    r = run("par", "-S 127.0.0.2 --onall --joblog log echo ::: 1")
+    assert.are.same({ "par: --joblog with --onall or --nonall is not supported\n", 255, "" },
+      { r.stderr, r.status, r.stdout })
   end)
 end)

@@ -261,6 +261,7 @@ end
 -- local job that runs every job there in turn (as GNU's sub-parallel
 -- with -j1); its status is the number that failed.
 local function onall(ro, o, src)
+  if ro.joblog then errors.unsupported("--joblog with --onall or --nonall is not supported") end
   local hosts, seen = {}, {}
   for _, spec in ipairs(ro.hosts or { ":" }) do
     if not seen[spec] then seen[spec] = true; hosts[#hosts + 1] = spec end
@@ -274,6 +275,8 @@ local function onall(ro, o, src)
     local name = spec:match("^%d+/(.*)$") or spec
     local lines = { "f=0" }
     for k, job in ipairs(jobs) do
+      local text = quote(job.show or job.text)
+      if o.verbose then lines[#lines + 1] = "printf '%s\\n' " .. text end
       local argv
       if name == ":" then
         argv = table.move(shell, 1, #shell, 1, {})
@@ -292,6 +295,8 @@ local function onall(ro, o, src)
     per_host[n] = { cmd = cmds[n], text = text, show = spec, tag = spec, values = {} }
   end
   ro.hosts, ro.transfer, ro.env = nil, nil, nil
+  -- each host's script prints its commands for -v; -t prints none, as GNU's
+  o.verbose, o.trace = nil, nil
   if o.jobs == nil then ro.jobs = math.max(#hosts, 1) end
   src.cmds, src.next_job = cmds, nil
   src.job_of = function(i) return per_host[i] end
