@@ -253,6 +253,19 @@ local cases = {
   { "seq 3 | parallel -k 'echo {}; seq {}'" },
   { "parallel -k gzip -c '<' {} '>' {}.gz ::: abc-file; gunzip -c abc-file.gz" },
   { "ls abc-file def-file | parallel -k wc -l" },
+  -- The -S options without remote hosts (spec/ssh_spec.lua has them on real ones)
+  { "parallel -k --nonall echo hi" },
+  { "parallel -k --onall echo ::: a b" },
+  { "parallel -S : -k --onall --tag echo ::: a b" },
+  { "parallel -S : -k --onall -v echo ::: 1 'a b'" },
+  { "parallel -S : -k --onall -t echo ::: 1", stderr = true },
+  { "export PV=v; parallel -k --env PV 'echo $PV' ::: 1" },
+  { "parallel -k --env _ echo ::: 1" },
+  { "parallel -k --filter-hosts echo ::: 1" },
+  { "parallel -k --transfer cat ::: abc-file", stderr = true },
+  { "parallel -k --trc {}.x echo ::: abc-file", stderr = true },
+  { "parallel -k --bf abc-file echo ::: 1", stderr = true },
+  { "parallel -S : -k --return x --cleanup echo ::: 1", stderr = true },
 }
 
 local function same_name(s)

@@ -81,7 +81,7 @@ local function push(st, c, i)
     argv[#argv + 1] = c
   end
   local stdin = type(c) == "table" and rawget(c, "stdin") or nil
-  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil, stdin)
+  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell, i) or nil, stdin)
   st.cmd[i] = c
   st.inflight = st.inflight + 1
   if stdin then st.nstdin = st.nstdin + 1; st.stdin_of[i] = true end

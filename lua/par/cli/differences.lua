@@ -53,6 +53,17 @@ M.DIFFERENCES = {
       .. " (`par: --plus's {#(?=a)}: ... (?= is not supported`); a bad regexp is one `par:` line"
       .. " and exit 255 where GNU parallel prints Perl's error and exits 25; a value of hundreds"
       .. " of KB against a repeated group is too long for the matcher (a `par:` line)." },
+  { short = "--env copies variables, not bash functions; no PARALLEL_* variables on ssh hosts",
+    text = "`--env` copies variables only, not bash functions. On remote hosts par does not set"
+      .. " `PARALLEL_SEQ`, `PARALLEL_PID`, `PARALLEL_SSHLOGIN`, `PARALLEL_SSHHOST` or"
+      .. " `PARALLEL_JOBSLOT`. `--record-env` lists only the environment par was started with"
+      .. " (GNU parallel's list also has variables it sets itself)." },
+  { short = "--return quotes a file name once for rsync (GNU: twice, wrong for rsync >= 3.2.4)",
+    text = "`--return` quotes a file name once for rsync (rsync 3.2.4 and later protect remote"
+      .. " arguments); GNU parallel quotes it twice." },
+  { short = "--wd DIR with : among the -S hosts needs DIR on this machine too",
+    text = "`--wd DIR` with `:` among the `-S` hosts also applies `DIR` to the local ssh process,"
+      .. " so `DIR` must exist on this machine too." },
 }
 
 --- GNU parallel's options that par refuses (`par: --X is not supported`).
@@ -61,9 +72,9 @@ M.NOT_DONE = "`--plus`'s `{choose_k}`, `{uniq}`, `{host}`, `{sshlogin}`, `{hgrp}
   .. " `--roundrobin`, `--regexp`,"
   .. " `--group-by`, `--shard`, `--bin`, `--eta`, `--progress`"
   .. " (`--bar` works), `--compress-program`, `--timeout N%`, `-j FILE` re-read as jobs end,"
-  .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`, `--env`, and the ssh file"
-  .. " options (`--transfer`, `--return`, `--cleanup`, `--trc`, `--basefile`, `--onall`,"
-  .. " `--nonall`, `--filter-hosts`)."
+  .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`; `--wd ...` for jobs on this"
+  .. " machine, `--joblog` with `--onall`/`--nonall`, `--rsync-opts`, `--controlmaster`,"
+  .. " `--ssh-delay`, `--hostgroups`."
 
 --- Text without its code marks, for --help.
 function M.plain(s)

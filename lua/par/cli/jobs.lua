@@ -200,6 +200,7 @@ local function run_jobs(src, o, cfg)
   if o.dry_run then return dry_run(src, o) end
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
+  local finish = require("par.cli.remote").setup(ro, o, src)                     -- -S hook
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
     or o.files and require("par.cli.results").files_sink(o) or output.printer(o))
   local user_done = values.on_done
@@ -265,6 +266,7 @@ local function run_jobs(src, o, cfg)
   local ok, err = pcall(stream_each, src, ro, handle)
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
+  finish()
   local status = halt_status and halt_status()
   if status then return nfailed, status end
   return nfailed
@@ -358,7 +360,12 @@ local function command_jobs(o, plan, block)
   local nslots = resolve_jobs(o.jobs or par.cpus())
   local multi = o.multi
   local per = o.max_args or o.max_lines or 1
-  local next_record, names, listed = input.records(o, plan, block)
+  local next_record, names, listed
+  if o.nonall then
+    next_record, listed = require("par.cli.remote").no_input(), true                -- -S hook
+  else
+    next_record, names, listed = input.records(o, plan, block)
+  end
   if o.max_lines then next_record = continued(next_record) end
   local tpl = replace.compile(plan.words, template_options(o, names))
   local nice = o.nice and o.nice ~= 0 and ("exec nice -n " .. o.nice .. " /bin/sh -c ")
@@ -374,9 +381,10 @@ local function command_jobs(o, plan, block)
     if o.tee then cmd = require("par.cli.pipe").tee_cmd(o, cmd) end
     local tag = o.tagstring and tpl.text(o.tagstring, job) or concat(values, " ")
     local res = o.results and tpl.text(o.results, job)
-    return { cmd = cmd, text = text, tag = tag, values = values, results = res }
+    return { cmd = cmd, text = text, tag = tag, values = values, results = res,
+      transfer = require("par.cli.remote").job_files(o, tpl, job) }
   end
-  local needs_all = listed or tpl.total or o.shuf or multi
+  local needs_all = listed or tpl.total or o.shuf or multi or o.onall
   if needs_all then
     local recs = {}
     while true do
