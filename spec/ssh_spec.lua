@@ -258,6 +258,12 @@ describe("par -S with files, --wd, --onall, --filter-hosts, --env #ssh", functio
     assert.are.equal("", r.there)
   end)
 
+  it("takes the hosts of every -S, not only the last", function()
+    local r = both("-S 127.0.0.3 -S 127.0.0.2 -k --tag --nonall 'echo hi'")
+    assert.are.equal("127.0.0.2\thi\n127.0.0.3\thi\n", r.stdout)
+    assert.are.equal(0, r.status)
+  end)
+
   it("--filter-hosts drops a host that is down, with a warning; none left is an error", function()
     local r = both("-S 127.0.0.2,127.0.0.9 --filter-hosts -k 'echo {}' ::: 1 2")
     assert.are.equal("1\n2\n", r.stdout)

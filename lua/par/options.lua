@@ -351,9 +351,10 @@ M.run = {
     help = "minimum seconds between two command starts" },
   { name = "hosts", check = check_hosts, config = table_value,
     flags = { { short = "S", long = "sshlogin", arg = "HOSTS", parse = host_words, key = "sshlogin",
-      help = "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here)" },
-      { long = "sshloginfile", arg = "FILE", key = "sshloginfile",
-        help = "read ssh hosts from FILE, one per line (# comments)" } },
+      multi = true, help = "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here); repeated,"
+        .. " the hosts add up" },
+      { long = "sshloginfile", arg = "FILE", key = "sshloginfile", multi = true,
+        help = "read ssh hosts from FILE, one per line (# comments); repeated, the hosts add up" } },
     help = "`{\"[N/]host\", ...}`: run the commands there over ssh; `\":\"` is this machine" },
   { name = "ssh", check = check_ssh, config = string_or_table, default = "`ssh`",
     flags = { { long = "ssh", arg = "CMD", default = "ssh",

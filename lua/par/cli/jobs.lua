@@ -80,13 +80,17 @@ local function cli_options(call, opts, o)
   return opts
 end
 
--- The config's hosts, then the command line's (-S, --sshloginfile).
+-- The config's hosts, then the command line's: every -S, every --sshloginfile.
 local function host_options(ro, o)
   if not o.sshlogin and not o.sshloginfile then return end
   local hosts = {}
   for _, h in ipairs(ro.hosts or {}) do hosts[#hosts + 1] = h end
-  for _, h in ipairs(o.sshlogin or {}) do hosts[#hosts + 1] = h end
-  for _, h in ipairs(o.sshloginfile and read_hosts(o.sshloginfile) or {}) do hosts[#hosts + 1] = h end
+  for _, list in ipairs(o.sshlogin or {}) do
+    for _, h in ipairs(list) do hosts[#hosts + 1] = h end
+  end
+  for _, path in ipairs(o.sshloginfile or {}) do
+    for _, h in ipairs(read_hosts(path)) do hosts[#hosts + 1] = h end
+  end
   ro.hosts = hosts
 end
 
