@@ -10,6 +10,7 @@ LIBFLAG    ?= -shared
 LIBDIR     ?= $(PREFIX)/lib/lua/5.4
 LUADIR     ?= $(PREFIX)/share/lua/5.4
 BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 WARN        = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -37,9 +38,14 @@ CLI_LUAS = $(wildcard lua/par/cli/*.lua)
 # shim, par.map's workers get no mmap; noenv.so: make tsan's busted helper.
 SHIMS = $(patsubst %.c,%.so,$(wildcard spec/support/*.c))
 
-.PHONY: all deps test test-ssh demo bench install install-lua clean asan tsan valgrind lint fuzz
+.PHONY: all man deps test test-ssh demo bench install install-lua clean asan tsan valgrind lint fuzz
 
-all: par/core.so
+all: par/core.so man
+
+# The man page, made from what --help is made of (doc/mkman.lua).
+man: doc/par.1
+doc/par.1: doc/mkman.lua par/core.so lua/par/options.lua $(CLI_LUAS)
+	$(HERE)$(LUA) doc/mkman.lua > $@.tmp && mv $@.tmp $@
 
 $(B)par/core.so: $(OBJS)
 	@mkdir -p $(@D)
@@ -79,7 +85,8 @@ bench: deps all
 # commands the specs spawn inherit them (which ASan tolerates, but Debian's curl
 # hangs: the curl specs are skipped; the #gnu differential specs run GNU
 # parallel's perl twice a case and test the Lua layer: they are skipped too, and
-# so is the #rss spec, which bounds a peak RSS that ASan's shadow memory inflates).
+# so is the #rss spec, which bounds a peak RSS that ASan's shadow memory inflates,
+# and the #install specs, which run make and luarocks).
 # The 20,000-command load spec is skipped
 # under sanitizers too: its volume is bounded by the machine's spawn rate (about
 # a minute here), and the 1,000-command spec exercises the same paths.
@@ -88,7 +95,7 @@ ASAN = $(SAN) -fsanitize=address,undefined
 asan: deps
 	$(MAKE) B=build/asan/ CFLAGS="$(ASAN)" LDFLAGS="$(ASAN)" build/asan/par/core.so $(SHIMS:%=build/asan/%)
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  $(SANBUSTED) --cpath='build/asan/?.so' --exclude-tags=curl,load,gnu,rss
+	  $(SANBUSTED) --cpath='build/asan/?.so' --exclude-tags=curl,load,gnu,rss,install
 
 # The thread pool under ThreadSanitizer: the par.run specs.
 TSAN = $(SAN) -fsanitize=thread
@@ -140,8 +147,9 @@ lint:
 # par.cli was one file, par/cli.lua, before it became par/cli/: an old one
 # left in LUADIR would shadow par/cli/init.lua, so it goes.
 install: all install-lua
-	install -d $(DESTDIR)$(LIBDIR)/par
+	install -d $(DESTDIR)$(LIBDIR)/par $(DESTDIR)$(MANDIR)/man1
 	install -m 755 par/core.so $(DESTDIR)$(LIBDIR)/par/core.so
+	install -m 644 doc/par.1 $(DESTDIR)$(MANDIR)/man1/par.1
 
 # The Lua modules and bin/par alone (a spec installs them beside the core.so
 # of the build it tests).
@@ -153,4 +161,4 @@ install-lua:
 	install -m 755 bin/par $(DESTDIR)$(BINDIR)/par
 
 clean:
-	rm -rf par src/*.o spec/support/*.so build bench/floor bench/faults
+	rm -rf par doc/par.1 src/*.o spec/support/*.so build bench/floor bench/faults

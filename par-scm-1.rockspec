@@ -30,6 +30,7 @@ build = {
     LIBDIR = "$(LIBDIR)",
     LUADIR = "$(LUADIR)",
     BINDIR = "$(BINDIR)",
+    MANDIR = "$(PREFIX)/share/man",   -- par.1, in the rock's own tree
   },
 }
 -- busted comes from Debian's lua-busted, not from a rock (none is reachable

@@ -2,7 +2,7 @@
 # Install the Debian packages that par's build, tests and demo use, if any is
 # missing.  Needs root (or sudo) and Debian's archive; otherwise says what to do.
 set -e
-PKGS="lua5.4 liblua5.4-dev lua-busted lua-cjson lua-dkjson sqlite3 curl parallel procps openssh-client openssh-server make gcc"
+PKGS="lua5.4 liblua5.4-dev lua-busted lua-cjson lua-dkjson sqlite3 curl parallel procps openssh-client openssh-server make gcc man-db groff-base luarocks rsync"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -57,8 +57,14 @@ static int same_number (lua_State *L, int a, int b) {
   return memcmp(&x, &y, sizeof x) == 0;
 }
 
-/* Entries of 'a' under keys that are not tables must match in 'b'; table
-** keys can't be looked up in a copy, so only their number is compared. */
+/* A table or function key can't be looked up in a copy, where the copy is
+** another object: these are counted, and looked up under their copy when
+** the map has met them already.  Entries of 'a' under other keys must
+** match in 'b'. */
+static int is_object (int type) {
+  return type == LUA_TTABLE || type == LUA_TFUNCTION;
+}
+
 static int same_entries (lua_State *L, int a, int b, int map) {
   long na = 0, nb = 0, ta = 0, tb = 0;
   int ok = 1;
@@ -66,7 +72,15 @@ static int same_entries (lua_State *L, int a, int b, int map) {
   while (ok && lua_next(L, a)) {
     int k = lua_gettop(L) - 1;
     na++;
-    if (lua_type(L, k) == LUA_TTABLE) ta++;
+    if (is_object(lua_type(L, k))) {
+      ta++;
+      lua_pushvalue(L, k);
+      if (lua_rawget(L, map) != LUA_TNIL) {   /* the key's copy */
+        lua_rawget(L, b);
+        ok = same(L, k + 1, k + 2, map);
+      }
+      lua_pop(L, 1);
+    }
     else {
       lua_pushvalue(L, k);
       lua_rawget(L, b);
@@ -82,7 +96,7 @@ static int same_entries (lua_State *L, int a, int b, int map) {
   lua_pushnil(L);
   while (lua_next(L, b)) {
     nb++;
-    tb += lua_type(L, -2) == LUA_TTABLE;
+    tb += is_object(lua_type(L, -2));
     lua_pop(L, 1);
   }
   return na == nb && ta == tb;

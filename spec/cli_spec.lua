@@ -71,8 +71,9 @@ describe("par command", function()
         "-N N", "-n, --max-args N", "-m, --multi", "-X, --context", "-d, --delimiter D", "-C, --colsep RE",
         "-s, --max-chars N", "-I, --replace STR", "--trim n|l|r|lr",
       }
+      local entries = "\n" .. table.concat(H.help_entries(), "\n") .. "\n"
       for _, o in ipairs(opts) do
-        local line = out:match("\n  [ -]*" .. o:gsub("%p", "%%%0") .. " [^\n]*")
+        local line = entries:match("\n  [ -]*" .. o:gsub("%p", "%%%0") .. " [^\n]*")
         assert(line, "no line for " .. o)
         assert.truthy(line:find("%[[^%]]+%]$"), "no default for " .. o)
       end
@@ -169,6 +170,22 @@ describe("par command", function()
       assert.are.same({ "a 1\na 2\nb 1\nb 2\n", "", 0 }, { par({ "-k", "echo", ":::", "a", "b", ":::", "1", "2" }) })
       assert.are.same({ "x1 a\nx2 a\n", "", 0 }, { par({ "-k", "-a", "x", "echo", ":::", "a" }, { cwd = dir }) })
       assert_usage("':::+' needs an input source before it", par({ "echo", ":::+", "a" }))
+    end)
+
+    it("gives an empty source one empty value beside others, and none alone, as GNU parallel", function()
+      assert.are.same({ "x a \nx b \n", "", 0 },
+        { par({ "-k", "echo", "x", ":::", "a", "b", "::::", "/dev/null" }) })
+      assert.are.same({ "x a  b\n", "", 0 }, { par({ "-k", "echo", "x", ":::", "a", ":::", ":::", "b" }) })
+      assert.are.same({ "x a \n", "", 0 }, { par({ "-k", "echo", "x", ":::", "a", ":::" }) })
+      assert.are.same({ "", "", 0 }, { par({ "-k", "echo", "x", ":::", ":::" }) })
+      assert.are.same({ "", "", 0 }, { par({ "-k", "echo", "x", "::::", "/dev/null", "::::", "/dev/null" }) })
+      assert.are.same({ "x \n", "", 0 }, { par({ "-k", "echo", "x", ":::", "" }) })
+    end)
+
+    it("drops a separator that is the last word: stdin is the input, as GNU parallel", function()
+      assert.are.same({ "x q\n", "", 0 }, { par({ "-k", "echo", "x", ":::" }, { input = "q\n" }) })
+      assert.are.same({ "x q\n", "", 0 }, { par({ "-k", "echo", "x", "::::" }, { input = "q\n" }) })
+      assert.are.same({ "", "", 0 }, { par({ "-k", "echo", "x", ":::" }) })
     end)
   end)
 

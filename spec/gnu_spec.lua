@@ -89,6 +89,20 @@ local cases = {
   { "parallel -k --bner ,, echo ,, ::: d/a.x" },
   { "parallel -k --seqreplace ,, echo ,, ::: A B" },
   { "parallel -k -j1 --slotreplace ,, echo ,, ::: A B" },
+  { "parallel -k --dry-run -j1 echo {%} ::: a b" },
+  { "parallel -k --dry-run -j1 --tagstring '<{%}>' echo {} ::: a b" },
+  { "parallel -k -j1 --tagstring '{%}x' echo {} ::: a b c" },
+  { "parallel -k -j1 -v echo {%} ::: a b" },
+  { "parallel -k -t -j1 echo {%} ::: a b", stderr = true },
+  { "parallel -k -j1 --joblog log echo {%} ::: a b; cut -f9 log" },
+  { "parallel -j1 --halt now,fail=1 'echo {%}; false' ::: a", stderr = true },
+  { "parallel -k -j1 --results 'r{%}/' echo {} ::: a; cat r1/stdout" },
+  { "parallel -k echo x ::: a b :::: /dev/null" },
+  { "parallel -k echo x ::: a ::: ::: b" },
+  { "parallel -k echo x ::: a :::" },
+  { "parallel -k echo x ::: :::" },
+  { "parallel -k echo x ::: ''" },
+  { "parallel -k echo x :::", stdin = "q\n" },
   { "parallel -k --plus echo {##} ::: A B C" },
   { "parallel -k --plus echo {0#} ::: A B C D E F G H I J" },
   { "parallel -k --plus echo {+/} {+.} {..} {+..} ::: d/a.tar.gz" },
@@ -98,6 +112,22 @@ local cases = {
   { "parallel -k --plus echo {#a} {%g} ::: abcdefg" },
   { "parallel -k --plus echo {/b/X} ::: abcabc" },
   { "parallel -k --plus echo {^a} {,A} ::: abc" },
+  { "parallel -k --plus echo {:2} {:10:2} {:3:10} {:7:1}x ::: abcdefg" },
+  { "parallel -k --plus echo {:-x} ::: 0 '' 00" },
+  { "parallel -k --plus echo {##z.*z.} {#z.*z.} ::: z.z.z.foo" },
+  { "parallel -k --plus echo {%%.z.*z} {%.z.*z} ::: foo.z.z.z" },
+  { "parallel -k --plus echo {//b/X} {/#a/X} {/%c/X} {/b/} ::: abcabc" },
+  { "parallel -k --plus echo {^^a} '{,,A}' {^^[ab]} '{,[A-C]}' ::: abcab ABCAB" },
+  { "parallel -k --plus echo {1:-x} {2#a} {1:2:3} {-1%c} {2/a/Z} ::: abc '' ::: abcabc" },
+  { "parallel -k --plus echo '{#a|b}' '{#(ab)+}' '{//a|b/-}' '{/\\d/D}' '{#.{2}}' ::: abab1" },
+  { "parallel -k --plus echo '{//b*/-}' '{//x*/-}' '{/%x*/-}' '{^^b*}' ::: abc" },
+  { "parallel -k --plus echo '{/(a)(b)/$2}' '{%%b+}' '{%\\d}' ::: abab1" },
+  { "parallel -k --plus echo {:-no value} '{:-a b}' ::: ''" },
+  { "parallel -k -j1 --plus -X echo {:-x} {#a} ::: '' ab ac" },
+  { "parallel -k --plus --tagstring '{:-T}{%x}' echo {} ::: '' xbx" },
+  { "parallel -k --plus echo {3:-x} {3.} x ::: a ::: b" },
+  { "parallel -k -j1 -N2 --plus echo {slot} {} ::: a b c" },
+  { "parallel -k -j1 --plus -q echo {slot} ::: a" },
   { "parallel -k echo {3} ::: A ::: B" },
   { "parallel -k echo {} {}.out ::: x" },
   { "parallel -k echo {} ::: '*' '$HOME' '`date`'" },
@@ -195,6 +225,8 @@ local cases = {
   { "parallel -k --results out echo ::: A B >/dev/null; find out -type f | sort; cat out/1/A/stdout" },
   { "parallel -k --results out.csv echo ::: A B >/dev/null; cut -d, -f1,2,7-11 out.csv" },
   { "parallel -k --files echo ::: A B | xargs cat" },
+  { "parallel -k --results -.json echo ::: A 'B\"C' | sed 's/\"Starttime.*JobRuntime\": [0-9.]*//'" },
+  { "parallel -k --compress seq ::: 300000 200000 | md5sum" },
 
   -- Jobs and load
   { "parallel -k -j1 echo ::: A B" },
@@ -234,6 +266,19 @@ local cases = {
   { "seq 3 | parallel -k 'echo {}; seq {}'" },
   { "parallel -k gzip -c '<' {} '>' {}.gz ::: abc-file; gunzip -c abc-file.gz" },
   { "ls abc-file def-file | parallel -k wc -l" },
+  -- The -S options without remote hosts (spec/ssh_spec.lua has them on real ones)
+  { "parallel -k --nonall echo hi" },
+  { "parallel -k --onall echo ::: a b" },
+  { "parallel -S : -k --onall --tag echo ::: a b" },
+  { "parallel -S : -k --onall -v echo ::: 1 'a b'" },
+  { "parallel -S : -k --onall -t echo ::: 1", stderr = true },
+  { "export PV=v; parallel -k --env PV 'echo $PV' ::: 1" },
+  { "parallel -k --env _ echo ::: 1" },
+  { "parallel -k --filter-hosts echo ::: 1" },
+  { "parallel -k --transfer cat ::: abc-file", stderr = true },
+  { "parallel -k --trc {}.x echo ::: abc-file", stderr = true },
+  { "parallel -k --bf abc-file echo ::: 1", stderr = true },
+  { "parallel -S : -k --return x --cleanup echo ::: 1", stderr = true },
 }
 
 local function same_name(s)
@@ -292,13 +337,15 @@ describe("par beside GNU parallel 20221122 #gnu", function()
 end)
 
 describe("a GNU parallel option par does not do", function()
-  it("ends the command with one line naming a --plus string it does not do", function()
-    local r = gnu.run("par", "parallel -k --plus echo {:-x} ::: a")
+  it("ends the command with one line naming a Perl regexp of --plus it does not take", function()
+    local r = gnu.run("par", "parallel -k --plus echo '{#(?=a)}' ::: abc")
     gnu.clean(r)
-    assert.same({ "par: --plus's {:-x} is not supported\n", 255, "" }, { r.stderr, r.status, r.stdout })
+    assert.same({ "par: --plus's {#(?=a)}: the Perl regexp '^(?=a)(.*)': (?= is not supported\n", 255, "" },
+      { r.stderr, r.status, r.stdout })
   end)
 
-  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--eta", "--sql x" }) do
+  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--eta", "--sql x",
+      "--compress-program gzip" }) do
     it("ends the command with one line naming it: " .. opt, function()
       local r = gnu.run("par", "parallel " .. opt .. " echo ::: a")
       gnu.clean(r)

@@ -227,4 +227,19 @@ function M.spawn(code)
   return c
 end
 
+--- The entries of `par --help`: each option's line with its continuation
+-- lines (those indented past the names) joined by one space.
+function M.help_entries()
+  local out = {}
+  for _, line in ipairs(M.lines(M.env .. "lua5.4 bin/par --help")) do
+    local more = line:match("^" .. (" "):rep(25) .. "(%S.*)$")
+    if more and #out > 0 and out[#out]:match("^  ") then
+      out[#out] = out[#out] .. (out[#out]:match(" $") and "" or " ") .. more
+    else
+      out[#out + 1] = line
+    end
+  end
+  return out
+end
+
 return M

@@ -85,20 +85,48 @@ describe("--results FILE.csv / .tsv, as GNU parallel", function()
   end)
 end)
 
+describe("--results FILE.json, as GNU parallel", function()
+  local function untimed_json(s)
+    return (s:gsub('"Starttime": [%d.]+, "JobRuntime": [%d.]+', "T"))
+  end
+
+  for _, line in ipairs({
+    "parallel -k --results -.json 'echo {}; echo e >&2' ::: 'a\"b' 'c\\d' ''",
+    "parallel -k --results -.json 'printf \"\\001\\t\\303\\251/\"; exit {2}' ::: x y ::: 0 3",
+    "parallel -k --results -.json --header : echo {h} ::: h q r",
+  }) do
+    it("-.json, a JSON object a line on stdout: " .. line, function()
+      local p, g = gnu.both(line)
+      assert.truthy(g.stdout:find('^{ "Seq": 1, "Host": ":", "Starttime": '), g.stdout)
+      assert.are.equal(untimed_json(g.stdout), untimed_json(p.stdout))
+      assert.are.equal(g.status, p.status)
+      gnu.clean(p); gnu.clean(g)
+    end)
+  end
+
+  it("x.json: the same file, read back by a JSON parser", function()
+    local line = "parallel -k --results x.json 'echo {}; echo e >&2' ::: a 'b c'; cat x.json"
+    local p, g = gnu.both(line)
+    assert.are.equal(untimed_json(g.stdout), untimed_json(p.stdout))
+    local cjson = require "cjson"
+    local n = 0
+    for l in p.stdout:gmatch("[^\n]+") do
+      local t = cjson.decode(l)
+      n = n + 1
+      assert.are.same({ n, ":", 0, { n == 1 and "a" or "b c" }, (n == 1 and "a" or "b c") .. "\n", "e\n" },
+        { t.Seq, t.Host, t.Exitval, t.V, t.Stdout, t.Stderr })
+    end
+    assert.are.equal(2, n)
+    gnu.clean(p); gnu.clean(g)
+  end)
+end)
+
 describe("--results, par only", function()
   it("a DIR that cannot be made is a clear error, not a crash", function()
     local r = gnu.run("par", "touch f; parallel --results f/x echo ::: a")
     assert.are_not.equal(0, r.status)
     assert.truthy(r.stderr:find("par: .*cannot make dir 'f/x/1/a'"), r.stderr)
     assert.falsy(r.stderr:find("traceback"))
-    gnu.clean(r)
-  end)
-
-  it("FILE.json is refused as GNU's unsupported options are, not made a directory", function()
-    local r = gnu.run("par", "parallel --results x.json echo ::: a; echo rc=$?; ls")
-    assert.truthy(r.stdout:find("^rc=255\n"), r.stdout)
-    assert.falsy(r.stdout:find("x.json", 1, true))
-    assert.truthy(r.stderr:find("par: --results FILE.json is not supported", 1, true), r.stderr)
     gnu.clean(r)
   end)
 

@@ -416,4 +416,44 @@ describe("par.run: a command's own stdin, its job number and its job slot", func
     assert.has_error(function() par.run({ "true" }, { slotmark = "" }) end,
       "bad argument #2 to 'run' (option 'slotmark': non-empty string expected)")
   end)
+
+  it("gives the command as it ran, slot in, in the result and the joblog", function()
+    local log = os.tmpname()
+    finally(function() os.remove(log) end)
+    local res = par.run({ { "echo", "s=@S@" }, "echo @S@%" }, { jobs = 1, slotmark = "@S@", joblog = log })
+    assert.are.same({ "echo", "s=1" }, res[1].cmd)
+    assert.are.equal("echo 1%", res[2].cmd)
+    local cmds = {}
+    for line in io.lines(log) do cmds[#cmds + 1] = line:match("[^\t]*$") end
+    assert.are.same({ "Command", "echo s=1", "echo 1%" }, cmds)
+  end)
+
+  it("calls on_start with each command's slot, before its output and its result", function()
+    local events = {}
+    local cmds = {}
+    for i = 1, 6 do cmds[i] = "echo $PARALLEL_JOBSLOT; sleep 0.0" .. i end
+    for i, res in par.each(cmds, 2, {
+      on_start = function(i, slot) events[#events + 1] = { i, "start", slot } end,
+      on_output = function(i, _, chunk) events[#events + 1] = { i, "out", tonumber(chunk) } end,
+    }) do
+      events[#events + 1] = { i, "done", res.ok }
+    end
+    local seen = {}
+    for _, e in ipairs(events) do
+      local i, what, v = e[1], e[2], e[3]
+      if what == "start" then
+        assert.is_nil(seen[i], "started twice: " .. i)
+        assert.is_true(v == 1 or v == 2)
+        seen[i] = v
+      elseif what == "out" then
+        assert.are.equal(seen[i], v)          -- $PARALLEL_JOBSLOT: the slot on_start gave
+      else
+        assert.is_not_nil(seen[i], "done before its start: " .. i)
+        assert.is_true(v)
+      end
+    end
+    assert.are.equal(18, #events)
+    assert.has_error(function() par.run({ "true" }, { on_start = 1 }) end,
+      "bad argument #2 to 'run' (option 'on_start': function expected, got number)")
+  end)
 end)

@@ -274,6 +274,11 @@ static int host_done (Run *r, Job *j) {
 /* A stop that denies a failed job the retries it had left cuts it short
 ** as surely as a kill: it is marked stopped, so that a resume reruns it. */
 static void attempts (Run *r, Job *j) {
+  if (r->spec.starts && j->attempts == 0) {   /* again on another host's worker */
+    char slot[16];
+    int n = snprintf(slot, sizeof slot, "%d", j->slot);
+    run_chunk(r, j, CHUNK_START, slot, (size_t)n);
+  }
   for (;;) {
     j->attempts++;
     spawn_job(r, j);

@@ -47,6 +47,7 @@ typedef struct RunSpec {
   double delay;              /* minimum seconds between two starts */
   size_t max_output;         /* bytes kept per stream */
   int stream;                /* pass output on as chunks (run_popchunk), keep none */
+  int starts;                /* a CHUNK_START chunk (the slot) as each job starts */
   Host *hosts;               /* NULL: every job runs here */
   int nhosts;
 } RunSpec;
@@ -78,6 +79,7 @@ typedef struct Job {
 
 /* Output of a job with spec.stream, as it came from one read. */
 #define CHUNK_RETRY 2
+#define CHUNK_START 3      /* the job starts: its data is its slot, in digits */
 
 typedef struct Chunk {
   struct Chunk *next;

@@ -287,6 +287,7 @@ static void load_spec (lua_State *L, Run *run, int idx) {
   size_t len = 0;
   s->capture = opt_flag(L, idx, "capture", 1);
   s->stream = opt_flag(L, idx, "chunks", 0);
+  s->starts = opt_flag(L, idx, "starts", 0);
   s->timeout = opt_num(L, idx, "timeout", 0, 1);          /* 0: none */
   s->kill_after = opt_num(L, idx, "kill_after", 2, 0);
   s->retries = (int)opt_int(L, idx, "retries", 0, 0, INT_MAX - 1);
@@ -474,7 +475,8 @@ static int pushjob (lua_State *L, Runner *r, Job *j) {
 
 static int pushchunk (lua_State *L, Chunk *c) {
   lua_pushinteger(L, (lua_Integer)c->index);
-  lua_pushstring(L, c->err == CHUNK_RETRY ? "retry" : c->err ? "stderr" : "stdout");
+  lua_pushstring(L, c->err == CHUNK_START ? "start" : c->err == CHUNK_RETRY ? "retry"
+                   : c->err ? "stderr" : "stdout");
   lua_pushlstring(L, c->data, c->len);
   free(c);
   return 3;
@@ -484,7 +486,8 @@ static int pushchunk (lua_State *L, Chunk *c) {
 ** runner:next([wait [, fd]]): what happened next.  A finished job as
 ** index, result (a stopped run's jobs that never started come as
 ** skipped); with opts.chunks, output before it as index, "stdout" or
-** "stderr", the bytes.  false when 'wait' seconds passed first; false,
+** "stderr", the bytes; with opts.starts, index, "start", the job's slot
+** (digits) as it starts.  false when 'wait' seconds passed first; false,
 ** "input" when descriptor fd became readable; nil when every job is done,
 ** plus "interrupted" when SIGINT or SIGTERM cut the run short.
 */

@@ -325,6 +325,8 @@ M.run = {
     help = "`function(result, i)` on the caller's thread as each command ends" },
   { name = "on_output", check = util.func,
     help = "`function(i, stream, chunk)` as output arrives (`\"stdout\"`, `\"stderr\"`); nothing is captured" },
+  { name = "on_start", check = util.func,
+    help = "`function(i, slot)` on the caller's thread as each command starts, with its job slot" },
   { name = "ordered", check = util.boolean, default = "`false`",
     help = "`par.each`: yield in input order, holding back only what must wait" },
   { name = "progress", check = PROGRESS, default = "`false`", flags = { BAR },
@@ -349,12 +351,19 @@ M.run = {
     help = "minimum seconds between two command starts" },
   { name = "hosts", check = check_hosts, config = table_value,
     flags = { { short = "S", long = "sshlogin", arg = "HOSTS", parse = host_words, key = "sshlogin",
-      help = "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here)" },
-      { long = "sshloginfile", arg = "FILE", key = "sshloginfile",
-        help = "read ssh hosts from FILE, one per line (# comments)" } },
+      multi = true, help = "run jobs on these ssh hosts, comma-separated ([N/]host; ':' is here); repeated,"
+        .. " the hosts add up" },
+      { long = "sshloginfile", arg = "FILE", key = "sshloginfile", multi = true,
+        help = "read ssh hosts from FILE, one per line (# comments); repeated, the hosts add up" } },
     help = "`{\"[N/]host\", ...}`: run the commands there over ssh; `\":\"` is this machine" },
   { name = "ssh", check = check_ssh, config = string_or_table, default = "`ssh`",
+    flags = { { long = "ssh", arg = "CMD", default = "ssh",
+      help = "the ssh client for -S hosts, as words (--ssh 'ssh -F FILE')" } },
     help = "the ssh client, as a string of words or an argv table" },
+  { name = "transfer", check = util.func,
+    help = "`function(i)` for ssh hosts: command i's `{send = {FILE...}, back = {FILE...},"
+      .. " cleanup = true, wd = DIR, rmwd = true}` or nil, as GNU parallel's --transfer, --return,"
+      .. " --cleanup and --wd" },
   { name = "slotmark", core = true, check = check_mark,
     help = "a string replaced in each command, as it starts, by its job slot number" },
 }
@@ -562,16 +571,19 @@ M.cli = {
     flags = { { short = "u", long = "ungroup",
       help = "print output as it arrives, in pieces; lines of jobs may mix" } } },
   { name = "group", modes = "lines args run",
-    flags = { { long = "group", help = "print each job's output in one block when it ends (the default)" } } },
+    flags = { { long = "group", default = "on",
+      help = "print each job's output in one block when it ends" } } },
   { name = "results", modes = "lines args",
     flags = { { long = "results", arg = "NAME",
-      help = "save each job's stdout, stderr, seq in NAME/<args>/ (NAME.csv, .tsv: a row a job), not print them" },
+      help = "save each job's stdout, stderr, seq in NAME/<args>/ (NAME.csv, .tsv: a row a job; .json: an"
+        .. " object a line; -.csv ...: on stdout), not print them" },
       { long = "res", arg = "NAME", help = "the same" } } },
   { name = "files", modes = "lines args",
     flags = { { long = "files", help = "save each job's stdout in a new file in --tmpdir and print its name" },
       { long = "output-as-files", help = "the same" }, { long = "outputasfiles", help = "the same" } } },
   { name = "tmpdir", modes = "lines args",
-    flags = { { long = "tmpdir", arg = "DIR", help = "--files: make the files in DIR (default $TMPDIR or /tmp)" } } },
+    flags = { { long = "tmpdir", arg = "DIR", default = "$TMPDIR, else /tmp",
+      help = "--files: make the files in DIR" } } },
   { name = "dry_run", modes = "lines args run",
     flags = { { long = "dry-run", help = "print the commands, run nothing" },
       { long = "dryrun", help = "the same" } } },
@@ -586,6 +598,9 @@ M.cli = {
   { name = "silent", modes = "lines args run map",
     flags = { { long = "silent", help = "print no command (undoes -v and -t)" } } },
   -- compatibility
+  { name = "compress", modes = "lines args",
+    flags = { { long = "compress", help = "accepted, as GNU parallel's; par does not compress the output it"
+      .. " holds (in memory up to 1 MiB a job, then in an unlinked temporary file)" } } },
   { name = "will_cite", modes = "lines args run map",
     flags = { { long = "will-cite", help = "accepted, as GNU parallel's; par asks for no citation" },
       { long = "no-notice", help = "the same" }, { long = "bibtex", help = "the same" } } },
@@ -605,6 +620,39 @@ M.cli = {
     flags = { { short = "V", long = "version", final = true, help = "print the version and exit" } } },
   { name = "help", modes = "lines args run map",
     flags = { { short = "h", long = "help", final = true, help = "print this help and exit" } } },
+  -- -S hosts (par.cli.remote) {===============================================
+  { name = "transferfile", modes = "lines args",
+    flags = { { long = "transferfile", arg = "FILE", multi = true,
+      help = "-S: send FILE ({} filled in) to the job's host first; relative: to its home or --wd" },
+      { long = "tf", arg = "FILE", multi = true, help = "the same as --transferfile" } } },
+  { name = "transfer", modes = "lines args",
+    flags = { { long = "transfer", help = "-S: the same as --tf {}" } } },
+  { name = "return_files", modes = "lines args",
+    flags = { { long = "return", arg = "FILE", multi = true,
+      help = "-S: bring FILE ({} filled in) back from the job's host after it ran" } } },
+  { name = "cleanup", modes = "lines args",
+    flags = { { long = "cleanup",
+      help = "-S: remove the sent and returned files (at the end the --basefile's) from the host" } } },
+  { name = "trc", modes = "lines args",
+    flags = { { long = "trc", arg = "FILE", multi = true,
+      help = "-S: the same as --transfer --return FILE --cleanup" } } },
+  { name = "basefile", modes = "lines args",
+    flags = { { long = "basefile", arg = "FILE", multi = true,
+      help = "-S: send FILE to each host before the first job" },
+      { long = "bf", arg = "FILE", multi = true, help = "the same as --basefile" } } },
+  { name = "onall", modes = "lines args",
+    flags = { { long = "onall", help = "run every job on every -S host, in turn; a host's output in one block" } } },
+  { name = "nonall", modes = "lines args",
+    flags = { { long = "nonall", help = "run the command, with no arguments, once on every -S host" } } },
+  { name = "filter_hosts", modes = "lines args run",
+    flags = { { long = "filter-hosts", help = "drop the -S hosts that ssh cannot reach, with a warning" } } },
+  { name = "env_vars", modes = "lines args run",
+    flags = { { long = "env", arg = "NAME", multi = true,
+      help = "copy variable NAME (NAME,NAME; _: all but --record-env's) to the -S hosts" } } },
+  { name = "record_env", modes = "lines args run map",
+    flags = { { long = "record-env", final = true,
+      help = "write the names of the environment's variables to ~/.parallel/ignored_vars" } } },
+  -- }=========================================================================
   -- --pipe (par.cli.pipe) {==================================================
   { name = "pipe", modes = "lines args",
     flags = { { long = "pipe", help = "cut stdin into blocks at record ends; each block is one job's stdin" } } },
@@ -648,6 +696,32 @@ M.cli = {
   { name = "tee", modes = "lines args",
     flags = { { long = "tee", help = "every job (one per ::: argument) gets all of stdin as its stdin" } } },
   -- }=========================================================================
+}
+
+--- The sections of --help and of the man page: a title, then the names of
+-- the options whose flags it lists, in order.  Every flag's option is in
+-- one section (spec/options_spec.lua checks it).
+M.GROUPS = {
+  { title = "Input sources",
+    "arg_file", "arg_sep", "arg_file_sep", "link", "null", "delimiter", "eof", "no_run_if_empty",
+    "trim", "colsep", "header", "shuf" },
+  { title = "Several arguments a job",
+    "max_args", "max_lines", "multi", "max_chars", "exit_if_long" },
+  { title = "Replacement strings",
+    "replace", "extensionreplace", "basenamereplace", "dirnamereplace",
+    "basenameextensionreplace", "seqreplace", "slotreplace", "plus", "rpl", "quote" },
+  { title = "Jobs",
+    "jobs", "cwd", "nice", "delay", "timeout", "retries", "halt", "joblog", "resume" },
+  { title = "Output",
+    "keep_order", "tag", "tagstring", "line_buffer", "ungroup", "group", "results", "files",
+    "tmpdir", "compress", "dry_run", "verbose", "trace", "silent", "progress", "format" },
+  { title = "--pipe and --pipepart",
+    "pipe", "pipepart", "block", "recstart", "recend", "cat", "fifo", "rrs", "tee" },
+  { title = "Remote hosts",
+    "hosts", "ssh", "filter_hosts", "transferfile", "transfer", "return_files", "cleanup", "trc",
+    "basefile", "onall", "nonall", "env_vars", "record_env" },
+  { title = "Information and compatibility",
+    "will_cite", "minversion", "number_of", "max_line_length", "shellquote", "version", "help" },
 }
 
 --- The longest command line of -m, -X and --xargs by default, as GNU
@@ -765,6 +839,34 @@ function M.flags()
     if out[i].final then table.insert(last, 1, table.remove(out, i)) end
   end
   return table.move(last, 1, #last, #out + 1, out)
+end
+
+--- The flags of M.flags() by section of M.GROUPS: a list of { title =,
+-- the flags in order }; a flag whose option no section names goes in a
+-- last one titled "Other options".
+function M.sections()
+  local at, out = {}, {}
+  for i, g in ipairs(M.GROUPS) do
+    out[i] = { title = g.title }
+    for j, name in ipairs(g) do at[name] = { i, j } end
+  end
+  local other = { title = "Other options" }
+  local flags = M.flags()
+  for k, f in ipairs(flags) do f.rank = k end
+  for _, f in ipairs(flags) do
+    local place = at[f.option.name]
+    local list = place and out[place[1]] or other
+    list[#list + 1] = f
+  end
+  for _, list in ipairs(out) do
+    table.sort(list, function(a, b)
+      local pa, pb = at[a.option.name][2], at[b.option.name][2]
+      if pa ~= pb then return pa < pb end
+      return a.rank < b.rank
+    end)
+  end
+  if #other > 0 then out[#out + 1] = other end
+  return out
 end
 
 --- The checker of config key 'name' of a "run" or "map" config, or nil.

@@ -13,7 +13,8 @@ local progress = require "par.progress"
 
 local M = {}
 
-local type, pcall, error, rawget, setmetatable = type, pcall, error, rawget, setmetatable
+local type, pcall, error, rawget, setmetatable, pairs, tonumber =
+  type, pcall, error, rawget, setmetatable, pairs, tonumber
 local math_type = math.type
 
 -- (cmds [, n] [, opts]), checked: the options, or a bad argument raised at
@@ -80,7 +81,7 @@ local function push(st, c, i)
     argv[#argv + 1] = c
   end
   local stdin = type(c) == "table" and rawget(c, "stdin") or nil
-  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell) or nil, stdin)
+  st.r:push(argv, i, st.hosts and hostlist.line(c, st.opts, st.shell, i) or nil, stdin)
   st.cmd[i] = c
   st.inflight = st.inflight + 1
   if stdin then st.nstdin = st.nstdin + 1; st.stdin_of[i] = true end
@@ -159,6 +160,25 @@ local function over(st)
   if st.bar then st.bar:finish(st.counter, st.failed) end
 end
 
+-- Command c with each slotmark 'mark' made 'slot' (digits): c as it runs.
+local function marked(c, mark, slot)
+  local pat = mark:gsub("%p", "%%%0")
+  if type(c) == "string" then return (c:gsub(pat, slot)) end
+  local t = {}
+  for k, v in pairs(c) do           -- the argv's words, not its stdin
+    t[k] = math_type(k) == "integer" and type(v) == "string" and v:gsub(pat, slot) or v
+  end
+  return t
+end
+
+-- Command i starts in job slot 'slot' (digits): the command its result
+-- and the joblog give is the one that runs; then on_start.
+local function started(st, i, slot)
+  local mark = st.opts.slotmark
+  if mark and st.cmd[i] then st.cmd[i] = marked(st.cmd[i], mark, slot) end
+  if st.on_start then st.on_start(i, tonumber(slot)) end
+end
+
 -- The next event from the core: a result, output, a timeout or "input".
 local function wait(st)
   local r = st.r
@@ -170,6 +190,8 @@ local function wait(st)
   end
   if k == false then
     if a == "input" then st.waitfd = nil else draw(st) end
+  elseif a == "start" then
+    started(st, k, b)
   elseif type(a) == "string" then
     if a == "stdout" and st.log then st.received[k] = (st.received[k] or 0) + #b end
     st.on_output(k, a, b)
@@ -261,7 +283,8 @@ local function open(call, cmds, opts)
   if opts.hosts then hosts, jobs = hostlist.list(opts, jobs) end
   if total then jobs = math.min(jobs, math.max(total, 1)) end
   local copts = { jobs = jobs, hosts = hosts, remote = hosts and {}, open = true,
-    capture = capture or group or opts.on_output ~= nil, chunks = opts.on_output ~= nil }
+    capture = capture or group or opts.on_output ~= nil, chunks = opts.on_output ~= nil,
+    starts = opts.on_start ~= nil or opts.slotmark ~= nil }
   for _, o in ipairs(options.run) do
     if o.core then copts[o.name] = opts[o.name] end
   end
@@ -272,7 +295,8 @@ local function open(call, cmds, opts)
   end
   local st = { call = call, r = r, log = log, received = {}, opts = opts, source = source, listed = listed,
     shell = opts.shell or { "/bin/sh", "-c" }, hosts = hosts, done = done, group = group,
-    on_done = opts.on_done, on_output = opts.on_output, ordered = opts.ordered, want = 1,
+    on_done = opts.on_done, on_output = opts.on_output, on_start = opts.on_start,
+    ordered = opts.ordered, want = 1,
     held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,
     inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0, stdin_of = {} }
   st.counter = { counts = function() return counts(st) end }

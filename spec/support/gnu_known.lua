@@ -2,13 +2,7 @@
 -- 20221122 are known to differ, each with its reason.  README's
 -- "Differences from GNU parallel" lists the same.  A line here that no
 -- longer differs fails the spec, so that this list stays true.
-local PLUS = "not done yet: --plus's bash-like strings ({:-x}, {:2:3}, {#re}, {%re}, {/re/s}, {^a}, {,A})"
 return {
-  ["parallel -k --plus echo {:-x} ::: '' y"] = PLUS,
-  ["parallel -k --plus echo {:2:3} ::: abcdefg"] = PLUS,
-  ["parallel -k --plus echo {#a} {%g} ::: abcdefg"] = PLUS,
-  ["parallel -k --plus echo {/b/X} ::: abcabc"] = PLUS,
-  ["parallel -k --plus echo {^a} {,A} ::: abc"] = PLUS,
   ["parallel -j1 -k --halt now,done=2 'echo {}' ::: 1 2 3 4"] =
     "GNU parallel 20221122 exits 101 after --halt now,done=N and reports every job that finished;"
     .. " par exits with the jobs' own status and reports the job that made it halt",

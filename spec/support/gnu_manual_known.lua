@@ -4,16 +4,8 @@
 local NYD = "not done yet: "
 return {
   -- features other engineers are building
-  ["parallel -k --plus echo {:-x} ::: a ''"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {:2:3} ::: abcdefg"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {#ab} ::: abcab"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {%ab} ::: abcab"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {/ab/X} ::: abcab"] = NYD .. "--plus bash-like strings",
-  ["parallel -k --plus echo {^a} ::: abc"] = NYD .. "--plus bash-like strings",
   ["parallel -k -j1 --halt soon,success=2 'echo {}; exit {}' ::: 1 0 0 2"] = NYD .. "--halt success= counting",
   ["parallel -k -j1 --halt now,fail=50% 'echo {}; exit {}' ::: 0 1 1 0 1 1"] = NYD .. "--halt N% counting",
-  ["parallel -k --dry-run -j1 echo {%} ::: a"] = NYD .. "{%} in --dry-run/-t",
-  ["parallel -k -t -j1 echo {%} ::: a"] = NYD .. "{%} in --dry-run/-t",
   ["parallel -k --timeout 200% 'sleep {}; echo {}' ::: 0.1 0.1 0.1 5"] = NYD .. "--timeout N%",
   ["parallel -k -s 10 echo ::: aaaaaaaaaaaaaaa"] = NYD .. "-x/-s too long",
   ["parallel -k --colsep , --trim lr echo {2}x ::: 'a , b '"] = NYD .. "--trim with --colsep",
@@ -25,7 +17,6 @@ return {
   ["parallel -j 0x echo ::: a"] =
     "intentional: par writes a one-line usage error on stderr; GNU prints its usage text on stdout",
   -- par bugs found by this spec, not fixed yet (out of time)
-  ["parallel -k echo ::: a ::: "] = "par bug: an empty ::: source gives no jobs; GNU gives one empty argument",
   ["seq 4 | parallel -k -n2 -X echo x{}y"] =
     "-n with -X: GNU parallel spreads the last arguments over the job slots (x3y, x4y), par keeps -n of them a job",
   ["parallel -k --joblog - echo ::: a b | cut -f1,2,5-7,9"] =

@@ -68,40 +68,107 @@ end
 -- The default as --help shows it: README's text without its code marks.
 local function help_default(f)
   if f.default then return f.default end
+  local first = f.option.flags[1]
+  if first.default and first.arg == f.arg then return first.default end   -- an alias
   if not f.arg then return "off" end
   local d = f.option.default
   return d and (d:gsub('[`"]', "")) or "none"
 end
 
+--- The usage lines, as --help and the man page give them.
+M.USAGE = {
+  { "par [options] < COMMANDS", "run each line of stdin as a shell command" },
+  { "par [options] -a FILE", "the same, reading FILE" },
+  { "par [options] CMD [WORD...] ::: ARG...", "run CMD once per ARG" },
+  { "par [options] CMD [WORD...] < ARGS", "run CMD once per line of stdin (or -a FILE)" },
+  { "par [options] run CONFIG.lua [ARG...]", "run the commands a config returns" },
+  { "par [options] map CONFIG.lua [ARG...]", "map a Lua function over items, print the results" },
+}
+
+--- What --help says after the usage lines, and the man page in its
+-- DESCRIPTION: paragraphs, `code` marked.
+M.ABOUT = {
+  "In CMD, `{}` is the argument quoted for the shell (`{.}` without extension, `{/}`"
+    .. " basename, `{//}` dirname, `{/.}` basename without extension, `{1}` `{2}` ... the"
+    .. " columns or sources), `{#}` the job number and `{%}` the job slot; without any of"
+    .. " them, the argument is appended. Every input line is an argument, blank or not.",
+  "Options after run|map CONFIG.lua are options too; other words (and all after `--`)"
+    .. " are the config's arguments (its `...`). Command-line options override the config's keys.",
+  "Options of GNU parallel that par does not have end the command with one line naming"
+    .. " them (`par: --X is not supported`, exit 255).",
+}
+
+--- The exit status, as --help and the man page give it.
+M.EXIT = "0 when every job succeeded; 1-100 the number of jobs that failed; 101 more than 100;"
+  .. " 255 a usage or config error; 128+N after signal N (130 Ctrl-C, 143 SIGTERM), every"
+  .. " job stopped first; 141 when stdout closes (| head)."
+
+--- The sections of options, each { title =, the flags }, with each flag's
+-- names ("-j, --jobs N") and its default as --help shows them; a default
+-- that is the number of CPUs reads 'cpus' ("2, the CPUs" by default).
+function M.groups(cpus)
+  cpus = cpus or tostring(par.cpus()) .. ", the CPUs"
+  local out = {}
+  for i, sec in ipairs(options.sections()) do
+    local g = { title = sec.title }
+    for j, f in ipairs(sec) do
+      local default = not f.final and help_default(f) or nil
+      if default == "CPUS" then default = cpus end
+      g[j] = {
+        short = f.short and "-" .. f.short, long = f.long and "--" .. f.long, arg = f.arg,
+        help = f.help, default = default,
+      }
+    end
+    out[i] = g
+  end
+  return out
+end
+
+-- 'text' filled after 'first' into lines of at most 'width' columns,
+-- those after the first starting with 'indent'.
+local function fill(first, text, width, indent, out)
+  local line = first
+  for word in text:gmatch("%S+") do
+    if #line > #indent and #line + 1 + #word > width then
+      out[#out + 1] = line
+      line = indent .. word
+    else
+      line = (line == "" or line:sub(-1) == " ") and line .. word or line .. " " .. word
+    end
+  end
+  out[#out + 1] = line
+end
+
 --- The text of --help.
 function M.help()
-  local lines = {
-    "usage: par [options] < COMMANDS            run each line of stdin as a shell command",
-    "       par [options] -a FILE               the same, reading FILE",
-    "       par [options] CMD [WORD...] ::: ARG...   run CMD once per ARG",
-    "       par [options] CMD [WORD...] < ARGS       run CMD once per line of stdin (or -a FILE)",
-    "       par [options] run CONFIG.lua [ARG...]    run the commands a config returns",
-    "       par [options] map CONFIG.lua [ARG...]    map a Lua function over items, print the results",
-    "",
-    "In CMD, {} is the argument quoted for the shell ({.} without extension, {/} basename,",
-    "{//} dirname, {/.} basename without extension) and {#} the job number; without any",
-    "of them, the argument is appended. Blank lines and lines starting with # are skipped.",
-    "Options after run|map CONFIG.lua are options too; other words (and all after --)",
-    "reach the config as '...'. Command-line options override the config's keys.",
-    "",
-    "options (default in brackets):",
-  }
-  for _, f in ipairs(FLAGS) do
-    local names = (f.short and ("-" .. f.short .. (f.long and ", " or "")) or "    ")
-      .. (f.long and "--" .. f.long or "") .. (f.arg and (" " .. f.arg) or "")
-    local default = not f.final and help_default(f) or nil
-    if default == "CPUS" then default = tostring(par.cpus()) .. ", the CPUs" end
-    lines[#lines + 1] = format("  %-22s %s%s", names, f.help, default and (" [" .. default .. "]") or "")
+  local diff = require "par.cli.differences"
+  local lines = {}
+  for i, u in ipairs(M.USAGE) do
+    lines[i] = format("%s %-38s %s", i == 1 and "usage:" or "      ", u[1], u[2])
+  end
+  for _, p in ipairs(M.ABOUT) do
+    lines[#lines + 1] = ""
+    fill("", diff.plain(p), 88, "", lines)
+  end
+  for _, g in ipairs(M.groups()) do
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = g.title .. " (default in brackets):"
+    for _, f in ipairs(g) do
+      local names = (f.short and f.short .. (f.long and ", " or "") or "    ")
+        .. (f.long or "") .. (f.arg and " " .. f.arg or "")
+      local text = f.help .. (f.default and " [" .. f.default .. "]" or "")
+      if #names > 22 then
+        lines[#lines + 1] = "  " .. names
+        names = ""
+      end
+      fill(format("  %-22s ", names), text, 100, (" "):rep(25), lines)
+    end
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "exit status: 0 all jobs ok; 1-100 the number that failed; 101 more than 100;"
-  lines[#lines + 1] = "255 a usage or config error; 128+N after signal N (130 Ctrl-C, 143 SIGTERM),"
-  lines[#lines + 1] = "every job stopped first; 141 when stdout closes (| head)."
+  lines[#lines + 1] = "Differences from GNU parallel, on purpose (man par for more):"
+  for _, d in ipairs(diff.DIFFERENCES) do lines[#lines + 1] = "  - " .. d.short end
+  lines[#lines + 1] = ""
+  fill("Exit status: ", M.EXIT, 88, "", lines)
   return concat(lines, "\n") .. "\n"
 end
 
@@ -282,6 +349,9 @@ function M.parse(argv)
     i = i + 1
   end
   plan.words = words
+  -- GNU parallel drops a separator that is the last word (so stdin is the
+  -- input): its loop over the words ends before it
+  if args[i] ~= nil and args[i + 1] == nil then i = i + 1 end
   if args[i] ~= nil then
     if args[i]:sub(-1) == "+" then usage_error(format("'%s' needs an input source before it", args[i])) end
     plan.sources = sources(opts, args, i)

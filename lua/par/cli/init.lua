@@ -53,6 +53,7 @@ local function final(o)
     put(o.number_of == "sockets" and 1 or par.cpus(), "\n"); flush_out()
     return 0
   end
+  if o.record_env then return require("par.cli.remote").record_env() end
   if o.max_line_length then put(options.MAX_LINE, "\n"); flush_out(); return 0 end
   return nil
 end

@@ -203,11 +203,16 @@ function M.records(o, plan, block)
     lists[k] = { rows = rows, linked = s.linked or (o.link and k > 1) }
   end
   local groups, width = {}, 0
+  local some = false                   -- a source has a value (past its header)
+  for _, l in ipairs(lists) do some = some or #l.rows > (names and 1 or 0) end
   for _, l in ipairs(lists) do
     if names then
       local h = table.remove(l.rows, 1)
       if h then take_header(h, width + 1) end
     end
+    -- as GNU parallel's first combination takes one value of each source:
+    -- an empty one gives "", unless every one is empty
+    if some and #l.rows == 0 then l.rows[1] = columns("") end
     width = width + (l.rows[1] and #l.rows[1] or 1)
     if l.linked and #groups > 0 then
       local g = groups[#groups]

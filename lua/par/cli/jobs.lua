@@ -80,13 +80,17 @@ local function cli_options(call, opts, o)
   return opts
 end
 
--- The config's hosts, then the command line's (-S, --sshloginfile).
+-- The config's hosts, then the command line's: every -S, every --sshloginfile.
 local function host_options(ro, o)
   if not o.sshlogin and not o.sshloginfile then return end
   local hosts = {}
   for _, h in ipairs(ro.hosts or {}) do hosts[#hosts + 1] = h end
-  for _, h in ipairs(o.sshlogin or {}) do hosts[#hosts + 1] = h end
-  for _, h in ipairs(o.sshloginfile and read_hosts(o.sshloginfile) or {}) do hosts[#hosts + 1] = h end
+  for _, list in ipairs(o.sshlogin or {}) do
+    for _, h in ipairs(list) do hosts[#hosts + 1] = h end
+  end
+  for _, path in ipairs(o.sshloginfile or {}) do
+    for _, h in ipairs(read_hosts(path)) do hosts[#hosts + 1] = h end
+  end
   ro.hosts = hosts
 end
 
@@ -122,14 +126,26 @@ local function tag_of(o, job)
   return (o.tag or o.tagstring) and job.tag and (job.tag .. "\t") or ""
 end
 
--- Print the commands of 'src' (its iterator blocks), run nothing.
+-- Job 'job' as it starts in job slot 'slot' (digits): {%} in its
+-- command and its tag made the slot.
+local function slotted(job, slot)
+  job.text = replace.with_slot(job.text, slot)
+  if job.tag then job.tag = replace.with_slot(job.tag, slot) end
+  if job.results then job.results = replace.with_slot(job.results, slot) end
+  return job
+end
+
+-- Print the commands of 'src' (its iterator blocks), run nothing.  {%} is
+-- the slot each would run in if each took as long: 1, 2 ... -j, 1 ...
+-- (GNU parallel's, as its dry jobs end, is one of those)
 local function dry_run(src, o)
   local k = 0
   while true do
     k = k + 1
     local job = src.cmds and src.cmds[k] and src.job_of(k) or not src.cmds and src.next_job()
     if not job then break end
-    put(tag_of(o, job), job.show or job.text, "\n")
+    if src.slot then slotted(job, tostring((k - 1) % (src.nslots or 1) + 1)) end
+    put(tag_of(o, job), job.text, "\n")
     flush_out()
   end
   return 0
@@ -188,6 +204,7 @@ local function run_jobs(src, o, cfg)
   if o.dry_run then return dry_run(src, o) end
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
+  local finish = require("par.cli.remote").setup(ro, o, src)                     -- -S hook
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
     or o.files and require("par.cli.results").files_sink(o) or output.printer(o))
   local user_done = values.on_done
@@ -203,16 +220,32 @@ local function run_jobs(src, o, cfg)
     local k = 0
     src.cmds, src.next_job = nil, function() k = k + 1; return listed[k] and src.job_of(k) end
   end
-  local texts = {}
+  local texts, waiting = {}, {}
+  local function trace(job)
+    io.stderr:write(tag_of(o, job), job.text, "\n")
+    io.stderr:flush()
+  end
   function src.next_cmd()
     if halting then return nil end
     local job, fd = src.next_job()
     if not job then return job, fd end
     seq = seq + 1
     if out then out.start(seq, job) end
-    if o.trace then io.stderr:write(tag_of(o, job), job.show or job.text, "\n"); io.stderr:flush() end
+    if src.slot then waiting[seq] = job     -- -t and the rest once its slot is known
+    elseif o.trace then trace(job) end
     if halt then texts[seq] = job.text end
     return job.cmd
+  end
+  if src.slot then
+    ro.on_start = function(i, slot)
+      local job = waiting[i] or (listed and src.job_of(i))
+      waiting[i] = nil
+      if not job then return end
+      slotted(job, tostring(slot))
+      if texts[i] then texts[i] = job.text end
+      if out and out.has(i) and out.retag then out.retag(i) end
+      if o.trace then trace(job) end
+    end
   end
   -- a listed job reaches the printer with its first output or its end
   local function job(i)
@@ -238,6 +271,7 @@ local function run_jobs(src, o, cfg)
   if src.close then src.close() end  -- --roundrobin's reader, however the run ended
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
+  finish()
   local status = halt_status and halt_status()
   if status then return nfailed, status end
   return nfailed
@@ -334,11 +368,18 @@ local function command_jobs(o, plan, block)
   local nslots = resolve_jobs(o.jobs or par.cpus())
   local multi = o.multi
   local per = o.max_args or o.max_lines or 1
-  local next_record, names, listed = input.records(o, plan, block)
+  local next_record, names, listed
+  if o.nonall then
+    next_record, listed = require("par.cli.remote").no_input(), true                -- -S hook
+  else
+    next_record, names, listed = input.records(o, plan, block)
+  end
   if o.max_lines then next_record = continued(next_record) end
   local tpl = replace.compile(plan.words, template_options(o, names))
   local nice = o.nice and o.nice ~= 0 and ("exec nice -n " .. o.nice .. " /bin/sh -c ")
-  local src = { slot = tpl.slot and replace.SLOTMARK, names = names }
+  local slot = tpl.slot or (o.tagstring and tpl.has_slot(o.tagstring))
+    or (o.results and tpl.has_slot(o.results))
+  local src = { slot = slot and replace.SLOTMARK, names = names, nslots = nslots }
   local function make(values, seq, total)
     local job = { values = values, seq = seq, total = total }
     local cmd = tpl.expand(job)
@@ -347,11 +388,11 @@ local function command_jobs(o, plan, block)
     if nice then cmd = nice .. replace.quote(cmd) end
     if o.tee then cmd = require("par.cli.pipe").tee_cmd(o, cmd) end
     local tag = o.tagstring and tpl.text(o.tagstring, job) or concat(values, " ")
-    local show = tpl.slot and text:gsub("\27%%slot\27", "{%%}") or nil
     local res = o.results and tpl.text(o.results, job)
-    return { cmd = cmd, text = text, show = show, tag = tag, values = values, results = res }
+    return { cmd = cmd, text = text, tag = tag, values = values, results = res,
+      transfer = require("par.cli.remote").job_files(o, tpl, job) }
   end
-  local needs_all = listed or tpl.total or o.shuf or multi
+  local needs_all = listed or tpl.total or o.shuf or multi or o.onall
   if needs_all then
     local recs = {}
     while true do

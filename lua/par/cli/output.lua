@@ -229,6 +229,13 @@ function M.printer(o)
     if mode ~= "group" and (not o.keep_order or i == head) then go_live(job) end
   end
 
+  --- Job i's tag changed (its {%} is known once it starts).
+  function p.retag(i)
+    local job = jobs[i]
+    local tag = (o.tag or o.tagstring) and job.tag
+    job.taggers = { stdout = M.tagger(tag), stderr = M.tagger(tag) }
+  end
+
   function p.has(i)
     return jobs[i] ~= nil
   end

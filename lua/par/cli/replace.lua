@@ -8,23 +8,34 @@
 --   {#} {%}                     the job's sequence number and its slot
 --   {= code =} {=N code =}      a Lua expression (or statements) over _
 --   --plus: {##} {0#} {0%} {+/} {+.} {..} {+..} {...} {+...} {/..} {/...}
+--          {slot} ($PARALLEL_JOBSLOT)
+--   --plus, as bash: {:-str} {:N} {:N:M} {#re} {##re} {%re} {%%re}
+--          {/re/str} {//re/str} {/#re/str} {/%re/str} {^re} {^^re} {,re} {,,re}
+--          (re a Perl regexp, par.cli.regexp; all positional too: {2#re})
 --   --rpl '{TAG} code'          a replacement string of one's own
 --
 -- A value is quoted for the shell as GNU parallel quotes it; a job's values
 -- are joined by spaces.  A template without any replacement string gets
 -- the arguments appended.
 local errors = require "par.cli.errors"
+local regexp = require "par.cli.regexp"
 
 local M = {}
 
 local type, tostring, tonumber, ipairs, pairs, pcall, load, setmetatable =
   type, tostring, tonumber, ipairs, pairs, pcall, load, setmetatable
-local format, concat = string.format, table.concat
+local format, concat, upper, lower = string.format, table.concat, string.upper, string.lower
+local min = math.min
 local usage_error = errors.usage
 
 --- The placeholder the core replaces by a job's slot when it starts it
 -- (par.run's slotmark): {%} has no value before then.
 M.SLOTMARK = "\27%slot\27"
+
+--- s with each SLOTMARK in it made 'slot' (digits).
+function M.with_slot(s, slot)
+  return (s:gsub("\27%%slot\27", slot))
+end
 
 --- s quoted for the shell as GNU parallel quotes it: left alone when it
 -- holds only letters, digits and -./+_, otherwise in single quotes.
@@ -81,6 +92,116 @@ local PLUS_MODS = {
 -- }======================================================================
 
 -- {======================================================================
+-- --plus's bash-like strings: GNU parallel's --rpl definitions of them
+-- (%Global::plus), each a Perl s/// with the user's text as its regexp
+
+-- A Perl regexp of the text of a --plus string 'token', or the end.
+local function perl_regexp(re, token)
+  local rx, err = regexp.compile(re)
+  if not rx then errors.config(format("--plus's %s: the Perl regexp %s", token, err)) end
+  return rx
+end
+
+-- s/rx/repl/ (g: every match), repl(whole, caps) -> text.  The matcher
+-- recurses once a repeat of a group: a long enough value overflows it.
+local function subst(re, token, repl, g)
+  local rx = perl_regexp(re, token)
+  return function(v)
+    local ok, r = pcall(regexp.gsub, rx, v, repl, g)
+    if ok then return r end
+    errors.rethrow_interrupt(r)
+    if type(r) == "string" and r:find("stack overflow", 1, true) then
+      errors.config(format("--plus's %s: a value of %d bytes is too long for its regexp", token, #v))
+    end
+    error(r, 0)
+  end
+end
+
+local function first_cap(_, caps) return caps[1] or "" end
+local function text_of(str) return function() return str end end
+local function upper_cap(_, caps) return upper(caps[1]) end
+local function lower_cap(_, caps) return lower(caps[1]) end
+
+-- A number of {:N:M} that string.sub takes (Perl's substr, huge or not).
+local function count(n) return min(tonumber(n), 2 ^ 31) // 1 end
+
+-- GNU's s/FMT/REPL/ (g: every match), the user's text in FMT at %s (at
+-- %u: made ungreedy first, GNU's make_regexp_ungreedy); REPL nil: the
+-- string's second part, {/re/str}'s str.
+local function s_form(fmt, repl, g)
+  return function(token, re, str)
+    local text = fmt:gsub("%%([su])", function(c) return c == "u" and regexp.ungreedy(re) or re end)
+    return subst(text, token, repl or text_of(str), g)
+  end
+end
+
+-- {:N:M}, {:N} and {:-str}
+local function substring(_, n, m)
+  n, m = count(n), count(m)
+  return function(v) return v:sub(n + 1, n + m) end
+end
+local function drop(_, n)
+  n = count(n)
+  return function(v) return v:sub(n + 1) end
+end
+local function default(_, str)
+  return function(v) return (v == "" or v == "0") and str or v end   -- Perl's $_ ||= str
+end
+
+-- Each string after its "{": a Lua pattern of the rest, and
+-- function(token, a, b) -> function(value) of its captures.  In GNU's
+-- order (the longest definition first), which matters where two match.
+local BASH = {
+  { "/([^#%%}/]+)/([^}]*)}", s_form("%s") },
+  { "/#([^}][^}]-)/([^}]*)}", s_form("^%s", nil, true) },
+  { "/%%([^}][^}]-)/([^}]*)}", s_form("%s$", nil, true) },
+  { "//([^}][^}]-)/([^}]*)}", s_form("%s", nil, true) },
+  { "##([^#}][^}]*)}", s_form("^%s", text_of("")) },
+  { ":(%d+):(%d+)}", substring },
+  { "#([^#}][^}]*)}", s_form("^%u(.*)", first_cap) },
+  { ":%-([^}]+)}", default },
+  { "%%%%([^}]+)}", s_form("%s$", text_of("")) },
+  { "%^%^([^}]+)}", s_form("(%s)", upper_cap, true) },
+  { ",,([^}]+)}", s_form("(%s)", lower_cap, true) },
+  { "%%([^}]+)}", s_form("(.*)%u$", first_cap) },
+  { "%^([^}]+)}", s_form("^(%s)", upper_cap) },
+  { ",([^}]+)}", s_form("^(%s)", lower_cap) },
+  { ":(%d+)}", drop },
+}
+
+-- The captures of 'pat' at 'at' of s, and the index after the match
+-- ('pat' ends in "()"); nil if it does not match there.
+local function captures(s, pat, at)
+  local caps = { s:match(pat, at) }
+  if #caps == 0 then return nil end
+  local stop = table.remove(caps)
+  return caps, stop
+end
+
+-- A --plus bash-like string at 'at' of s, {str} or {N str}: its part
+-- and its end; nil if there is none, or if it would span a word boundary
+-- of 'bounds' (GNU parallel looks in each word of the command).
+local function bash_part(s, at, bounds)
+  for _, b in ipairs(BASH) do
+    local n
+    local caps, stop = captures(s, "^{" .. b[1] .. "()", at)
+    if not caps then
+      caps, stop = captures(s, "^{(%-?%d+)%s*" .. b[1] .. "()", at)
+      n = caps and tonumber(table.remove(caps, 1))
+    end
+    if caps and n ~= 0 then
+      for k = at, stop - 1 do
+        if bounds and bounds[k] then return nil end
+      end
+      return { pos = n, fn = b[2](s:sub(at, stop - 1), caps[1], caps[2]) }, stop
+    end
+  end
+  return nil
+end
+
+-- }======================================================================
+
+-- {======================================================================
 -- {= code =}: Lua over the argument _
 
 -- The chunk of 'code': an expression whose value replaces the argument, or
@@ -117,8 +238,12 @@ end
 
 -- A part of a template is a literal string, or a table:
 --   { pos = N or nil, fn = function(value, job) -> text[, unquoted] }
---   { seq = true, pad = bool }, { slot = true }, { total = true }
+--   { seq = true, pad = bool }, { slot = true }, { total = true }, { raw = text }
 -- where pos nil means every value of the job.
+
+-- --plus's strings par does not do: they skip jobs ({choose_k}, {uniq}),
+-- or name the ssh host of the job.
+local PLUS_NOT_DONE = { "{choose_k}", "{uniq}", "{host}", "{sshlogin}", "{hgrp}", "{agrp}" }
 
 -- The replacement strings of 'o' (-I, --er, ... and --plus, --rpl) as a
 -- list of { text, make = function() -> part }, longest text first.
@@ -137,6 +262,8 @@ local function fixed_tokens(o)
     add("{##}", { total = true })
     add("{0#}", { seq = true, pad = true })
     add("{0%}", { slot = true })
+    add("{slot}", { raw = "${PARALLEL_JOBSLOT}" })   -- once a job, for the shell to expand
+    for _, name in ipairs(PLUS_NOT_DONE) do add(name, { not_done = name }) end
     for m, fn in pairs(PLUS_MODS) do add("{" .. m .. "}", { fn = fn }) end
   end
   for name, pos in pairs(o.header_names or {}) do
@@ -169,8 +296,9 @@ local function code_part(s, at, nexpr)
   return { pos = tonumber(n), fn = lua_code(code, where) }, stop
 end
 
--- The parts of string s.
-local function parse(s, tokens, o, counts)
+-- The parts of string s ('bounds': the indexes of the spaces that join
+-- the command's words, if it is their line).
+local function parse(s, tokens, o, counts, bounds)
   local parts, lit, i = {}, {}, 1
   local function flush()
     if #lit > 0 then parts[#parts + 1] = concat(lit); lit = {} end
@@ -181,15 +309,15 @@ local function parse(s, tokens, o, counts)
       if s:sub(i, i + #t.text - 1) == t.text then part, stop = t.part, i + #t.text; break end
     end
     if not part and s:byte(i) == 123 then   -- "{"
-      local bash = o.plus and s:match("^{[:#%%/^,][^}]*}", i)
-      if bash then                  -- GNU's bash-like --plus strings: not done
-        errors.unsupported(("--plus's %s is not supported"):format(bash))
-      end
       part, stop = positional(s, i, o.plus)
+      if not part and o.plus then part, stop = bash_part(s, i, bounds) end
       if not part then
         counts.code = counts.code + 1
         part, stop = code_part(s, i, counts.code)
       end
+    end
+    if part and part.not_done then
+      errors.unsupported(format("--plus's %s is not supported", part.not_done))
     end
     if part then
       flush()
@@ -229,7 +357,12 @@ function M.compile(words, o)
   end
   -- without -q the words are one shell line, and -X's context is a word of it
   if not o.quote then
-    local line = parse(concat(words, " "), tokens, o, { n = 0, code = 0 })
+    local bounds, at = {}, 0
+    for k = 1, #words - 1 do
+      at = at + #words[k] + 1
+      bounds[at] = true
+    end
+    local line = parse(concat(words, " "), tokens, o, { n = 0, code = 0 }, bounds)
     wordparts = {}
     local cur = {}
     for _, p in ipairs(line) do
@@ -259,6 +392,7 @@ function M.compile(words, o)
     end
     if part.slot then return M.SLOTMARK end
     if part.total then return tostring(job.total) end
+    if part.raw then return o.quote and M.quote(part.raw) or part.raw end   -- -q: as GNU, text
     local vals = job.values
     if v ~= nil then
       local t, uq = part.fn(v, job)
@@ -266,7 +400,9 @@ function M.compile(words, o)
     end
     if part.pos then
       local k = part.pos < 0 and #vals + part.pos + 1 or part.pos
-      local t, uq = part.fn(vals[k] or "", job)
+      -- as GNU parallel: a value the job lacks is nothing, its code not run
+      if vals[k] == nil then return o.quote and "''" or "" end
+      local t, uq = part.fn(vals[k], job)
       return uq and t or M.quote(t)
     end
     local out = {}
@@ -317,12 +453,25 @@ function M.compile(words, o)
 
   -- --tagstring: its replacement strings, unquoted (each string parsed once)
   local parsed = {}
-  function tpl.text(s, job)
+  local function parts_of(s)
     local parts = parsed[s]
     if not parts then
       parts = parse(s, tokens, o, { n = 0, code = 0 })
       parsed[s] = parts
     end
+    return parts
+  end
+
+  --- Whether s (a --tagstring, a --results name) has {%}.
+  function tpl.has_slot(s)
+    for _, p in ipairs(parts_of(s)) do
+      if type(p) == "table" and p.slot then return true end
+    end
+    return false
+  end
+
+  function tpl.text(s, job)
+    local parts = parts_of(s)
     local out = {}
     for k, p in ipairs(parts) do
       if type(p) == "string" then
@@ -331,7 +480,7 @@ function M.compile(words, o)
         local vals = job.values
         if p.pos then
           local n = p.pos < 0 and #vals + p.pos + 1 or p.pos
-          out[k] = (p.fn(vals[n] or "", job))
+          out[k] = vals[n] and (p.fn(vals[n], job)) or ""
         else
           local each = {}
           for n = 1, #vals do each[n] = (p.fn(vals[n], job)) end

@@ -5,7 +5,8 @@
 --     GNU sorts them); in a value \ is \\, TAB \t, NUL \0 and / is \_.
 --   NAME with replacement strings: the filled-in name is the stdout file
 --     (NAME.err, NAME.seq beside it), or, ending in /, a directory as above.
---   NAME ending in .csv or .tsv: one row per job (-.csv, -.tsv: stdout).
+--   NAME ending in .csv or .tsv: one row per job (-.csv, -.tsv: stdout);
+--   in .json, a JSON object per job, a line each (-.json: stdout).
 -- The sink has the interface of par.cli.output's printer.
 local errors = require "par.cli.errors"
 local output = require "par.cli.output"
@@ -77,11 +78,30 @@ function M.dirname(values, names, per)
   return concat(parts, "/")
 end
 
---- Whether 'name' is a table file (csv, tsv) and its separator.
+--- Whether 'name' is a table file and its kind: the separator of a csv
+-- or tsv, or "json" (a JSON object a line).
 function M.table_sep(name)
   if name:find("%.csv$") then return "," end
   if name:find("%.tsv$") then return "\t" end
+  if name:find("%.json$") then return "json" end
   return nil
+end
+
+-- GNU's jsonquote: \ and " escaped, the control characters as \u00XX, the
+-- other bytes as they are.
+local function json_quote(s)
+  s = tostring(s):gsub("\\", "\\\\"):gsub('"', '\\"')
+  return (s:gsub("[%z\1-\31]", function(c) return format("\\u%04x", c:byte()) end))
+end
+
+-- A row (Seq ... Command, the values, Stdout, Stderr) as GNU's JSON line.
+local function json_row(f)
+  local n, vals = #f, {}
+  for k = 10, n - 2 do vals[#vals + 1] = '"' .. json_quote(f[k]) .. '"' end
+  return format('{ "Seq": %s, "Host": "%s", "Starttime": %s, "JobRuntime": %s, "Send": %s, '
+    .. '"Receive": %s, "Exitval": %s, "Signal": %s, "Command": "%s", "V": [ %s ], '
+    .. '"Stdout": "%s", "Stderr": "%s" }\n', f[1], json_quote(f[2]), f[3], f[4], f[5], f[6], f[7],
+    f[8], json_quote(f[9]), concat(vals, ","), json_quote(f[n - 1]), json_quote(f[n]))
 end
 
 -- GNU's combine_ref: " doubled; quoted when it held ", blanks, sep or NUL.
@@ -104,13 +124,12 @@ end
 -- values and results (the name filled in) and text.
 function M.sink(o, names)
   local name = o.results
-  if name:find("%.json$") then errors.unsupported("--results FILE.json is not supported") end
   local sep = M.table_sep(name)
   local jobs = {}
   local s = {}
   local tfile, header_done
   if sep then
-    if name == "-.csv" or name == "-.tsv" then
+    if name == "-.csv" or name == "-.tsv" or name == "-.json" then
       tfile = io.stdout
     else
       local err
@@ -120,9 +139,14 @@ function M.sink(o, names)
   end
 
   local function write_row(fields)
-    local out = {}
-    for k, v in ipairs(fields) do out[k] = csv_field(v, sep) end
-    local line = concat(out, sep) .. "\n"
+    local line
+    if sep == "json" then
+      line = json_row(fields)
+    else
+      local out = {}
+      for k, v in ipairs(fields) do out[k] = csv_field(v, sep) end
+      line = concat(out, sep) .. "\n"
+    end
     if tfile == io.stdout then output.put(line); output.flush_out()
     else tfile:write(line); tfile:flush() end
   end
@@ -159,7 +183,7 @@ function M.sink(o, names)
     local out, err = concat(job.out), concat(job.err)
     local vals = job.values or {}
     if sep then
-      if not header_done then
+      if not header_done and sep ~= "json" then
         header_done = true
         local h = { "Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command" }
         for k = 1, #vals do h[#h + 1] = names and next(names) and headers(#vals, names, o.max_args)[k] or ("V" .. k) end
