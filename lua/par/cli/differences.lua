@@ -53,6 +53,24 @@ M.DIFFERENCES = {
       .. " (`par: --plus's {#(?=a)}: ... (?= is not supported`); a bad regexp is one `par:` line"
       .. " and exit 255 where GNU parallel prints Perl's error and exits 25; a value of hundreds"
       .. " of KB against a repeated group is too long for the matcher (a `par:` line)." },
+  { short = "--roundrobin gives the blocks in turn, as GNU's -k (without it, GNU: to a ready job)",
+    text = "`--roundrobin` gives the blocks in turn, block k to job (k - 1) mod N + 1, as GNU"
+      .. " parallel does with `-k`; without `-k` GNU parallel gives a block to whichever job is"
+      .. " ready to read, so totals agree but not which job got what. A job no block reaches is"
+      .. " not started (GNU parallel starts it and drops its output)." },
+  { short = "--regexp: as far as a Lua pattern goes (no |, ( ), {n}); not with --pipepart",
+    text = "`--regexp` reads `--recstart` and `--recend` as far as a Lua pattern goes: characters,"
+      .. " `.`, `[classes]`, `\\d \\s \\w` (and `\\D \\S \\W`), `\\n \\t \\r \\xHH`,"
+      .. " `* + ? *?`, `^` first and `$` last (at a line's start and end, as Perl's `/m`); `|`,"
+      .. " `( )`, `{n}`, `\\b` and the like end the command with one `par:` line, and so does"
+      .. " `--regexp` with `--pipepart`." },
+  { short = "--shard's hash is par's own; --shard, --bin, --group-by take no Perl expression",
+    text = "`--shard`'s hash is par's own (FNV-1a; GNU parallel's is seeded anew each run): the"
+      .. " same value always goes to the same job, but not to the job GNU parallel picks."
+      .. " `--shard`, `--bin` and `--group-by` take a column number or name; a Perl expression"
+      .. " after it (`--bin '3 $_%=100'`) ends the command with one `par:` line. `--group-by`"
+      .. " with `--header :` keeps the header as it is (GNU parallel 20221122 leaves its"
+      .. " 20-character record marker in it); `--group-by` with `--pipepart` is not supported." },
   { short = "--env copies variables, not bash functions; no PARALLEL_* variables on ssh hosts",
     text = "`--env` copies variables only, not bash functions. On remote hosts par does not set"
       .. " `PARALLEL_SEQ`, `PARALLEL_PID`, `PARALLEL_SSHLOGIN`, `PARALLEL_SSHHOST` or"
@@ -69,8 +87,7 @@ M.DIFFERENCES = {
 --- GNU parallel's options that par refuses (`par: --X is not supported`).
 M.NOT_DONE = "`--plus`'s `{choose_k}`, `{uniq}`, `{host}`, `{sshlogin}`, `{hgrp}`, `{agrp}`"
   .. " (`par: --plus's {uniq} is not supported`); `{%}` and `--tagstring` in `--pipe` commands;"
-  .. " `--roundrobin`, `--regexp`,"
-  .. " `--group-by`, `--shard`, `--bin`, `--eta`, `--progress`"
+  .. " `--eta`, `--progress`"
   .. " (`--bar` works), `--compress-program`, `--timeout N%`, `-j FILE` re-read as jobs end,"
   .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`; `--wd ...` for jobs on this"
   .. " machine, `--joblog` with `--onall`/`--nonall`, `--rsync-opts`, `--controlmaster`,"
