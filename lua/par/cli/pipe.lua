@@ -902,8 +902,11 @@ function M.spread_jobs(o, cmd, n)
     closed = true
     if not ended and pid then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
     r:close()
-    p:close()
+    local ok, how, code = p:close()
     os.execute("rm -rf " .. util.quote(dir))
+    if ended and not ok then        -- it ended without a word: no input must pass for done
+      errors.system(format("the reader of --pipe's input failed (%s %s)", how, code))
+    end
   end
   function src.next_job()
     local line = r:read()
