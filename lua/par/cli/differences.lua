@@ -86,7 +86,7 @@ M.DIFFERENCES = {
 
 --- GNU parallel's options that par refuses (`par: --X is not supported`).
 M.NOT_DONE = "`--plus`'s `{choose_k}`, `{uniq}`, `{host}`, `{sshlogin}`, `{hgrp}`, `{agrp}`"
-  .. " (`par: --plus's {uniq} is not supported`); `{%}` and `--tagstring` in `--pipe` commands;"
+  .. " (`par: --plus's {uniq} is not supported`);"
   .. " `--eta`, `--progress`"
   .. " (`--bar` works), `--compress-program`, `--timeout N%`, `-j FILE` re-read as jobs end,"
   .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`; `--wd ...` for jobs on this"

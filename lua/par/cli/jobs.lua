@@ -363,7 +363,11 @@ local function command_jobs(o, plan, block)
     usage_error((o.shard and "--shard" or "--bin") .. " needs --pipe")
   end
   if (o.pipe or o.pipepart) and not o.tee then                                    -- pipe hook
-    return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()))
+    local topts = template_options(o, nil)
+    topts.no_append = true                  -- a block's job has no argument to append
+    if o.cat or o.fifo then topts.replace = "\27{}\27" end   -- {} stays, for the file
+    return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()),
+      replace.compile(plan.words, topts))
   end
   local nslots = resolve_jobs(o.jobs or par.cpus())
   local multi = o.multi

@@ -13,6 +13,7 @@
 -- (or ':', one line) repeats the input's first N lines before every block.
 local util = require "par.util"
 local errors = require "par.cli.errors"
+local replace = require "par.cli.replace"
 
 local M = {}
 
@@ -658,12 +659,28 @@ end
 
 local MKTEMP = '_par_f=$(mktemp %s"${TMPDIR:-/tmp}/parXXXXXX") || exit 255; '
 
---- The job of block 'block', the seq'th, for command text 'cmd': { cmd =
--- an argv table with the block as its stdin, text = the shell command,
--- tag = "" }.  With o.cat the shell first copies its stdin to a temporary
--- file, which is {} and is removed after; with o.fifo, {} is a named pipe
--- the shell fills from its stdin while the command runs.
-function M.job(o, cmd, block, seq)
+--- The filler of a --pipe command: function(seq) -> the command text of
+-- job seq, its tag.  'tpl' is the command's template (par.cli.replace,
+-- compiled without appending): a block's job has one empty argument, as
+-- in GNU parallel, so {}, {1} and the rest are '' for the shell; with --cat
+-- and --fifo, {} is left for the file.  Without 'tpl', {#} alone.
+function M.filler(o, cmd, tpl)
+  if not tpl then return function(seq) return (cmd:gsub("{#}", tostring(seq))), "" end end
+  return function(seq)
+    local job = { values = { "" }, seq = seq }
+    return tpl.expand(job), o.tagstring and tpl.text(o.tagstring, job) or ""
+  end
+end
+
+--- The job of block 'block', the seq'th, for the command 'fill' gives (a
+-- filler, or the command's text): { cmd = an argv table with the block
+-- as its stdin, text = the shell command, tag }.  With o.cat the shell
+-- first copies its stdin to a temporary file, which is {} and is removed
+-- after; with o.fifo, {} is a named pipe the shell fills from its stdin
+-- while the command runs.
+function M.job(o, fill, block, seq)
+  if type(fill) == "string" then fill = M.filler(o, fill) end
+  local cmd, tag = fill(seq)
   local text
   if o.cat then
     text = MKTEMP:format("") .. 'cat > "$_par_f"; { ' .. file_command(cmd, seq)
@@ -673,22 +690,27 @@ function M.job(o, cmd, block, seq)
       .. 'exec 3<&0; cat <&3 > "$_par_f" 3<&- & exec 3<&-; { ' .. file_command(cmd, seq)
       .. '\n} </dev/null; _par_s=$?; kill $! 2>/dev/null; rm -f "$_par_f"; exit $_par_s'
   else
-    text = cmd:gsub("{#}", tostring(seq))
+    text = cmd
   end
-  return { cmd = { "/bin/sh", "-c", text, stdin = block }, text = text, tag = "" }
+  return { cmd = { "/bin/sh", "-c", text, stdin = block }, text = text, tag = tag }
 end
 
 --- The jobs of a --pipe command line for par.cli.jobs (its run_jobs): an
 -- iterator of jobs, one per block, then nil.
-function M.jobs(o, plan, nslots)
+function M.jobs(o, plan, nslots, tpl)
   if o.cat and o.fifo then usage_error("--cat and --fifo cannot be combined") end
   if plan.sources then usage_error("--pipe reads its input from stdin or -a FILE, not ::: or ::::") end
   if #plan.words == 0 then usage_error("--pipe needs a command") end
-  local cmd = table.concat(plan.words, " ")
-  if (o.roundrobin and not o.pipepart) or o.shard or o.bin then return M.spread_jobs(o, cmd, nslots) end
+  local cmd = M.filler(o, table.concat(plan.words, " "), tpl)
+  local slot = tpl and (tpl.slot or (o.tagstring and tpl.has_slot(o.tagstring)))
+  if (o.roundrobin and not o.pipepart) or o.shard or o.bin then
+    local src = M.spread_jobs(o, cmd, nslots)
+    src.slot = slot and replace.SLOTMARK
+    return src
+  end
   local next_block = M.source(o, nslots)
   local seq, last = 0, nil
-  return { next_job = function()
+  return { slot = slot and replace.SLOTMARK, next_job = function()
     -- par.each copied the last block into the core when it pushed that
     -- job, and keeps the job's command until it ends: drop the Lua copy,
     -- so that a block is held once, not twice, while it waits and runs.
