@@ -44,9 +44,80 @@ describe("par.run job control", function()
       assert.has_error(function() par.run({ "true" }, { timeout = -1 }) end,
         "bad argument #2 to 'run' (option 'timeout': must be a finite number > 0, got -1)")
       assert.has_error(function() par.run({ "true" }, { timeout = "1" }) end,
-        "bad argument #2 to 'run' (option 'timeout': number expected, got string)")
+        "bad argument #2 to 'run' (option 'timeout': seconds or 'N%' (N > 0) expected, got '1')")
+      assert.has_error(function() par.run({ "true" }, { timeout = "0%" }) end,
+        "bad argument #2 to 'run' (option 'timeout': seconds or 'N%' (N > 0) expected, got '0%')")
       assert.has_error(function() par.run({ "true" }, { kill_after = -1 }) end,
         "bad argument #2 to 'run' (option 'kill_after': must be a finite number >= 0, got -1)")
+    end)
+  end)
+
+  describe("timeout = 'N%'", function()
+    it("stops a command after N% of the median runtime of those that succeeded", function()
+      local cmds = { "sleep 0.3", "sleep 0.3", "sleep 0.3", "sleep 3; echo never", "sleep 0.1" }
+      local res, nfailed = par.run(cmds, 1, { timeout = "200%" })
+      assert.are.equal(1, nfailed)
+      assert.are.same({ "exit", "exit", "exit", "timeout", "exit" }, statuses(res))
+      assert.are.equal("", res[4].stdout)
+      assert.is_true(res[4].elapsed > 0.55 and res[4].elapsed < 1.5, res[4].elapsed)
+    end)
+
+    it("has no limit before a command succeeds; failures do not count", function()
+      local res, nfailed = par.run({ "sleep 0.05; false", "sleep 0.5", "sleep 0.2" }, 1,
+        { timeout = "100%" })
+      assert.are.equal(1, nfailed)
+      assert.are.same({ "exit", "exit", "exit" }, statuses(res))
+    end)
+
+    it("changes the limit of a command already running", function()
+      -- the long one starts first, the short ones end meanwhile and set the limit
+      local res = par.run({ "sleep 3", "sleep 0.2", "sleep 0.2", "sleep 0.2" }, 2, { timeout = "300%" })
+      assert.are.same({ "timeout", "exit", "exit", "exit" }, statuses(res))
+      assert.is_true(res[1].elapsed < 2, res[1].elapsed)
+    end)
+  end)
+
+  describe("termseq", function()
+    -- the job prints its name for each signal that it traps, and when it was
+    local trapper = "for s in TERM INT HUP; do trap \"echo $s\" $s; done; echo start; "
+      .. "i=0; while [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; echo end"
+
+    it("sends each signal, then waits, while the command lives", function()
+      local res = par.run({ trapper }, { timeout = 0.2, termseq = "TERM,150,INT,150,SIGHUP,150,KILL,25" })
+      assert.are.equal("timeout", res[1].status)
+      assert.are.equal(9, res[1].signal)
+      assert.are.equal("start\nTERM\nINT\nHUP\n", res[1].stdout)
+      assert.is_true(res[1].elapsed > 0.6 and res[1].elapsed < 1.5, res[1].elapsed)
+    end)
+
+    it("stops with the first signal a command obeys", function()
+      local res = par.run({ "sleep 5" }, { timeout = 0.1, termseq = "INT,1000,KILL,25" })
+      assert.are.same({ "timeout", 2 }, { res[1].status, res[1].signal })
+      assert.is_true(res[1].elapsed < 1, res[1].elapsed)
+    end)
+
+    it("lets a command live on once the sequence is over without a SIGKILL", function()
+      local res = par.run({ trapper }, { timeout = 0.1, termseq = "TERM,50,15" })
+      assert.are.equal("timeout", res[1].status)
+      assert.are.equal("start\nTERM\nTERM\nend\n", res[1].stdout)
+    end)
+
+    it("is what halt = 'now' sends to the others", function()
+      local res = par.run({ trapper, "sleep 0.2; exit 3" }, 2,
+        { halt = "now", termseq = "HUP,100,KILL,25" })
+      assert.are.equal("start\nHUP\n", res[1].stdout)
+      assert.are.equal(9, res[1].signal)
+    end)
+
+    it("rejects what is not a sequence of signals and milliseconds", function()
+      assert.has_error(function() par.run({ "true" }, { termseq = "FOO,100" }) end,
+        "bad argument #2 to 'run' (option 'termseq': 'FOO' is not a signal)")
+      assert.has_error(function() par.run({ "true" }, { termseq = "TERM,x" }) end,
+        "bad argument #2 to 'run' (option 'termseq': milliseconds >= 0 expected after TERM, got 'x')")
+      assert.has_error(function() par.run({ "true" }, { termseq = "" }) end,
+        "bad argument #2 to 'run' (option 'termseq': 1 to 32 signals expected, got '')")
+      assert.has_error(function() par.run({ "true" }, { termseq = 15 }) end,
+        "bad argument #2 to 'run' (option 'termseq': string expected, got number)")
     end)
   end)
 
@@ -353,5 +424,72 @@ describe("interrupts", function()
     assert.are.same({ "1", "2" }, seqs)
     local res = par.run({ "true", "true", "echo 3", "echo 4", "echo 5", "echo 6" }, { joblog = log, resume = true })
     assert.are.same({ "skipped", "skipped", "exit", "exit", "exit", "exit" }, statuses(res))
+  end)
+end)
+
+-- The par command's job control, as GNU parallel's: a real `par` process.
+describe("par command job control", function()
+  local quote = par.quote
+
+  -- Run par with the shell words 'args' in a fresh folder; stdout, stderr,
+  -- exit status and the folder.
+  local function run(args, opts)
+    opts = opts or {}
+    local dir = opts.cwd or H.tmpdir(finally)
+    local out, err = dir .. "/.out", dir .. "/.err"
+    local cmd = ("cd %s && %s%s %s </dev/null >%s 2>%s"):format(quote(dir), H.PAR_ENV, H.PAR, args,
+      quote(out), quote(err))
+    local _, _, status = os.execute(cmd)
+    local o, e = H.readfile(out), H.readfile(err)
+    os.remove(out); os.remove(err)
+    return o, e, status, dir
+  end
+
+  describe("--timeout N%", function()
+    it("kills a job that runs longer than N% of the median runtime", function()
+      local out, err, status = run("-j1 -k --timeout 200% 'sleep {}; echo {}' ::: 0.3 0.3 0.3 3 0.1")
+      assert.are.same({ "0.3\n0.3\n0.3\n0.1\n", 1 }, { out, status })
+      assert.matches("sleep 3; echo 3", err, 1, true)
+    end)
+
+    it("refuses a share that is not a number", function()
+      local out, err, status = run("--timeout x% echo ::: a")
+      assert.are.same({ "", 255 }, { out, status })
+      assert.matches("^par: %-%-timeout: seconds or 'N%%' %(N > 0%) expected, got 'x%%'\n", err)
+    end)
+  end)
+
+  describe("--termseq", function()
+    local trapper = "'for s in TERM INT; do trap \"echo $s\" $s; done; echo start;"
+      .. " i=0; while [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; echo end'"
+
+    it("is GNU parallel's TERM,200,TERM,100,TERM,50,KILL,25 by default", function()
+      local out, _, status = run("--timeout 0.2 " .. trapper .. " ::: 1")
+      assert.are.same({ "start\nTERM\nTERM\nTERM\n", 1 }, { out, status })
+    end)
+
+    it("sends the signals given, --term-seq too", function()
+      for _, flag in ipairs({ "--termseq", "--term-seq" }) do
+        local out, _, status = run("--timeout 0.2 " .. flag .. " INT,150,TERM,150,KILL,25 "
+          .. trapper .. " ::: 1")
+        assert.are.same({ "start\nINT\nTERM\n", 1 }, { out, status })
+      end
+    end)
+
+    it("is what --halt now sends to the jobs still running", function()
+      -- a job killed by a halt prints nothing: this one writes to a file
+      local logger = "'for s in TERM INT; do trap \"echo $s >> log\" $s; done; echo start >> log;"
+        .. " i=0; while [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done'"
+      local out, _, status, dir = run("-j2 --halt now,fail=1 --termseq INT,100,KILL,25 "
+        .. "sh -c {} ::: " .. logger .. " 'sleep 0.3; exit 4'")
+      assert.are.same({ "", 4 }, { out, status })
+      assert.are.equal("start\nINT\n", H.readfile(dir .. "/log"))
+    end)
+
+    it("refuses a signal it does not know", function()
+      local out, err, status = run("--termseq FOO,100 echo ::: a")
+      assert.are.same({ "", "par: --termseq: 'FOO' is not a signal\n" }, { out, err:match("^[^\n]*\n") })
+      assert.are.equal(255, status)
+    end)
   end)
 end)

@@ -169,21 +169,36 @@ int run_child_retry (Run *r, SpawnRetry *t) {
 
 /* }======================================================= */
 
+/* A job handed out is back (posted, or requeued): its place under maxrun
+** is free.  Called with the lock held. */
+static void release (Run *r) {
+  r->active--;
+  if (r->maxrun > 0) pthread_cond_broadcast(&r->more);
+}
+
 /* The next job: one back from an unreachable host first, then the input's
-** next; while the input is open and has none, wait for a push.  NULL once
-** the input is over, or on a stop.  Called with the lock held. */
+** next; while the input is open and has none, wait for a push; while
+** maxrun jobs are out, wait for one back.  NULL once the input is over,
+** or on a stop.  Called with the lock held. */
 static Job *next_job (Run *r) {
   Job *j;
   for (;;) {
     if (r->stopping) return NULL;
+    if (r->maxrun > 0 && r->active >= r->maxrun &&
+        (r->requeued != NULL || r->todo_head != NULL)) {
+      pthread_cond_wait(&r->more, &r->mu);    /* a post frees a place */
+      continue;
+    }
     if ((j = r->requeued) != NULL) {
       r->requeued = j->next;
+      r->active++;
       return j;
     }
     if ((j = r->todo_head) != NULL) {
       r->todo_head = j->next;
       if (r->todo_head == NULL) r->todo_tail = NULL;
       r->claimed++;
+      r->active++;
       return j;
     }
     if (!r->input_open) return NULL;
@@ -218,6 +233,7 @@ static Job *claim (Run *r) {
       else {
         j->next = r->requeued;
         r->requeued = j;
+        release(r);
         j = NULL;
       }
     }
@@ -261,6 +277,7 @@ static int host_done (Run *r, Job *j) {
       h->dropped = dropped = 1;
     j->next = r->requeued;
     r->requeued = j;
+    release(r);
   }
   else if (j->status == ST_EXIT)
     h->fails = 0;
@@ -300,6 +317,7 @@ static void post (Run *r, Job *j) {
   else r->done_head = j;
   r->done_tail = j;
   r->finished++;
+  release(r);
   unlock(r);
   wakeup(r->wake[1]);
 }
@@ -338,12 +356,13 @@ static void *worker (void *arg) {
 /* Workers start with every signal blocked, so that SIGINT, SIGTERM and
 ** SIGCHLD go to the caller's thread, and SIGPIPE from a command that closed
 ** its stdin becomes EPIPE. */
-int run_start (Run *r, int n) {
+static int add_workers (Run *r, int n) {
   pthread_attr_t attr;
   sigset_t all, old;
-  int e = 0;
-  if (n < 1) n = 1;
-  if ((r->threads = calloc((size_t)n, sizeof *r->threads)) == NULL) return ENOMEM;
+  int e = 0, had = r->nthreads;
+  pthread_t *t = (pthread_t *)realloc(r->threads, (size_t)n * sizeof *t);
+  if (t == NULL) return ENOMEM;
+  r->threads = t;
   if ((e = pthread_attr_init(&attr)) != 0) return e;
   pthread_attr_setstacksize(&attr, STACKSIZE);
   sigfillset(&all);
@@ -355,7 +374,30 @@ int run_start (Run *r, int n) {
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
-  return r->nthreads > 0 ? 0 : e;   /* fewer workers still finish the run */
+  return r->nthreads > had ? 0 : e;   /* fewer workers still finish the run */
+}
+
+int run_start (Run *r, int n) {
+  return add_workers(r, n < 1 ? 1 : n);
+}
+
+/* Called by the caller's thread only, as run_start is: it alone touches
+** r->threads and r->nthreads but for reads under the lock. */
+int run_setjobs (Run *r, int n) {
+  int grow;
+  if (n < 1) n = 1;
+  lock(r);
+  r->maxrun = n;
+  pthread_cond_broadcast(&r->more);
+  grow = n > r->nthreads && r->input_open && !r->stopping;
+  unlock(r);
+  return grow ? add_workers(r, n) : 0;
+}
+
+void run_settimeout (Run *r, double secs) {
+  lock(r);
+  r->timeout_now = secs;
+  unlock(r);
 }
 
 Job *run_newjob (long long index) {

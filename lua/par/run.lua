@@ -143,6 +143,22 @@ local function take(st, i, res, abort)
   end
 end
 
+-- With timeout = "N%": a command that succeeded counts in the median of
+-- runtimes, which sets the time limit of those that run and those to come.
+-- As GNU parallel's: the last 999 runtimes, in milliseconds written with
+-- three decimals, sorted as strings, the lower middle one.
+local RUNTIMES = 999
+local function timed(st, res)
+  if not st.pct or not res.ok or res.status ~= "exit" then return end
+  local n = st.nruntimes
+  st.runtimes[n % RUNTIMES + 1] = string.format("%.3f", math.floor((res.elapsed or 0) * 1000) / 1000)
+  st.nruntimes = n + 1
+  local sorted = table.move(st.runtimes, 1, #st.runtimes, 1, {})
+  table.sort(sorted)
+  local median = tonumber(sorted[(#sorted - 1) // 2 + 1])
+  st.r:settimeout(math.max(st.pct * median, 1e-6))   -- GNU's limit 0 stops all at once
+end
+
 -- The progress line's counts: jobs started, jobs finished.
 local function counts(st)
   local started, finished = st.r:counts()
@@ -175,6 +191,7 @@ local function wait(st)
     st.on_output(k, a, b)
   else
     take(st, k, a)
+    timed(st, a)
     if st.group then write_group(a) end
     draw(st)
     if st.on_done then st.on_done(a, k) end
@@ -265,6 +282,9 @@ local function open(call, cmds, opts)
   for _, o in ipairs(options.run) do
     if o.core then copts[o.name] = opts[o.name] end
   end
+  local pct = type(opts.timeout) == "string" and tonumber(opts.timeout:sub(1, -2)) / 100
+  if pct then copts.live_timeout = true else copts.timeout = opts.timeout end
+  if opts.termseq then copts.termseq = options.termseq(opts.termseq) end
   local r, syswhy, syserr = core.runner({}, copts)
   if not r then             -- no thread could start: nothing ran
     if log then log:close() end
@@ -274,7 +294,8 @@ local function open(call, cmds, opts)
     shell = opts.shell or { "/bin/sh", "-c" }, hosts = hosts, done = done, group = group,
     on_done = opts.on_done, on_output = opts.on_output, ordered = opts.ordered, want = 1,
     held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,
-    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0, stdin_of = {} }
+    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0, stdin_of = {},
+    pct = pct, runtimes = pct and {}, nruntimes = 0 }
   st.counter = { counts = function() return counts(st) end }
   st.bar = progress.new(total, opts.progress)
   return st, setmetatable({ st = st }, Closer)
@@ -295,6 +316,17 @@ end
 -- command's --halt soon,fail=N uses it.
 function M.stop_starting(st)
   st.r:stop(0)
+end
+
+--- At most 'n' commands at once from now on, in the stream whose state
+-- 'st' par.each gave (the par command's -j FILE, read again as jobs end).
+-- On a failure of the system to start more threads: nil, msg, errno.
+function M.set_jobs(st, n)
+  if n == st.jobs then return true end
+  local ok, why, errno = st.r:setjobs(n)
+  if not ok then return nil, why, errno end
+  st.jobs, st.limit = n, 2 * n + 2
+  return true
 end
 
 --- Run a list of commands, n at a time, on a pool of threads.

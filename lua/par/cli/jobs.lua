@@ -95,6 +95,8 @@ local function run_options(cfg, o, njobs)
   local ro = cli_options("run", config_options("run", cfg, { on_done = true }), o)
   host_options(ro, o)
   if ro.jobs ~= nil then ro.jobs = resolve_jobs(ro.jobs, njobs) end
+  -- GNU parallel's way of stopping a job, unless a config says otherwise
+  if ro.termseq == nil and ro.kill_after == nil then ro.termseq = options.TERMSEQ end
   -- par prints the output itself: grouped unless the config asks for ungrouped
   if ro.capture == false or ro.output == "ungroup" then
     ro.capture, ro.output = false, nil
