@@ -199,6 +199,10 @@ local cases = {
   { "parallel -k --timeout 0.3 --termseq INT,200,KILL,25 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --timeout 0.3 --term-seq KILL,25 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --retries 3 'echo try; exit 1' ::: a" },
+  { "parallel -k --joblog log 'echo {}; exit {}' ::: 0 1 2 0; parallel -k --joblog log --retry-failed"
+    .. " 'echo NEW {}' ::: 5 6; cut -f1,7-9 log | sort" },
+  { "parallel -k --joblog log --retry-failed 'echo NEW {}' ::: 5 6; cut -f1,7-9 log" },
+  { "parallel -k --retry-failed 'echo NEW {}' ::: 5 6" },
   { "parallel -k --retries 2 'echo {}' ::: a" },
   { "parallel -k --delay 0.1 echo ::: A B" },
   { "parallel -k --delay 0.1s echo ::: A B" },

@@ -459,6 +459,37 @@ describe("par command job control", function()
     end)
   end)
 
+  describe("--retry-failed", function()
+    local function fields(log)
+      local t = {}
+      for l in log:gmatch("[^\n]+") do
+        local f = {}
+        for w in l:gmatch("[^\t]+") do f[#f + 1] = w end
+        t[#t + 1] = table.concat({ f[1], f[7], f[8], f[9] }, " ")
+      end
+      table.sort(t)
+      return t
+    end
+
+    it("runs the joblog's failed commands again, not the command line's", function()
+      local _, _, status, dir = run("-k --joblog log 'echo {}; exit {}' ::: 0 3 0 4")
+      assert.are.equal(2, status)
+      local out, err, status2 = run("-k --joblog log --retry-failed 'echo NEW {}' ::: x y", { cwd = dir })
+      assert.are.same({ "3\n4\n", "", 2 }, { out, err, status2 })
+      assert.are.same({ "1 0 0 echo 0; exit 0", "2 3 0 echo 3; exit 3", "2 3 0 echo 3; exit 3",
+        "3 0 0 echo 0; exit 0", "4 4 0 echo 4; exit 4", "4 4 0 echo 4; exit 4",
+        "Seq Exitval Signal Command" }, fields(H.readfile(dir .. "/log")))
+    end)
+
+    it("runs the command line when there is no joblog to read, or no --joblog", function()
+      local out, _, status, dir = run("-k --joblog log --retry-failed 'echo NEW {}' ::: x y")
+      assert.are.same({ "NEW x\nNEW y\n", 0 }, { out, status })
+      assert.matches("echo NEW y\n$", H.readfile(dir .. "/log"))
+      out, _, status = run("-k --retry-failed 'echo NEW {}' ::: x")
+      assert.are.same({ "NEW x\n", 0 }, { out, status })
+    end)
+  end)
+
   describe("--termseq", function()
     local trapper = "'for s in TERM INT; do trap \"echo $s\" $s; done; echo start;"
       .. " i=0; while [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; echo end'"

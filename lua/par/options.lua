@@ -603,6 +603,10 @@ M.cli = {
       help = "now|soon,fail|success|done=N|N%: stop after N (or N%) such jobs; now also kills"
         .. " the running ones; 0, 1 and 2 are never, soon,fail=1 and now,fail=1" },
       { long = "halt-on-error", arg = "WHEN", parse = gnu_halt, help = "the same as --halt" } } },
+  { name = "retry_failed", modes = "lines args",
+    flags = { { long = "retry-failed",
+      help = "with --joblog FILE: run again the commands FILE logs as failed, not CMD and its input" },
+      { long = "retryfailed", help = "the same" } } },
   { name = "nice", modes = "lines args",
     flags = { { long = "nice", arg = "N", parse = number_flag(any_integer, "integer"),
       default = "0", help = "run the jobs under nice -n N" } } },

@@ -8,6 +8,7 @@ local progress = require "par.progress"
 local options = require "par.options"
 local parmap = require "par.map"
 local parrun = require "par.run"
+local joblog = require "par.joblog"
 local config = require "par.cli.config"
 local input = require "par.cli.input"
 local replace = require "par.cli.replace"
@@ -406,6 +407,16 @@ local function command_text(c)
   return util.shell_line(c)
 end
 
+-- --retry-failed: the commands of the joblog, as GNU parallel reruns them
+-- (the command line's CMD and input are ignored); the resume skips those
+-- that succeeded.
+local function retry_jobs(cmds, o)
+  o.resume = "failed"
+  return { cmds = cmds, job_of = function(i)
+    return { cmd = cmds[i], text = cmds[i], tag = cmds[i], values = { cmds[i] } }
+  end }
+end
+
 --- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
 function M.command_line(o, plan)
   if o.shellquote then               -- print the input quoted, run nothing
@@ -418,6 +429,8 @@ function M.command_line(o, plan)
     flush_out()
     return 0
   end
+  local failed = o.retry_failed and o.joblog and joblog.commands(o.joblog)
+  if failed then return run_jobs(retry_jobs(failed, o), o) end
   return run_jobs(command_jobs(o, plan, o.dry_run), o)
 end
 
