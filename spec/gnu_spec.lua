@@ -192,6 +192,8 @@ local cases = {
   { "parallel -k -P 2 echo ::: A B" },
   { "parallel -k --max-procs 2 echo ::: A B" },
   { "parallel -k --jobs 2 echo ::: A B" },
+  { "echo 2 > jf; parallel -k -j jf echo ::: A B C" },
+  { "echo 1 > jf; parallel -k -j jf 'echo 3 > jf; echo {}' ::: A B C D; cat jf" },
   { "parallel -k --timeout 1 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --timeout 1s 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -j1 -k --timeout 200% 'sleep {}; echo {}' ::: 0.3 0.3 0.3 3 0.1" },

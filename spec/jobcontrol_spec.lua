@@ -431,17 +431,18 @@ end)
 describe("par command job control", function()
   local quote = par.quote
 
-  -- Run par with the shell words 'args' in a fresh folder; stdout, stderr,
-  -- exit status and the folder.
+  -- Run par with the shell words 'args' in 'opts.cwd' (default a fresh
+  -- folder), 'opts.input' on stdin; stdout, stderr, exit status, the folder.
   local function run(args, opts)
     opts = opts or {}
     local dir = opts.cwd or H.tmpdir(finally)
-    local out, err = dir .. "/.out", dir .. "/.err"
-    local cmd = ("cd %s && %s%s %s </dev/null >%s 2>%s"):format(quote(dir), H.PAR_ENV, H.PAR, args,
-      quote(out), quote(err))
+    local out, err, inp = dir .. "/.out", dir .. "/.err", dir .. "/.in"
+    H.writefile(inp, opts.input or "")
+    local cmd = ("cd %s && %s%s %s <%s >%s 2>%s"):format(quote(dir), H.PAR_ENV, H.PAR, args,
+      quote(inp), quote(out), quote(err))
     local _, _, status = os.execute(cmd)
     local o, e = H.readfile(out), H.readfile(err)
-    os.remove(out); os.remove(err)
+    os.remove(out); os.remove(err); os.remove(inp)
     return o, e, status, dir
   end
 
@@ -487,6 +488,31 @@ describe("par command job control", function()
       assert.matches("echo NEW y\n$", H.readfile(dir .. "/log"))
       out, _, status = run("-k --retry-failed 'echo NEW {}' ::: x")
       assert.are.same({ "NEW x\n", 0 }, { out, status })
+    end)
+  end)
+
+  describe("-j FILE", function()
+    local sleeps = ("sleep 0.4; echo s\n"):rep(6)
+
+    it("is read again as jobs end: rewritten, it changes how many run at once", function()
+      local dir = H.tmpdir(finally)
+      H.writefile(dir .. "/jf", "1\n")
+      local start = require("par.core").monotime()
+      local out, err, status = run("-j jf", { cwd = dir, input = "echo 3 > jf\n" .. sleeps })
+      local took = require("par.core").monotime() - start
+      assert.are.same({ ("s\n"):rep(6), "", 0 }, { out, err, status })
+      assert.are.equal("3\n", H.readfile(dir .. "/jf"))
+      assert.is_true(took < 1.8, took)      -- 6 x 0.4 s one at a time would be 2.4 s
+    end)
+
+    it("keeps its number while the file holds none, and runs one at a time from 1", function()
+      local dir = H.tmpdir(finally)
+      H.writefile(dir .. "/jf", "2\n")
+      local start = require("par.core").monotime()
+      local out, _, status = run("-j jf", { cwd = dir, input = ": > jf\n" .. sleeps })
+      local took = require("par.core").monotime() - start
+      assert.are.same({ ("s\n"):rep(6), 0 }, { out, status })
+      assert.is_true(took >= 1.2 and took < 2.3, took)   -- two at a time: 3 x 0.4 s
     end)
   end)
 

@@ -114,7 +114,7 @@ local function stream_each(src, ro, handle)
   local iter, st, ctl, closer = par.each(src.cmds or src.next_cmd, ro)
   if not iter then errors.system(st) end
   for i, res in iter, st, ctl, closer do
-    local halt = handle(i, res)
+    local halt = handle(i, res, st)
     if halt == "now" then break end
     if halt == "soon" then parrun.stop_starting(st) end
   end
@@ -173,6 +173,30 @@ local function halter(h, total)
   end, function() return status end
 end
 
+-- The file that -j names, or nil: GNU parallel reads it again as jobs end.
+local function jobs_file(o)
+  local path = o.text and o.text.jobs
+  if not path or path:match("^%d+$") or path:match("^%d+%.?%d*%%$") or path:match("^[+-]%d+$") then
+    return nil
+  end
+  return path
+end
+
+-- A function(st) that reads the -j FILE of 'o' again and sets the number
+-- of jobs of par.each's stream st; nil without one.  A file that holds no
+-- number of jobs (yet) leaves it as it was.
+local function jobs_rereader(o, ntasks)
+  local path = jobs_file(o)
+  if not path then return nil end
+  return function(st)
+    local v = options.cli_jobs(path)
+    if v == nil then return end
+    local n = resolve_jobs(v, ntasks)
+    if ntasks then n = math.min(n, math.max(ntasks, 1)) end
+    parrun.set_jobs(st, n)
+  end
+end
+
 -- Run the jobs of 'src': a list (src.cmds, with src.job_of(i) its job
 -- { cmd, text, tag }), or an input that streams (src.next_job: an
 -- iterator of jobs, false, fd while it has no whole one yet).  Returns the
@@ -221,7 +245,9 @@ local function run_jobs(src, o, cfg)
   local function job(i)
     if not out.has(i) then out.start(i, src.job_of(i)) end
   end
-  local function handle(i, res)
+  local reread = not cfg and jobs_rereader(o, src.cmds and #src.cmds)
+  local function handle(i, res, st)
+    if reread and res.status ~= "skipped" then reread(st) end
     if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
     if out then job(i); out.done(i, res) end
     if user_done and res.status ~= "skipped" then user_done(res, i) end
