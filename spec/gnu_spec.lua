@@ -179,6 +179,9 @@ local cases = {
   { "parallel -j1 -u echo ::: A B" },
   { "parallel -k --keep-order echo ::: A B" },
   { "parallel -k --joblog - echo ::: A B | cut -f1,2,6-9" },
+  { "parallel -k --joblog - 'sleep 0.{}; echo {}' ::: 3 1 2 | cut -f1,7-9" },
+  { "parallel -k --joblog log 'sleep 0.{}; echo {}' ::: 3 1 2; cut -f1,7-9 log" },
+  { "parallel -j1 --joblog - 'echo {}; exit {}' ::: 0 1 | cut -f1,7-9" },
   { "parallel -k --results out echo ::: A B >/dev/null; find out -type f | sort; cat out/1/A/stdout" },
   { "parallel -k --results out.csv echo ::: A B >/dev/null; cut -d, -f1,2,7-11 out.csv" },
   { "parallel -k --files echo ::: A B | xargs cat" },
@@ -202,7 +205,7 @@ local cases = {
   { "parallel -k --timeout 0.3 --term-seq KILL,25 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --retries 3 'echo try; exit 1' ::: a" },
   { "parallel -k --joblog log 'echo {}; exit {}' ::: 0 1 2 0; parallel -k --joblog log --retry-failed"
-    .. " 'echo NEW {}' ::: 5 6; cut -f1,7-9 log | sort" },
+    .. " 'echo NEW {}' ::: 5 6; cut -f1,7-9 log" },
   { "parallel -k --joblog log --retry-failed 'echo NEW {}' ::: 5 6; cut -f1,7-9 log" },
   { "parallel -k --retry-failed 'echo NEW {}' ::: 5 6" },
   { "parallel -k --retries 2 'echo {}' ::: a" },

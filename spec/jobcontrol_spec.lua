@@ -516,6 +516,36 @@ describe("par command job control", function()
     end)
   end)
 
+  describe("--joblog", function()
+    local function seqs(s)
+      local t = {}
+      for l in s:gmatch("[^\n]+") do t[#t + 1] = l:match("^(%d+)\t") or l:match("^[^\t]+$") end
+      return table.concat(t, " ")
+    end
+
+    it("- writes a job's line after its output, and with -k in input order", function()
+      local out, _, status = run("-k --joblog - 'sleep 0.{}; echo {}' ::: 3 1 2")
+      assert.are.equal(0, status)
+      assert.are.equal("3 1 1 2 2 3", seqs(out:gsub("^Seq[^\n]*\n", "")))
+    end)
+
+    it("FILE holds the lines of -k in input order, of a run without -k as jobs end", function()
+      local _, _, status, dir = run("-k -j3 --joblog log 'sleep 0.{}; echo {}' ::: 3 1 2")
+      assert.are.equal(0, status)
+      assert.are.equal("1 2 3", seqs(H.readfile(dir .. "/log"):gsub("^Seq[^\n]*\n", "")))
+      _, _, status, dir = run("-j3 --joblog log 'sleep 0.{}; echo {}' ::: 3 1 2")
+      assert.are.equal(0, status)
+      assert.are.equal("2 3 1", seqs(H.readfile(dir .. "/log"):gsub("^Seq[^\n]*\n", "")))
+    end)
+
+    it("logs the jobs that ended before a halt, in input order with -k", function()
+      local _, _, status, dir = run("-k -j3 --halt now,fail=1 --joblog log "
+        .. "'sleep {}; exit {= _ = _ == \"0.4\" and 5 or 0 =}' ::: 3 0.1 0.4")
+      assert.are.equal(5, status)
+      assert.are.equal("2 3", seqs(H.readfile(dir .. "/log"):gsub("^Seq[^\n]*\n", "")))
+    end)
+  end)
+
   describe("--termseq", function()
     local trapper = "'for s in TERM INT; do trap \"echo $s\" $s; done; echo start;"
       .. " i=0; while [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; echo end'"

@@ -139,8 +139,22 @@ local function take(st, i, res, abort)
   local log = st.log
   if log and not log.failed and res.status ~= "skipped"
       and not (res.stopped and (abort or st.r:interrupted())) then
-    if abort then pcall(log.write, log, i, res) else log:write(i, res) end
+    if abort then pcall(log.write, log, i, res)
+    elseif st.log_held then st.log_held[i] = res
+    else log:write(i, res) end
   end
+end
+
+-- The joblog lines held for M.log_line and not written yet, in input order.
+local function write_held(st)
+  local held, order = st.log_held, {}
+  if not held then return end
+  for i in pairs(held) do order[#order + 1] = i end
+  table.sort(order)
+  for _, i in ipairs(order) do
+    if not st.log.failed then pcall(st.log.write, st.log, i, held[i]) end
+  end
+  st.log_held = nil
 end
 
 -- With timeout = "N%": a command that succeeded counts in the median of
@@ -238,7 +252,10 @@ local function close(st)
   st.closed = true
   if not st.over then pcall(abort, st) end
   st.r:close()
-  if st.log then st.log:close() end
+  if st.log then
+    write_held(st)
+    st.log:close()
+  end
 end
 
 -- The closer the for loop closes (break, return, an error in its body or
@@ -316,6 +333,24 @@ end
 -- command's --halt soon,fail=N uses it.
 function M.stop_starting(st)
   st.r:stop(0)
+end
+
+--- Hold the joblog lines of the stream whose state 'st' par.each gave
+-- (before its first step), each until M.log_line(st, i) writes it: the par
+-- command writes a job's line after its output, in the order it prints
+-- the jobs (-k: input order), as GNU parallel does.  The lines not written
+-- when the stream closes are written then.
+function M.hold_log(st)
+  if st.log then st.log_held = {} end
+end
+
+--- Write the held joblog line of command i, if there is one.
+function M.log_line(st, i)
+  local res = st.log_held and st.log_held[i]
+  if res then
+    st.log_held[i] = nil
+    st.log:write(i, res)
+  end
 end
 
 --- At most 'n' commands at once from now on, in the stream whose state

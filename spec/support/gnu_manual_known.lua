@@ -30,6 +30,4 @@ return {
   ["parallel -k echo ::: a ::: "] = "par bug: an empty ::: source gives no jobs; GNU gives one empty argument",
   ["seq 4 | parallel -k -n2 -X echo x{}y"] =
     "-n with -X: GNU parallel spreads the last arguments over the job slots (x3y, x4y), par keeps -n of them a job",
-  ["parallel -k --joblog - echo ::: a b | cut -f1,2,5-7,9"] =
-    "--joblog -: par prints a job's joblog line before its output, GNU parallel after it",
 }

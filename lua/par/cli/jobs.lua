@@ -107,12 +107,14 @@ local function run_options(cfg, o, njobs)
   return config.check_options("run", ro, cfg, o)
 end
 
--- Run the commands of 'src' (see run_jobs) through par.each: each result
--- to 'handle(i, res)', which returns "soon" or "now" to halt (leaving the
--- loop kills what runs).  Skipped ones (a resume) come back too.
-local function stream_each(src, ro, handle)
+-- Run the commands of 'src' (see run_jobs) through par.each: its stream's
+-- state to 'opened(st)' first, then each result to 'handle(i, res, st)',
+-- which returns "soon" or "now" to halt (leaving the loop kills what
+-- runs).  Skipped ones (a resume) come back too.
+local function stream_each(src, ro, handle, opened)
   local iter, st, ctl, closer = par.each(src.cmds or src.next_cmd, ro)
   if not iter then errors.system(st) end
+  opened(st)
   for i, res in iter, st, ctl, closer do
     local halt = handle(i, res, st)
     if halt == "now" then break end
@@ -215,8 +217,12 @@ local function run_jobs(src, o, cfg)
   if o.dry_run then return dry_run(src, o) end
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
+  -- a job's joblog line follows its output, as GNU parallel writes it
+  local stream
+  local function log_line(i) parrun.log_line(stream, i) end
+  local printer = ro.capture and not o.results and not o.files
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
-    or o.files and require("par.cli.results").files_sink(o) or output.printer(o))
+    or o.files and require("par.cli.results").files_sink(o) or output.printer(o, log_line))
   local user_done = values.on_done
   local seq, nfailed = 0, 0
   local halt, halt_status, halting
@@ -250,6 +256,7 @@ local function run_jobs(src, o, cfg)
     if reread and res.status ~= "skipped" then reread(st) end
     if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
     if out then job(i); out.done(i, res) end
+    if not printer then log_line(i) end
     if user_done and res.status ~= "skipped" then user_done(res, i) end
     if halt then
       local text = texts[i] or (listed and src.job_of(i).text)
@@ -263,7 +270,11 @@ local function run_jobs(src, o, cfg)
     ro.capture = nil               -- with on_output par.each captures nothing
     ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
-  local ok, err = pcall(stream_each, src, ro, handle)
+  local function opened(st)
+    stream = st
+    parrun.hold_log(st)
+  end
+  local ok, err = pcall(stream_each, src, ro, handle, opened)
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
   local status = halt_status and halt_status()
