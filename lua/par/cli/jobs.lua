@@ -218,8 +218,8 @@ local function run_jobs(src, o, cfg)
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
   -- a job's joblog line follows its output, as GNU parallel writes it
-  local stream
-  local function log_line(i) parrun.log_line(stream, i) end
+  local each_st                     -- par.each's stream, once opened
+  local function log_line(i) parrun.log_line(each_st, i) end
   local printer = ro.capture and not o.results and not o.files
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
     or o.files and require("par.cli.results").files_sink(o) or output.printer(o, log_line))
@@ -271,7 +271,7 @@ local function run_jobs(src, o, cfg)
     ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
   local function opened(st)
-    stream = st
+    each_st = st
     parrun.hold_log(st)
   end
   local ok, err = pcall(stream_each, src, ro, handle, opened)
