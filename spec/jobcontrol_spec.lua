@@ -516,6 +516,49 @@ describe("par command job control", function()
     end)
   end)
 
+  describe("--load and --memfree", function()
+    -- par under `timeout -s INT`: stdout and the exit status
+    local function limited(secs, args)
+      local dir = H.tmpdir(finally)
+      local cmd = ("cd %s && %stimeout -s INT %s %s %s </dev/null >out 2>/dev/null"):format(
+        quote(dir), H.PAR_ENV, secs, H.PAR, args)
+      local _, _, status = os.execute(cmd)
+      return H.readfile(dir .. "/out"), status
+    end
+
+    local function so(args, opts)
+      local out, _, status = run(args, opts)
+      return out, status
+    end
+
+    it("start jobs while the limit is not reached", function()
+      assert.are.same({ "a\nb\n", 0 }, { so("-k --load 10000 echo ::: a b") })
+      assert.are.same({ "a\nb\n", 0 }, { so("-k --load +10000 echo ::: a b") })
+      assert.are.same({ "a\nb\n", 0 }, { so("-k --load 0 echo ::: a b") })     -- 0: no limit
+      assert.are.same({ "a\nb\n", 0 }, { so("-k --memfree 1k echo ::: a b") })
+      assert.are.same({ "a\nb\n", 0 }, { so("-k --memfree 1 --load 500000% echo ::: a b") })
+    end)
+
+    it("--memfree waits while there is less memory free, as GNU parallel does", function()
+      assert.are.same({ "", 124 }, { limited(1, "--memfree 1000T echo ::: a") })   -- timed out
+    end)
+
+    it("--load reads a file that holds the limit", function()
+      local dir = H.tmpdir(finally)
+      H.writefile(dir .. "/max", "10000\n")
+      assert.are.same({ "a\n", 0 }, { so("--load max echo ::: a", { cwd = dir }) })
+    end)
+
+    it("refuse a limit they cannot read", function()
+      local out, err, status = run("--load x echo ::: a")
+      assert.are.same({ "", 255 }, { out, status })
+      assert.matches("^par: %-%-load: a number, %+N, %-N, N%% or a file expected, got 'x'\n", err)
+      out, err, status = run("--memfree 0 echo ::: a")
+      assert.are.same({ "", 255 }, { out, status })
+      assert.matches("^par: %-%-memfree: ", err)
+    end)
+  end)
+
   describe("--joblog", function()
     local function seqs(s)
       local t = {}

@@ -178,13 +178,14 @@ static void release (Run *r) {
 
 /* The next job: one back from an unreachable host first, then the input's
 ** next; while the input is open and has none, wait for a push; while
-** maxrun jobs are out, wait for one back.  NULL once the input is over,
-** or on a stop.  Called with the lock held. */
+** maxrun jobs are out, wait for one back, and while held for the hold to
+** end.  NULL once the input is over, or on a stop.  Called with the lock
+** held. */
 static Job *next_job (Run *r) {
   Job *j;
   for (;;) {
     if (r->stopping) return NULL;
-    if (r->maxrun > 0 && r->active >= r->maxrun &&
+    if ((r->held || (r->maxrun > 0 && r->active >= r->maxrun)) &&
         (r->requeued != NULL || r->todo_head != NULL)) {
       pthread_cond_wait(&r->more, &r->mu);    /* a post frees a place */
       continue;
@@ -392,6 +393,13 @@ int run_setjobs (Run *r, int n) {
   grow = n > r->nthreads && r->input_open && !r->stopping;
   unlock(r);
   return grow ? add_workers(r, n) : 0;
+}
+
+void run_hold (Run *r, int on) {
+  lock(r);
+  r->held = on;
+  if (!on) pthread_cond_broadcast(&r->more);
+  unlock(r);
 }
 
 void run_settimeout (Run *r, double secs) {

@@ -130,6 +130,7 @@ typedef struct Run {
   double timeout_now;        /* with spec.live_timeout: seconds, 0 none */
   int maxrun;                /* jobs running at once at most; 0: one a worker */
   int active;                /* jobs handed to workers and not yet posted */
+  int held;                  /* start no job for now (run_hold) */
 } Run;
 
 /* Set up the descriptors and the lock; 0, or an errno value with *what
@@ -165,6 +166,9 @@ void run_free (Run *r);
 /* With spec.live_timeout: the timeout of running and later jobs, seconds
 ** from each one's start; 0 for none. */
 void run_settimeout (Run *r, double secs);
+/* With 'on', start no more jobs until called again without it (the par
+** command's --load and --memfree); running jobs go on. */
+void run_hold (Run *r, int on);
 /* At most 'n' jobs at once from now on (>= 1), starting workers up to n;
 ** 0, or an errno value when no more could start (fewer still run). */
 int run_setjobs (Run *r, int n);

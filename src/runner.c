@@ -648,6 +648,14 @@ static int runner_setjobs (lua_State *L) {
   return 1;
 }
 
+/* runner:hold(on): with on true, start no more jobs until runner:hold(false). */
+static int runner_hold (lua_State *L) {
+  Runner *r = checkrunner(L);
+  int on = lua_toboolean(L, 2);
+  if (r->open) run_hold(&r->run, on);
+  return 0;
+}
+
 /* runner:counts(): jobs started so far, jobs finished so far. */
 static int runner_counts (lua_State *L) {
   Runner *r = checkrunner(L);
@@ -674,6 +682,7 @@ static const luaL_Reg runner_methods[] = {
   {"stop", runner_stop},
   {"settimeout", runner_settimeout},
   {"setjobs", runner_setjobs},
+  {"hold", runner_hold},
   {"close", runner_close},
   {NULL, NULL}
 };

@@ -505,6 +505,22 @@ local function gnu_halt(s)
   return { when = when, why = why, n = n }
 end
 
+-- --load MAX: a number of processes, +N or -N CPUs more or fewer, N% of
+-- the CPUs, or a file that holds one of these (read again as it changes).
+local function load_spec(s)
+  if s:match("^[+-]%d+$") or s:match("^%d+%%$") or s:match("^%d+%.?%d*$") then return s end
+  if require("par.core").filetype(s) == "file" then return s end
+  return nil, format("a number, +N, -N, N%% or a file expected, got '%s'", s)
+end
+
+-- --memfree SIZE, with --block's units.
+local function mem_size(s)
+  local v, why = require("par.cli.pipe").size(s)
+  if v == nil then return nil, why end
+  if v < 1 then return nil, format("a size of at least 1 byte expected, got '%s'", s) end
+  return v
+end
+
 -- --block SIZE, read as par.cli.pipe reads it (required when parsed: the
 -- par command alone loads the CLI modules).
 local function pipe_size(s)
@@ -603,6 +619,13 @@ M.cli = {
       help = "now|soon,fail|success|done=N|N%: stop after N (or N%) such jobs; now also kills"
         .. " the running ones; 0, 1 and 2 are never, soon,fail=1 and now,fail=1" },
       { long = "halt-on-error", arg = "WHEN", parse = gnu_halt, help = "the same as --halt" } } },
+  { name = "load", modes = "lines args run",
+    flags = { { long = "load", arg = "MAX", parse = load_spec,
+      help = "start a job only while fewer than MAX processes run (+N, -N, N% of the CPUs,"
+        .. " or a FILE holding one)" } } },
+  { name = "memfree", modes = "lines args run",
+    flags = { { long = "memfree", arg = "SIZE", parse = mem_size,
+      help = "start a job only while more than SIZE bytes of memory are free (k, M, G, ...)" } } },
   { name = "retry_failed", modes = "lines args",
     flags = { { long = "retry-failed",
       help = "with --joblog FILE: run again the commands FILE logs as failed, not CMD and its input" },

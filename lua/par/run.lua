@@ -189,10 +189,21 @@ local function over(st)
   if st.bar then st.bar:finish(st.counter, st.failed) end
 end
 
+-- The tick of M.set_tick, when it is due.
+local function tick(st)
+  local now = core.monotime()
+  if now < st.tick_at then return end
+  st.tick_at = now + st.tick_every
+  st.tick(st)
+end
+
 -- The next event from the core: a result, output, a timeout or "input".
 local function wait(st)
   local r = st.r
-  local k, a, b = r:next(st.bar and st.bar.interval, st.waitfd)
+  local every = st.bar and st.bar.interval
+  if st.tick and (not every or st.tick_every < every) then every = st.tick_every end
+  local k, a, b = r:next(every, st.waitfd)
+  if st.tick then tick(st) end
   if k == nil then
     over(st)
     if a == "interrupted" then error("interrupted", 0) end
@@ -351,6 +362,21 @@ function M.log_line(st, i)
     st.log_held[i] = nil
     st.log:write(i, res)
   end
+end
+
+--- Call fn(st) now, then every 'every' seconds at most, as long as the
+-- stream whose state 'st' par.each gave runs (before its first step); fn
+-- may hold the starts (M.hold) or change the number of jobs (M.set_jobs).
+-- The par command's --load, --memfree and -j FILE.
+function M.set_tick(st, fn, every)
+  st.tick, st.tick_every, st.tick_at = fn, every, 0
+  tick(st)
+end
+
+--- With 'on', start no more commands of stream 'st' until M.hold(st, false);
+-- those running go on.
+function M.hold(st, on)
+  st.r:hold(on and true or false)
 end
 
 --- At most 'n' commands at once from now on, in the stream whose state

@@ -199,6 +199,74 @@ local function jobs_rereader(o, ntasks)
   end
 end
 
+-- {======================================================================
+-- --load and --memfree, as GNU parallel measures them
+
+-- The processes that run now: /proc/loadavg's runnable ones, but the one
+-- reading it; nil if unknown.
+local function load_now()
+  local f = io.open("/proc/loadavg")
+  local s = f and f:read("a")
+  if f then f:close() end
+  local running = s and tonumber(s:match("^%S+ %S+ %S+ (%d+)/"))
+  return running and running - 1
+end
+
+-- The --load limit 'spec' as a number of processes; nil if a file holds none.
+local function load_limit(spec, depth)
+  local n = tonumber(spec:match("^[+-]%d+$"))
+  if n then return par.cpus() + n end
+  n = tonumber(spec:match("^(%d+)%%$"))
+  if n then return par.cpus() * n / 100 end
+  n = tonumber(spec:match("^%d+%.?%d*$"))
+  if n then return n end
+  local f = (depth or 0) < 1 and io.open(spec)
+  if not f then return nil end
+  local s = (f:read("a") or ""):match("^%s*(.-)%s*$")
+  f:close()
+  return load_limit(s, 1)
+end
+
+-- Free memory in bytes, as GNU parallel counts it on Linux: MemFree,
+-- Buffers, Cached and SwapCached; 1 if unknown.
+local function mem_free()
+  local f = io.open("/proc/meminfo")
+  if not f then return 1 end
+  local kb = 0
+  for line in f:lines() do
+    local name, n = line:match("^(%a+):%s+(%d+)")
+    if name == "MemFree" or name == "Buffers" or name == "Cached" or name == "SwapCached" then
+      kb = kb + tonumber(n)
+    end
+  end
+  f:close()
+  return kb * 1024
+end
+
+-- Whether a job may start under o.load and o.memfree (GNU parallel's
+-- --load 0 is no limit, and a limit is at least 0.01).
+local function may_start(o)
+  if o.load and o.load ~= "0" then
+    local load, max = load_now(), load_limit(o.load)
+    if not load or not max or load >= math.max(max, 0.01) then return false end   -- unknown: too high
+  end
+  return not o.memfree or mem_free() >= o.memfree
+end
+
+-- The tick of par.run.set_tick (nil: none): -j FILE read again, and the
+-- starts held while may_start says no.
+local TICK = 0.5
+local function ticker(o, reread)
+  if not (reread or o.load or o.memfree) then return nil end
+  local gated = o.load or o.memfree
+  return function(st)
+    if reread then reread(st) end
+    if gated then parrun.hold(st, not may_start(o)) end
+  end
+end
+
+-- }======================================================================
+
 -- Run the jobs of 'src': a list (src.cmds, with src.job_of(i) its job
 -- { cmd, text, tag }), or an input that streams (src.next_job: an
 -- iterator of jobs, false, fd while it has no whole one yet).  Returns the
@@ -270,9 +338,11 @@ local function run_jobs(src, o, cfg)
     ro.capture = nil               -- with on_output par.each captures nothing
     ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
+  local tick = ticker(o, reread)
   local function opened(st)
     each_st = st
     parrun.hold_log(st)
+    if tick then parrun.set_tick(st, tick, TICK) end
   end
   local ok, err = pcall(stream_each, src, ro, handle, opened)
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
