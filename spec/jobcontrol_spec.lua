@@ -559,6 +559,26 @@ describe("par command job control", function()
     end)
   end)
 
+  describe("--progress and --eta", function()
+    local HEAD = "\nComputers / CPU cores / Max jobs to run\n1:local / %d / 2\n\n"
+      .. "Computer:jobs running/jobs completed/%%of started jobs/Average seconds to complete\n"
+
+    it("--progress: GNU parallel's lines on stderr, stdout as it was", function()
+      local out, err, status = run("-k -j2 --progress 'sleep 0.3; echo {}' ::: a b c")
+      assert.are.same({ "a\nb\nc\n", 0 }, { out, status })
+      assert.are.equal(HEAD:format(par.cpus()), err:sub(1, #HEAD:format(par.cpus())))
+      assert.matches("\rlocal:2/0/100%%/0%.0s \r", err)
+      assert.matches("\rlocal:0/3/100%%/%d+%.%ds \n$", err)
+    end)
+
+    it("--eta: the seconds left, the jobs left and the average time a job", function()
+      local out, err, status = run("-k -j2 --eta 'sleep 0.3; echo {}' ::: a b c")
+      assert.are.same({ "a\nb\nc\n", 0 }, { out, status })
+      assert.matches("\rETA: 0s Left: 3 AVG: 0%.00s  local:2/0/100%%/0%.0s \r", err)
+      assert.matches("\rETA: %d+s Left: 0 AVG: %d+%.%d%ds  local:0/3/100%%/%d+%.%ds \n$", err)
+    end)
+  end)
+
   describe("--joblog", function()
     local function seqs(s)
       local t = {}

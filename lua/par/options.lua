@@ -626,6 +626,11 @@ M.cli = {
   { name = "memfree", modes = "lines args run",
     flags = { { long = "memfree", arg = "SIZE", parse = mem_size,
       help = "start a job only while more than SIZE bytes of memory are free (k, M, G, ...)" } } },
+  { name = "gnu_progress", modes = "lines args run",
+    flags = { { long = "progress", help = "show GNU parallel's progress lines on stderr: jobs running,"
+      .. " completed, seconds a job" } } },
+  { name = "eta", modes = "lines args run",
+    flags = { { long = "eta", help = "--progress with the estimated seconds left (reads all input first)" } } },
   { name = "retry_failed", modes = "lines args",
     flags = { { long = "retry-failed",
       help = "with --joblog FILE: run again the commands FILE logs as failed, not CMD and its input" },

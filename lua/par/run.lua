@@ -373,6 +373,12 @@ function M.set_tick(st, fn, every)
   tick(st)
 end
 
+--- Commands of stream 'st' started and finished so far (not those a
+-- resume skipped).
+function M.counts(st)
+  return st.r:counts()
+end
+
 --- With 'on', start no more commands of stream 'st' until M.hold(st, false);
 -- those running go on.
 function M.hold(st, on)

@@ -256,12 +256,31 @@ end
 -- The tick of par.run.set_tick (nil: none): -j FILE read again, and the
 -- starts held while may_start says no.
 local TICK = 0.5
-local function ticker(o, reread)
-  if not (reread or o.load or o.memfree) then return nil end
+local function ticker(o, reread, show)
+  if not (reread or o.load or o.memfree or show) then return nil end
   local gated = o.load or o.memfree
   return function(st)
     if reread then reread(st) end
     if gated then parrun.hold(st, not may_start(o)) end
+    if show then show(st) end
+  end
+end
+
+-- --progress and --eta (par.cli.eta): a function(st) that draws the
+-- status line of par.each's stream st while jobs run, and a function()
+-- that draws the last one; or nil.
+local function gnu_progress(o, ro, total)
+  if not (o.gnu_progress or o.eta) then return nil end
+  local d = require("par.cli.eta").new(total, ro.jobs or par.cpus(), o.eta)
+  local started, finished = 0, 0
+  d:start()
+  return function(st)
+    local s, f = parrun.counts(st)
+    if s < started then return end       -- closed
+    started, finished = s, f
+    if started > 0 then d:update(started - finished, finished, started) end
+  end, function(ended)
+    d:finish(0, ended, math.max(started, ended))
   end
 end
 
@@ -320,7 +339,9 @@ local function run_jobs(src, o, cfg)
     if not out.has(i) then out.start(i, src.job_of(i)) end
   end
   local reread = not cfg and jobs_rereader(o, src.cmds and #src.cmds)
+  local nended = 0
   local function handle(i, res, st)
+    if res.status ~= "skipped" then nended = nended + 1 end
     if reread and res.status ~= "skipped" then reread(st) end
     if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
     if out then job(i); out.done(i, res) end
@@ -338,13 +359,15 @@ local function run_jobs(src, o, cfg)
     ro.capture = nil               -- with on_output par.each captures nothing
     ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
-  local tick = ticker(o, reread)
+  local show, show_last = gnu_progress(o, ro, src.cmds and #src.cmds or listed and #listed)
+  local tick = ticker(o, reread, show)
   local function opened(st)
     each_st = st
     parrun.hold_log(st)
-    if tick then parrun.set_tick(st, tick, TICK) end
+    if tick then parrun.set_tick(st, tick, show and 0.2 or TICK) end
   end
   local ok, err = pcall(stream_each, src, ro, handle, opened)
+  if show then show_last(nended) end
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
   local status = halt_status and halt_status()
@@ -457,7 +480,7 @@ local function command_jobs(o, plan, block)
     local res = o.results and tpl.text(o.results, job)
     return { cmd = cmd, text = text, show = show, tag = tag, values = values, results = res }
   end
-  local needs_all = listed or tpl.total or o.shuf or multi
+  local needs_all = listed or tpl.total or o.shuf or multi or o.eta   -- --eta: as GNU, all first
   if needs_all then
     local recs = {}
     while true do
