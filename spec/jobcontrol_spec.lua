@@ -121,6 +121,28 @@ describe("par.run job control", function()
     end)
   end)
 
+  describe("evict (the par command's --memfree)", function()
+    it("stops the running command that came last and runs it again later", function()
+      local prun = require "par.run"
+      local log = tmp()
+      os.remove(log)
+      local st, evicted
+      local cmds = { "echo early; sleep 0.6; echo one", "echo go >> " .. log .. "; sleep 0.5; echo two",
+        "echo three" }
+      local got = {}
+      local iter, s, ctl, closer = par.each(cmds, 2, { termseq = "TERM,100,KILL,25",
+        on_output = function(_, _, chunk)
+          if chunk == "early\n" then os.execute("sleep 0.2"); evicted = prun.evict(st) end
+        end })
+      st = s
+      prun.evictable(st)
+      for i, res in iter, s, ctl, closer do got[i] = res.status .. " " .. tostring(res.ok) end
+      assert.are.equal(2, evicted)
+      assert.are.same({ "exit true", "exit true", "exit true" }, got)
+      assert.are.equal("go\ngo\n", H.readfile(log))
+    end)
+  end)
+
   describe("retries", function()
     it("reruns a failed command until it succeeds", function()
       local counter = tmp()

@@ -252,6 +252,10 @@ static Job *claim (Run *r) {
   return j;
 }
 
+static int evicted (Job *j) {
+  return __atomic_load_n(&j->evict, __ATOMIC_ACQUIRE);
+}
+
 static int job_ok (const Job *j) {
   return j->status == ST_EXIT && j->code == 0;
 }
@@ -295,6 +299,10 @@ static void attempts (Run *r, Job *j) {
   for (;;) {
     j->attempts++;
     spawn_job(r, j);
+    if (evicted(j)) {
+      j->attempts--;                /* not an attempt: it runs again later */
+      return;
+    }
     if (unreachable(r, j)) {
       j->attempts--;                /* not an attempt: another host will try */
       return;
@@ -323,6 +331,37 @@ static void post (Run *r, Job *j) {
   wakeup(r->wake[1]);
 }
 
+static void go_live (Run *r, Job *j) {
+  lock(r);
+  j->live_next = r->running;
+  r->running = j;
+  unlock(r);
+}
+
+/* Off Run.running; an evicted job goes back to the queue (true), its host
+** slot freed and what it streamed dropped. */
+static int leave_live (Run *r, Job *j) {
+  Job **p;
+  int back;
+  lock(r);
+  for (p = &r->running; *p != NULL && *p != j; p = &(*p)->live_next)
+    ;
+  if (*p == j) *p = j->live_next;
+  j->live_next = NULL;
+  back = evicted(j) && !r->stopping;
+  if (evicted(j) && !back) j->stopped = 1;    /* a stop came first: cut short */
+  if (back) {
+    if (j->host >= 0) r->spec.hosts[j->host].running--;
+    __atomic_store_n(&j->evict, 0, __ATOMIC_RELEASE);
+    j->next = r->requeued;
+    r->requeued = j;
+    release(r);
+  }
+  unlock(r);
+  if (back && r->spec.stream) run_chunk(r, j, CHUNK_RETRY, "", 0);
+  return back;
+}
+
 static void *worker (void *arg) {
   Run *r = (Run *)arg;
   Job *j;
@@ -332,7 +371,9 @@ static void *worker (void *arg) {
     int halt = 0;
     j->slot = slot;
     if (j->status == ST_EXIT) {
+      go_live(r, j);
       attempts(r, j);
+      if (leave_live(r, j)) continue;
       if (host_done(r, j)) continue;
       halt = !job_ok(j) && r->spec.halt != HALT_NEVER
           && __atomic_add_fetch(&r->nfails, 1, __ATOMIC_RELAXED) >= r->spec.halt_fails;
@@ -400,6 +441,20 @@ void run_hold (Run *r, int on) {
   r->held = on;
   if (!on) pthread_cond_broadcast(&r->more);
   unlock(r);
+}
+
+void run_evictable (Run *r) {
+  __atomic_store_n(&r->evictable, 1, __ATOMIC_RELEASE);
+}
+
+long long run_evict (Run *r) {
+  Job *j, *young = NULL;
+  lock(r);
+  for (j = r->running; j != NULL; j = j->live_next)
+    if (!evicted(j) && (young == NULL || j->index > young->index)) young = j;
+  if (young != NULL) __atomic_store_n(&young->evict, 1, __ATOMIC_RELEASE);
+  unlock(r);
+  return young != NULL ? young->index : 0;
 }
 
 void run_settimeout (Run *r, double secs) {

@@ -82,6 +82,8 @@ typedef struct Job {
   double elapsed;            /* seconds */
   Buf out, errout;
   struct Job *next;          /* on the input or the completion queue */
+  struct Job *live_next;     /* on Run.running while a worker runs it */
+  int evict;                 /* atomic: stop it and run it again later (run_evict) */
 } Job;
 
 /* Output of a job with spec.stream, as it came from one read. */
@@ -131,6 +133,8 @@ typedef struct Run {
   int maxrun;                /* jobs running at once at most; 0: one a worker */
   int active;                /* jobs handed to workers and not yet posted */
   int held;                  /* start no job for now (run_hold) */
+  Job *running;              /* the jobs workers run now */
+  int evictable;             /* atomic: workers look for run_evict every 50 ms */
 } Run;
 
 /* Set up the descriptors and the lock; 0, or an errno value with *what
@@ -169,6 +173,12 @@ void run_settimeout (Run *r, double secs);
 /* With 'on', start no more jobs until called again without it (the par
 ** command's --load and --memfree); running jobs go on. */
 void run_hold (Run *r, int on);
+/* From now on jobs may be evicted: call before the first push. */
+void run_evictable (Run *r);
+/* Stop the running job with the highest index, by the termination
+** sequence, and queue it to run again (GNU parallel's --memfree); its
+** index, or 0 when none runs. */
+long long run_evict (Run *r);
 /* At most 'n' jobs at once from now on (>= 1), starting workers up to n;
 ** 0, or an errno value when no more could start (fewer still run). */
 int run_setjobs (Run *r, int n);

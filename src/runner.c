@@ -656,6 +656,23 @@ static int runner_hold (lua_State *L) {
   return 0;
 }
 
+/* runner:evictable(): jobs may be evicted from now on (before any push). */
+static int runner_evictable (lua_State *L) {
+  Runner *r = checkrunner(L);
+  if (r->open) run_evictable(&r->run);
+  return 0;
+}
+
+/* runner:evict(): stop the running job with the highest index and queue it
+** to run again; its index, or nil when none runs. */
+static int runner_evict (lua_State *L) {
+  Runner *r = checkrunner(L);
+  long long i = r->open ? run_evict(&r->run) : 0;
+  if (i == 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)i);
+  return 1;
+}
+
 /* runner:counts(): jobs started so far, jobs finished so far. */
 static int runner_counts (lua_State *L) {
   Runner *r = checkrunner(L);
@@ -683,6 +700,8 @@ static const luaL_Reg runner_methods[] = {
   {"settimeout", runner_settimeout},
   {"setjobs", runner_setjobs},
   {"hold", runner_hold},
+  {"evictable", runner_evictable},
+  {"evict", runner_evict},
   {"close", runner_close},
   {NULL, NULL}
 };

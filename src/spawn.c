@@ -385,9 +385,11 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
     int killing, timeout;
     double now = sys_mono(), next = -1, limit = time_limit(r);
     double deadline = limit > 0 ? start + limit : 0;
+    int evict = __atomic_load_n(&j->evict, __ATOMIC_ACQUIRE);
     killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
-    if (!begun && ((deadline > 0 && now >= deadline) || killing > 0)) {
-      if (!killing) j->status = ST_TIMEOUT;
+    if (!begun && ((deadline > 0 && now >= deadline) || killing > 0 || evict)) {
+      if (evict && !killing) ;      /* it runs again: its outcome does not count */
+      else if (!killing) j->status = ST_TIMEOUT;
       else if (!exited(c))
         j->stopped = 1;             /* a leader that ended on its own keeps its outcome */
       begun = 1;
@@ -411,7 +413,9 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
       break;
     }
     if (!begun && deadline > 0) next = deadline;
-    if (!begun && r->spec.live_timeout && EARLIER(next, now + 0.05)) next = now + 0.05;
+    if (!begun && (r->spec.live_timeout || __atomic_load_n(&r->evictable, __ATOMIC_ACQUIRE)) &&
+        EARLIER(next, now + 0.05))
+      next = now + 0.05;            /* a limit that changes, an eviction */
     if (begun && !killsent) {
       if (step < nsteps) next = stepat;
       if (killing > 0 && EARLIER(next, now + 0.05)) next = now + 0.05;  /* watch for a second stop */

@@ -373,6 +373,19 @@ function M.set_tick(st, fn, every)
   tick(st)
 end
 
+--- Let M.evict stop commands of stream 'st' (before its first step): its
+-- commands look for an eviction every 50 ms.
+function M.evictable(st)
+  st.r:evictable()
+end
+
+--- Stop the running command of stream 'st' that came last in the input,
+-- as a timeout would (termseq), and run it again later, as if it had not
+-- started (GNU parallel's --memfree); its index, or nil if none runs.
+function M.evict(st)
+  return st.r:evict()
+end
+
 --- Commands of stream 'st' started and finished so far (not those a
 -- resume skipped).
 function M.counts(st)

@@ -262,6 +262,8 @@ local function ticker(o, reread, show)
   return function(st)
     if reread then reread(st) end
     if gated then parrun.hold(st, not may_start(o)) end
+    -- GNU parallel's --memfree: below half of it, the youngest job goes back to the queue
+    if o.memfree and mem_free() < o.memfree / 2 then parrun.evict(st) end
     if show then show(st) end
   end
 end
@@ -364,6 +366,7 @@ local function run_jobs(src, o, cfg)
   local function opened(st)
     each_st = st
     parrun.hold_log(st)
+    if o.memfree then parrun.evictable(st) end
     if tick then parrun.set_tick(st, tick, show and 0.2 or TICK) end
   end
   local ok, err = pcall(stream_each, src, ro, handle, opened)
