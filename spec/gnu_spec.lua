@@ -200,7 +200,7 @@ local cases = {
   { "parallel -k --timeout 1 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --timeout 1s 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -j1 -k --timeout 200% 'sleep {}; echo {}' ::: 0.3 0.3 0.3 3 0.1" },
-  { "parallel -j1 -k --timeout 300% 'sleep {}; echo {}' ::: 0.2 1.5 0.5" },
+  { "parallel -j1 -k --timeout 300% 'sleep {}; echo {}' ::: 0.2 2.5 0.5" },
   { "parallel -k --timeout 0.3 --termseq INT,200,KILL,25 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --timeout 0.3 --term-seq KILL,25 'sleep {}; echo {}' ::: 0 3" },
   { "parallel -k --retries 3 'echo try; exit 1' ::: a" },
