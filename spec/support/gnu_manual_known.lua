@@ -16,7 +16,6 @@ return {
   ["parallel -k -j1 --halt now,fail=50% 'echo {}; exit {}' ::: 0 1 1 0 1 1"] = NYD .. "--halt N% counting",
   ["parallel -k --dry-run -j1 echo {%} ::: a"] = NYD .. "{%} in --dry-run/-t",
   ["parallel -k -t -j1 echo {%} ::: a"] = NYD .. "{%} in --dry-run/-t",
-  ["parallel -k --timeout 200% 'sleep {}; echo {}' ::: 0.1 0.1 0.1 5"] = NYD .. "--timeout N%",
   ["parallel -k -s 10 echo ::: aaaaaaaaaaaaaaa"] = NYD .. "-x/-s too long",
   ["parallel -k --colsep , --trim lr echo {2}x ::: 'a , b '"] = NYD .. "--trim with --colsep",
   -- intentional differences
