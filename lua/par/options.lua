@@ -627,13 +627,16 @@ M.cli = {
     flags = { { long = "memfree", arg = "SIZE", parse = mem_size,
       help = "start a job only while more than SIZE bytes of memory are free (k, M, G, ...)" } } },
   { name = "gnu_progress", modes = "lines args run",
-    flags = { { long = "progress", help = "show GNU parallel's progress lines on stderr: jobs running,"
-      .. " completed, seconds a job" } } },
+    flags = { { long = "progress",
+      help = "show GNU parallel's progress lines on stderr: jobs running, completed,"
+        .. " seconds a job" } } },
   { name = "eta", modes = "lines args run",
-    flags = { { long = "eta", help = "--progress with the estimated seconds left (reads all input first)" } } },
+    flags = { { long = "eta",
+      help = "--progress with the estimated seconds left (reads all input first)" } } },
   { name = "retry_failed", modes = "lines args",
     flags = { { long = "retry-failed",
-      help = "with --joblog FILE: run again the commands FILE logs as failed, not CMD and its input" },
+      help = "with --joblog FILE: run again the commands FILE logs as failed,"
+        .. " not CMD and its input" },
       { long = "retryfailed", help = "the same" } } },
   { name = "nice", modes = "lines args",
     flags = { { long = "nice", arg = "N", parse = number_flag(any_integer, "integer"),

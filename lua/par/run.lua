@@ -165,7 +165,8 @@ local RUNTIMES = 999
 local function timed(st, res)
   if not st.pct or not res.ok or res.status ~= "exit" then return end
   local n = st.nruntimes
-  st.runtimes[n % RUNTIMES + 1] = string.format("%.3f", math.floor((res.elapsed or 0) * 1000) / 1000)
+  local ms = math.floor((res.elapsed or 0) * 1000)
+  st.runtimes[n % RUNTIMES + 1] = string.format("%.3f", ms / 1000)
   st.nruntimes = n + 1
   local sorted = table.move(st.runtimes, 1, #st.runtimes, 1, {})
   table.sort(sorted)
@@ -322,8 +323,8 @@ local function open(call, cmds, opts)
     shell = opts.shell or { "/bin/sh", "-c" }, hosts = hosts, done = done, group = group,
     on_done = opts.on_done, on_output = opts.on_output, ordered = opts.ordered, want = 1,
     held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,
-    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0, stdin_of = {},
-    pct = pct, runtimes = pct and {}, nruntimes = 0 }
+    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0,
+    stdin_of = {}, pct = pct, runtimes = pct and {}, nruntimes = 0 }
   st.counter = { counts = function() return counts(st) end }
   st.bar = progress.new(total, opts.progress)
   return st, setmetatable({ st = st }, Closer)

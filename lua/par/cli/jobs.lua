@@ -248,7 +248,8 @@ end
 local function may_start(o)
   if o.load and o.load ~= "0" then
     local load, max = load_now(), load_limit(o.load)
-    if not load or not max or load >= math.max(max, 0.01) then return false end   -- unknown: too high
+    -- an unknown load is too high
+    if not load or not max or load >= math.max(max, 0.01) then return false end
   end
   return not o.memfree or mem_free() >= o.memfree
 end
