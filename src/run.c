@@ -169,21 +169,37 @@ int run_child_retry (Run *r, SpawnRetry *t) {
 
 /* }======================================================= */
 
+/* A job handed out is back (posted, or requeued): its place under maxrun
+** is free.  Called with the lock held. */
+static void release (Run *r) {
+  r->active--;
+  if (r->maxrun > 0) pthread_cond_broadcast(&r->more);
+}
+
 /* The next job: one back from an unreachable host first, then the input's
-** next; while the input is open and has none, wait for a push.  NULL once
-** the input is over, or on a stop.  Called with the lock held. */
+** next; while the input is open and has none, wait for a push; while
+** maxrun jobs are out, wait for one back, and while held for the hold to
+** end.  NULL once the input is over, or on a stop.  Called with the lock
+** held. */
 static Job *next_job (Run *r) {
   Job *j;
   for (;;) {
     if (r->stopping) return NULL;
+    if ((r->held || (r->maxrun > 0 && r->active >= r->maxrun)) &&
+        (r->requeued != NULL || r->todo_head != NULL)) {
+      pthread_cond_wait(&r->more, &r->mu);    /* a post frees a place */
+      continue;
+    }
     if ((j = r->requeued) != NULL) {
       r->requeued = j->next;
+      r->active++;
       return j;
     }
     if ((j = r->todo_head) != NULL) {
       r->todo_head = j->next;
       if (r->todo_head == NULL) r->todo_tail = NULL;
       r->claimed++;
+      r->active++;
       return j;
     }
     if (!r->input_open) return NULL;
@@ -218,6 +234,7 @@ static Job *claim (Run *r) {
       else {
         j->next = r->requeued;
         r->requeued = j;
+        release(r);
         j = NULL;
       }
     }
@@ -233,6 +250,10 @@ static Job *claim (Run *r) {
   else if (j != NULL)
     j->status = ST_EXIT;            /* will run */
   return j;
+}
+
+static int evicted (Job *j) {
+  return __atomic_load_n(&j->evict, __ATOMIC_ACQUIRE);
 }
 
 static int job_ok (const Job *j) {
@@ -261,6 +282,7 @@ static int host_done (Run *r, Job *j) {
       h->dropped = dropped = 1;
     j->next = r->requeued;
     r->requeued = j;
+    release(r);
   }
   else if (j->status == ST_EXIT)
     h->fails = 0;
@@ -282,6 +304,10 @@ static void attempts (Run *r, Job *j) {
   for (;;) {
     j->attempts++;
     spawn_job(r, j);
+    if (evicted(j)) {
+      j->attempts--;                /* not an attempt: it runs again later */
+      return;
+    }
     if (unreachable(r, j)) {
       j->attempts--;                /* not an attempt: another host will try */
       return;
@@ -305,8 +331,40 @@ static void post (Run *r, Job *j) {
   else r->done_head = j;
   r->done_tail = j;
   r->finished++;
+  release(r);
   unlock(r);
   wakeup(r->wake[1]);
+}
+
+static void go_live (Run *r, Job *j) {
+  lock(r);
+  j->live_next = r->running;
+  r->running = j;
+  unlock(r);
+}
+
+/* Off Run.running; an evicted job goes back to the queue (true), its host
+** slot freed and what it streamed dropped. */
+static int leave_live (Run *r, Job *j) {
+  Job **p;
+  int back;
+  lock(r);
+  for (p = &r->running; *p != NULL && *p != j; p = &(*p)->live_next)
+    ;
+  if (*p == j) *p = j->live_next;
+  j->live_next = NULL;
+  back = evicted(j) && !r->stopping;
+  if (evicted(j) && !back) j->stopped = 1;    /* a stop came first: cut short */
+  if (back) {
+    if (j->host >= 0) r->spec.hosts[j->host].running--;
+    __atomic_store_n(&j->evict, 0, __ATOMIC_RELEASE);
+    j->next = r->requeued;
+    r->requeued = j;
+    release(r);
+  }
+  unlock(r);
+  if (back && r->spec.stream) run_chunk(r, j, CHUNK_RETRY, "", 0);
+  return back;
 }
 
 static void *worker (void *arg) {
@@ -318,7 +376,9 @@ static void *worker (void *arg) {
     int halt = 0;
     j->slot = slot;
     if (j->status == ST_EXIT) {
+      go_live(r, j);
       attempts(r, j);
+      if (leave_live(r, j)) continue;
       if (host_done(r, j)) continue;
       halt = !job_ok(j) && r->spec.halt != HALT_NEVER
           && __atomic_add_fetch(&r->nfails, 1, __ATOMIC_RELAXED) >= r->spec.halt_fails;
@@ -343,12 +403,13 @@ static void *worker (void *arg) {
 /* Workers start with every signal blocked, so that SIGINT, SIGTERM and
 ** SIGCHLD go to the caller's thread, and SIGPIPE from a command that closed
 ** its stdin becomes EPIPE. */
-int run_start (Run *r, int n) {
+static int add_workers (Run *r, int n) {
   pthread_attr_t attr;
   sigset_t all, old;
-  int e = 0;
-  if (n < 1) n = 1;
-  if ((r->threads = calloc((size_t)n, sizeof *r->threads)) == NULL) return ENOMEM;
+  int e = 0, had = r->nthreads;
+  pthread_t *t = (pthread_t *)realloc(r->threads, (size_t)n * sizeof *t);
+  if (t == NULL) return ENOMEM;
+  r->threads = t;
   if ((e = pthread_attr_init(&attr)) != 0) return e;
   pthread_attr_setstacksize(&attr, STACKSIZE);
   sigfillset(&all);
@@ -360,7 +421,51 @@ int run_start (Run *r, int n) {
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
-  return r->nthreads > 0 ? 0 : e;   /* fewer workers still finish the run */
+  return r->nthreads > had ? 0 : e;   /* fewer workers still finish the run */
+}
+
+int run_start (Run *r, int n) {
+  return add_workers(r, n < 1 ? 1 : n);
+}
+
+/* Called by the caller's thread only, as run_start is: it alone touches
+** r->threads and r->nthreads but for reads under the lock. */
+int run_setjobs (Run *r, int n) {
+  int grow;
+  if (n < 1) n = 1;
+  lock(r);
+  r->maxrun = n;
+  pthread_cond_broadcast(&r->more);
+  grow = n > r->nthreads && r->input_open && !r->stopping;
+  unlock(r);
+  return grow ? add_workers(r, n) : 0;
+}
+
+void run_hold (Run *r, int on) {
+  lock(r);
+  r->held = on;
+  if (!on) pthread_cond_broadcast(&r->more);
+  unlock(r);
+}
+
+void run_evictable (Run *r) {
+  __atomic_store_n(&r->evictable, 1, __ATOMIC_RELEASE);
+}
+
+long long run_evict (Run *r) {
+  Job *j, *young = NULL;
+  lock(r);
+  for (j = r->running; j != NULL; j = j->live_next)
+    if (!evicted(j) && (young == NULL || j->index > young->index)) young = j;
+  if (young != NULL) __atomic_store_n(&young->evict, 1, __ATOMIC_RELEASE);
+  unlock(r);
+  return young != NULL ? young->index : 0;
+}
+
+void run_settimeout (Run *r, double secs) {
+  lock(r);
+  r->timeout_now = secs;
+  unlock(r);
 }
 
 Job *run_newjob (long long index) {

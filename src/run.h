@@ -15,6 +15,7 @@ enum { HALT_NEVER, HALT_SOON, HALT_NOW };
 enum { ST_NONE, ST_EXIT, ST_SIGNAL, ST_ERROR, ST_TIMEOUT };
 
 #define HOST_MAXFAILS 3         /* unreachable this many times in a row: dropped */
+#define TERMSEQ_MAX 32          /* signals in a termination sequence */
 
 /* A machine to run jobs on.  Remote hosts run a job as argv + its 'remote'
 ** string (ssh ... HOST -- CMD); the local host (argv NULL) runs job argv. */
@@ -42,7 +43,14 @@ typedef struct RunSpec {
   int halt_fails;            /* halt once this many jobs failed (>= 1) */
   int retries;
   double timeout;            /* seconds; 0: none */
-  double kill_after;         /* SIGTERM to SIGKILL, seconds */
+  double kill_after;         /* SIGTERM to SIGKILL, seconds (without termsig) */
+  int nterm;                 /* signals in termsig; 0: SIGTERM, kill_after, SIGKILL */
+  int termsig[TERMSEQ_MAX];  /* a job that must stop gets termsig[0], then
+                                termsig[k] termwait[k-1] seconds after
+                                termsig[k-1] while it lives (GNU's --termseq) */
+  double termwait[TERMSEQ_MAX];
+  int live_timeout;          /* the caller changes the timeout as the run goes
+                                (run_settimeout); spec.timeout is the first */
   double retry_delay;
   double delay;              /* minimum seconds between two starts */
   size_t max_output;         /* bytes kept per stream */
@@ -75,6 +83,8 @@ typedef struct Job {
   double elapsed;            /* seconds */
   Buf out, errout;
   struct Job *next;          /* on the input or the completion queue */
+  struct Job *live_next;     /* on Run.running while a worker runs it */
+  int evict;                 /* atomic: stop it and run it again later (run_evict) */
 } Job;
 
 /* Output of a job with spec.stream, as it came from one read. */
@@ -121,6 +131,12 @@ typedef struct Run {
   int devnull;
   int nfails;                /* jobs failed so far (atomic), for halt_fails */
   int nslots;                /* workers that took a slot number */
+  double timeout_now;        /* with spec.live_timeout: seconds, 0 none */
+  int maxrun;                /* jobs running at once at most; 0: one a worker */
+  int active;                /* jobs handed to workers and not yet posted */
+  int held;                  /* start no job for now (run_hold) */
+  Job *running;              /* the jobs workers run now */
+  int evictable;             /* atomic: workers look for run_evict every 50 ms */
 } Run;
 
 /* Set up the descriptors and the lock; 0, or an errno value with *what
@@ -153,6 +169,21 @@ void run_counts (Run *r, size_t *claimed, size_t *finished);
 void run_stop (Run *r, int kill);
 /* Stop, kill, reap and join everything, close every descriptor, free. */
 void run_free (Run *r);
+/* With spec.live_timeout: the timeout of running and later jobs, seconds
+** from each one's start; 0 for none. */
+void run_settimeout (Run *r, double secs);
+/* With 'on', start no more jobs until called again without it (the par
+** command's --load and --memfree); running jobs go on. */
+void run_hold (Run *r, int on);
+/* From now on jobs may be evicted: call before the first push. */
+void run_evictable (Run *r);
+/* Stop the running job with the highest index, by the termination
+** sequence, and queue it to run again (GNU parallel's --memfree); its
+** index, or 0 when none runs. */
+long long run_evict (Run *r);
+/* At most 'n' jobs at once from now on (>= 1), starting workers up to n;
+** 0, or an errno value when no more could start (fewer still run). */
+int run_setjobs (Run *r, int n);
 
 /* A worker's retries of one spawn that failed with EAGAIN. */
 typedef struct SpawnRetry {

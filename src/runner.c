@@ -282,6 +282,35 @@ static void load_hosts (lua_State *L, Run *run, int idx) {
   lua_pop(L, 1);
 }
 
+/* opts.termseq: { signal, seconds, signal, seconds, ... } (par.options
+** reads GNU's "TERM,200,KILL,25" into it). */
+static void load_termseq (lua_State *L, RunSpec *s, int idx) {
+  lua_Integer n, k;
+  if (opt_field(L, idx, "termseq", LUA_TTABLE) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  n = par_rawlen(L, -1, idx, "option 'termseq'");
+  if (n < 2 || n % 2 != 0 || n / 2 > TERMSEQ_MAX)
+    opterror(L, "termseq", "1 to 32 pairs of a signal and seconds expected");
+  for (k = 0; k < n / 2; k++) {
+    int isnum;
+    lua_Integer sig;
+    double wait;
+    lua_rawgeti(L, -1, 2 * k + 1);
+    sig = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || sig < 1 || sig >= NSIG) opterror(L, "termseq", "a signal number expected");
+    lua_rawgeti(L, -2, 2 * k + 2);
+    wait = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(wait >= 0 && wait < 1e9)) opterror(L, "termseq", "seconds >= 0 expected");
+    s->termsig[k] = (int)sig;
+    s->termwait[k] = wait;
+    lua_pop(L, 2);
+  }
+  s->nterm = (int)(n / 2);
+  lua_pop(L, 1);
+}
+
 static void load_spec (lua_State *L, Run *run, int idx) {
   RunSpec *s = &run->spec;
   size_t len = 0;
@@ -290,6 +319,9 @@ static void load_spec (lua_State *L, Run *run, int idx) {
   s->starts = opt_flag(L, idx, "starts", 0);
   s->timeout = opt_num(L, idx, "timeout", 0, 1);          /* 0: none */
   s->kill_after = opt_num(L, idx, "kill_after", 2, 0);
+  s->live_timeout = opt_flag(L, idx, "live_timeout", 0);
+  run->timeout_now = s->timeout;
+  load_termseq(L, s, idx);
   s->retries = (int)opt_int(L, idx, "retries", 0, 0, INT_MAX - 1);
   s->retry_delay = opt_num(L, idx, "retry_delay", 0, 0);
   s->delay = opt_num(L, idx, "delay", 0, 0);
@@ -595,6 +627,55 @@ static int runner_stop (lua_State *L) {
   return 0;
 }
 
+/* runner:settimeout(secs): with live_timeout, the time limit of running
+** and later jobs; 0 for none. */
+static int runner_settimeout (lua_State *L) {
+  Runner *r = checkrunner(L);
+  double t = luaL_checknumber(L, 2);
+  luaL_argcheck(L, t >= 0 && t < 1e12, 2, "seconds >= 0 expected");
+  if (r->open) run_settimeout(&r->run, t);
+  return 0;
+}
+
+/* runner:setjobs(n): at most n jobs at once from now on, starting more
+** workers if need be.  true, or fail, "pthread_create: ...", errno when
+** none more could start (the run goes on with those it has). */
+static int runner_setjobs (lua_State *L) {
+  Runner *r = checkrunner(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  int e = 0;
+  luaL_argcheck(L, n >= 1 && n <= 100000, 2, "1 to 100000 expected");
+  if (r->open) e = run_setjobs(&r->run, (int)n);
+  if (e != 0) return luaL_fileresult(L, 0, "pthread_create");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* runner:hold(on): with on true, start no more jobs until runner:hold(false). */
+static int runner_hold (lua_State *L) {
+  Runner *r = checkrunner(L);
+  int on = lua_toboolean(L, 2);
+  if (r->open) run_hold(&r->run, on);
+  return 0;
+}
+
+/* runner:evictable(): jobs may be evicted from now on (before any push). */
+static int runner_evictable (lua_State *L) {
+  Runner *r = checkrunner(L);
+  if (r->open) run_evictable(&r->run);
+  return 0;
+}
+
+/* runner:evict(): stop the running job with the highest index and queue it
+** to run again; its index, or nil when none runs. */
+static int runner_evict (lua_State *L) {
+  Runner *r = checkrunner(L);
+  long long i = r->open ? run_evict(&r->run) : 0;
+  if (i == 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)i);
+  return 1;
+}
+
 /* runner:counts(): jobs started so far, jobs finished so far. */
 static int runner_counts (lua_State *L) {
   Runner *r = checkrunner(L);
@@ -619,6 +700,11 @@ static const luaL_Reg runner_methods[] = {
   {"stopping", runner_stopping},
   {"counts", runner_counts},
   {"stop", runner_stop},
+  {"settimeout", runner_settimeout},
+  {"setjobs", runner_setjobs},
+  {"hold", runner_hold},
+  {"evictable", runner_evictable},
+  {"evict", runner_evict},
   {"close", runner_close},
   {NULL, NULL}
 };

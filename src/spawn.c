@@ -299,7 +299,8 @@ static void feed (Child *c) {
 
 static void signal_group (Child *c, int sig) {
   kill(-c->pid, sig);               /* the group: `sh -c` and what it started */
-  if (!c->reaped) kill(c->pid, sig);  /* the leader, even if it left the group */
+  /* the leader, even if it left the group (once only: a trap sees each) */
+  if (!c->reaped && getpgid(c->pid) != c->pid) kill(c->pid, sig);
 }
 
 static int ms_until (double t, double now) {
@@ -342,33 +343,68 @@ static int spawn_poll (Run *r, Job *j, Child *c, int stop, int timeout,
   return 0;
 }
 
+/* The job's time limit, seconds from its start; 0 for none. */
+static double time_limit (Run *r) {
+  double t;
+  if (!r->spec.live_timeout) return r->spec.timeout;
+  pthread_mutex_lock(&r->mu);
+  t = r->timeout_now;
+  pthread_mutex_unlock(&r->mu);
+  return t;
+}
+
+/* Signal k of the run's termination sequence, and the seconds to wait
+** after it; the default one is SIGTERM, kill_after, SIGKILL. */
+static int term_step (Run *r, int k, double *wait) {
+  if (r->spec.nterm == 0) {
+    *wait = k == 0 ? r->spec.kill_after : 0;
+    return k == 0 ? SIGTERM : SIGKILL;
+  }
+  *wait = r->spec.termwait[k];
+  return r->spec.termsig[k];
+}
+
+static int term_steps (Run *r) {
+  return r->spec.nterm == 0 ? 2 : r->spec.nterm;
+}
+
 /*
 ** Wait for the child to end and its pipes to close.  A deadline (timeout)
-** or a stop from the caller sends SIGTERM to the group, then SIGKILL after
-** kill_after.  A grandchild that left the group (setsid) can hold the pipes
-** open after SIGKILL; once the leader is reaped we give up on them after
-** ESCAPE_GRACE instead of hanging.
+** or a stop from the caller sends the termination sequence to the group:
+** each signal, then its wait while the child lives (by default SIGTERM,
+** kill_after, SIGKILL); a second stop (killing 2) sends SIGKILL at once.
+** A grandchild that left the group (setsid) can hold the pipes open after
+** SIGKILL; once the leader is reaped we give up on them after
+** ESCAPE_GRACE instead of hanging.  With a live timeout the limit is read
+** again at least every 50 ms.
 */
 static void spawn_wait (Run *r, Job *j, Child *c, double start) {
-  double deadline = r->spec.timeout > 0 ? start + r->spec.timeout : 0;
-  double killat = 0, giveup = 0;
-  int termsent = 0, killsent = 0, stopseen = 0;
+  double stepat = 0, giveup = 0;
+  int begun = 0, step = 0, killsent = 0, stopseen = 0, nsteps = term_steps(r);
   while (!(c->reaped && c->out < 0 && c->err < 0 && c->in < 0)) {
     int killing, timeout;
-    double now = sys_mono(), next = -1;
+    double now = sys_mono(), next = -1, limit = time_limit(r);
+    double deadline = limit > 0 ? start + limit : 0;
+    int evict = __atomic_load_n(&j->evict, __ATOMIC_ACQUIRE);
     killing = __atomic_load_n(&r->killing, __ATOMIC_ACQUIRE);
-    if (!termsent && ((deadline > 0 && now >= deadline) || killing > 0)) {
-      if (!killing) j->status = ST_TIMEOUT;
+    if (!begun && ((deadline > 0 && now >= deadline) || killing > 0 || evict)) {
+      if (evict && !killing) ;      /* it runs again: its outcome does not count */
+      else if (!killing) j->status = ST_TIMEOUT;
       else if (!exited(c))
         j->stopped = 1;             /* a leader that ended on its own keeps its outcome */
-      signal_group(c, SIGTERM);
-      termsent = 1;
-      killat = now + r->spec.kill_after;
+      begun = 1;
     }
-    if (termsent && !killsent && (now >= killat || killing > 1)) {
-      signal_group(c, SIGKILL);
-      killsent = 1;
-      giveup = now + ESCAPE_GRACE;
+    while (begun && !killsent && step < nsteps && (step == 0 || now >= stepat || killing > 1)) {
+      double wait;
+      int sig = killing > 1 ? SIGKILL : term_step(r, step, &wait);
+      if (killing > 1) wait = 0;
+      signal_group(c, sig);
+      step = sig == SIGKILL ? nsteps : step + 1;
+      stepat = now + wait;
+      if (sig == SIGKILL) {
+        killsent = 1;
+        giveup = now + ESCAPE_GRACE;
+      }
     }
     if (killsent && c->reaped && now >= giveup) {
       closefd(&c->out);             /* escaped grandchildren keep them open */
@@ -376,15 +412,18 @@ static void spawn_wait (Run *r, Job *j, Child *c, double start) {
       closefd(&c->in);
       break;
     }
-    if (!termsent && deadline > 0) next = deadline;
-    if (termsent && !killsent) {
-      next = killat;
+    if (!begun && deadline > 0) next = deadline;
+    if (!begun && (r->spec.live_timeout || __atomic_load_n(&r->evictable, __ATOMIC_ACQUIRE)) &&
+        EARLIER(next, now + 0.05))
+      next = now + 0.05;            /* a limit that changes, an eviction */
+    if (begun && !killsent) {
+      if (step < nsteps) next = stepat;
       if (killing > 0 && EARLIER(next, now + 0.05)) next = now + 0.05;  /* watch for a second stop */
     }
     if (killsent && c->reaped) next = giveup;
     if (!c->reaped && c->pidfd < 0 && EARLIER(next, now + 0.01)) next = now + 0.01;
     timeout = next < 0 ? -1 : ms_until(next, now);
-    if (spawn_poll(r, j, c, !stopseen && !termsent, timeout, &stopseen) != 0) {
+    if (spawn_poll(r, j, c, !stopseen && !begun, timeout, &stopseen) != 0) {
       if (!c->reaped) reap(c, 0);   /* cannot wait any other way */
       break;
     }

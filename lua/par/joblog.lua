@@ -136,4 +136,26 @@ function M.read(path, rerun_failed, warn)
   return done
 end
 
+--- The commands of a joblog, for GNU parallel's --retry-failed: a list,
+-- by seq, of the command of each line (the last one for a seq), with
+-- "true" for a seq that succeeded and for one the log does not hold (the
+-- resume skips those).  nil when the log cannot be read.
+function M.commands(path)
+  local f = path ~= "-" and io.open(path, "r")
+  if not f then return nil end
+  local cmds, n = {}, 0
+  for line in f:lines() do
+    local seq, exitval, sig, cmd = line:match(
+      "^(%d+)\t[^\t]+\t[^\t]+\t[^\t]+\t[^\t]+\t[^\t]+\t(%-?%d+)\t(%d+)\t(.*)$")
+    seq = seq and math.tointeger(tonumber(seq))
+    if seq and seq >= 1 and cmd ~= "" then
+      cmds[seq] = (exitval == "0" and sig == "0") and "true" or cmd
+      if seq > n then n = seq end
+    end
+  end
+  f:close()
+  for k = 1, n do cmds[k] = cmds[k] or "true" end
+  return cmds
+end
+
 return M

@@ -244,7 +244,7 @@ local function duration(check)
   return function(s)
     local v = tonumber(s)
     if v == nil then
-      if s:find("%%$") then return nil, "a share of the median runtime (N%) is not supported" end
+      if s:find("%%$") then return check(s) end
       local total, rest = 0, s
       while rest ~= "" do
         local n, u, after = rest:match("^(%d*%.?%d+)([smhd])()")
@@ -266,6 +266,56 @@ local function tries_flag(s)
   return math.max(n - 1, 0)
 end
 
+--- A run's timeout: seconds, or "N%" of the median runtime of the jobs
+-- that succeeded so far (GNU parallel's --timeout N%).
+function M.check_timeout(v)
+  if type(v) == "string" then
+    local pct = v:match("^(%d+%.?%d*)%%$")
+    if pct and tonumber(pct) > 0 then return v end
+    return nil, "seconds or 'N%' (N > 0) expected, got " .. util.shown(v)
+  end
+  return util.positive_number(v)
+end
+
+-- Linux's signal numbers, for --termseq's names.
+local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7,
+  FPE = 8, KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15,
+  STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
+  XCPU = 24, XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30,
+  SYS = 31 }
+
+--- GNU parallel's --termseq: "SIG,MS,SIG,MS,...", signals by name (TERM,
+-- SIGTERM) or number, each followed by the milliseconds to wait for the
+-- job to end before the next; a last signal without a wait waits 0.
+-- Returns { sig, seconds, sig, seconds, ... }, or nil, why.
+function M.termseq(v)
+  local s, why = check_string(v)
+  if not s then return nil, why end
+  local words, out = {}, {}
+  for w in (s .. ","):gmatch("([^,]*),") do words[#words + 1] = w end
+  if #words % 2 == 1 then words[#words + 1] = "0" end
+  if s == "" or #words > 64 then return nil, "1 to 32 signals expected, got " .. util.shown(v) end
+  for k = 1, #words, 2 do
+    local name, ms = words[k]:upper():gsub("^SIG", ""), tonumber(words[k + 1])
+    local sig = SIGNALS[name] or math.tointeger(tonumber(name))
+    if not sig or sig < 1 or sig > 64 then return nil, format("'%s' is not a signal", words[k]) end
+    if not ms or ms < 0 or ms >= 1e9 then
+      return nil, format("milliseconds >= 0 expected after %s, got '%s'", words[k], words[k + 1])
+    end
+    out[#out + 1], out[#out + 2] = sig, ms / 1000
+  end
+  return out
+end
+
+local function check_termseq(v)
+  local ok, why = M.termseq(v)
+  if not ok then return nil, why end
+  return v
+end
+
+--- GNU parallel's default --termseq.
+M.TERMSEQ = "TERM,200,TERM,100,TERM,50,KILL,25"
+
 local function host_words(s)
   local hosts = {}
   for h in s:gmatch("[^,%s]+") do
@@ -282,8 +332,9 @@ local JOBS = { short = "j", long = "jobs", arg = "N", parse = M.cli_jobs, defaul
     .. " a FILE holding N; 0 runs all at once" }
 local PROCS = { short = "P", long = "max-procs", arg = "N", parse = M.cli_jobs, default = "CPUS",
   help = "the same as -j" }
-local TIMEOUT = { long = "timeout", arg = "S", parse = duration(util.positive_number),
-  help = "stop a job after S seconds (or 30s, 2m, 1h, 1d): SIGTERM to its group, then SIGKILL" }
+local TIMEOUT = { long = "timeout", arg = "S", parse = duration(M.check_timeout),
+  help = "stop a job after S seconds (or 30s, 2m, 1h, 1d), or N% of the median runtime of the"
+    .. " jobs that succeeded so far: --termseq to its group" }
 local BAR = { long = "bar", value = "always", help = "show a progress line on stderr" }
 
 -- }======================================================================
@@ -307,10 +358,18 @@ M.run = {
     flags = { { long = "wd", arg = "DIR", help = "run the jobs in directory DIR" } } },
   { name = "shell", check = check_shell, config = string_or_table, default = "`{\"/bin/sh\", \"-c\"}`",
     help = "for string commands: a program (`\"bash\"`) or an argv prefix" },
-  { name = "timeout", core = true, check = util.positive_number, flags = { TIMEOUT },
-    help = "seconds; then SIGTERM to the command's process group, SIGKILL `kill_after` seconds later" },
+  { name = "timeout", check = M.check_timeout, flags = { TIMEOUT },
+    help = "seconds, or `\"N%\"` of the median runtime of the commands that succeeded so far;"
+      .. " then `termseq` to the command's process group" },
   { name = "kill_after", core = true, check = util.nonneg_number, default = "2",
-    help = "seconds between a timeout's SIGTERM and its SIGKILL" },
+    help = "seconds between a timeout's SIGTERM and its SIGKILL (without `termseq`)" },
+  { name = "termseq", check = check_termseq,
+    default = "SIGTERM, `kill_after`, SIGKILL",
+    flags = { { long = "termseq", arg = "SEQ", parse = check_termseq, default = M.TERMSEQ,
+      help = "signals and milliseconds sent to a job on a timeout, --halt now or an interrupt:"
+        .. " each signal, then its wait while the job lives" },
+      { long = "term-seq", arg = "SEQ", parse = check_termseq, help = "the same as --termseq" } },
+    help = "GNU parallel's `--termseq`: `\"SIG,MS,SIG,MS,...\"` sent to a command that must stop" },
   { name = "retries", core = true, check = util.nonneg_integer, default = "0",
     flags = { { long = "retries", arg = "N", parse = tries_flag, default = "1",
       help = "try a failing job up to N times in all (GNU's count: the Lua option retries is N - 1)" } },
@@ -455,6 +514,22 @@ local function gnu_halt(s)
   return { when = when, why = why, n = n }
 end
 
+-- --load MAX: a number of processes, +N or -N CPUs more or fewer, N% of
+-- the CPUs, or a file that holds one of these (read again as it changes).
+local function load_spec(s)
+  if s:match("^[+-]%d+$") or s:match("^%d+%%$") or s:match("^%d+%.?%d*$") then return s end
+  if require("par.core").filetype(s) == "file" then return s end
+  return nil, format("a number, +N, -N, N%% or a file expected, got '%s'", s)
+end
+
+-- --memfree SIZE, with --block's units.
+local function mem_size(s)
+  local v, why = require("par.cli.pipe").size(s)
+  if v == nil then return nil, why end
+  if v < 1 then return nil, format("a size of at least 1 byte expected, got '%s'", s) end
+  return v
+end
+
 -- --block SIZE, read as par.cli.pipe reads it (required when parsed: the
 -- par command alone loads the CLI modules).
 local function pipe_size(s)
@@ -553,6 +628,25 @@ M.cli = {
       help = "now|soon,fail|success|done=N|N%: stop after N (or N%) such jobs; now also kills"
         .. " the running ones; 0, 1 and 2 are never, soon,fail=1 and now,fail=1" },
       { long = "halt-on-error", arg = "WHEN", parse = gnu_halt, help = "the same as --halt" } } },
+  { name = "load", modes = "lines args run",
+    flags = { { long = "load", arg = "MAX", parse = load_spec,
+      help = "start a job only while fewer than MAX processes run (+N, -N, N% of the CPUs,"
+        .. " or a FILE holding one)" } } },
+  { name = "memfree", modes = "lines args run",
+    flags = { { long = "memfree", arg = "SIZE", parse = mem_size,
+      help = "start a job only while more than SIZE bytes of memory are free (k, M, G, ...)" } } },
+  { name = "gnu_progress", modes = "lines args run",
+    flags = { { long = "progress",
+      help = "show GNU parallel's progress lines on stderr: jobs running, completed,"
+        .. " seconds a job" } } },
+  { name = "eta", modes = "lines args run",
+    flags = { { long = "eta",
+      help = "--progress with the estimated seconds left (reads all input first)" } } },
+  { name = "retry_failed", modes = "lines args",
+    flags = { { long = "retry-failed",
+      help = "with --joblog FILE: run again the commands FILE logs as failed,"
+        .. " not CMD and its input" },
+      { long = "retryfailed", help = "the same" } } },
   { name = "nice", modes = "lines args",
     flags = { { long = "nice", arg = "N", parse = number_flag(any_integer, "integer"),
       default = "0", help = "run the jobs under nice -n N" } } },
@@ -711,10 +805,12 @@ M.GROUPS = {
     "replace", "extensionreplace", "basenamereplace", "dirnamereplace",
     "basenameextensionreplace", "seqreplace", "slotreplace", "plus", "rpl", "quote" },
   { title = "Jobs",
-    "jobs", "cwd", "nice", "delay", "timeout", "retries", "halt", "joblog", "resume" },
+    "jobs", "load", "memfree", "cwd", "nice", "delay", "timeout", "termseq", "retries", "halt",
+    "joblog", "resume", "retry_failed" },
   { title = "Output",
     "keep_order", "tag", "tagstring", "line_buffer", "ungroup", "group", "results", "files",
-    "tmpdir", "compress", "dry_run", "verbose", "trace", "silent", "progress", "format" },
+    "tmpdir", "compress", "dry_run", "verbose", "trace", "silent", "progress", "gnu_progress", "eta",
+    "format" },
   { title = "--pipe and --pipepart",
     "pipe", "pipepart", "block", "recstart", "recend", "regexp", "cat", "fifo", "rrs",
     "roundrobin", "group_by", "shard", "bin", "tee" },

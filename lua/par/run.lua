@@ -140,8 +140,39 @@ local function take(st, i, res, abort)
   local log = st.log
   if log and not log.failed and res.status ~= "skipped"
       and not (res.stopped and (abort or st.r:interrupted())) then
-    if abort then pcall(log.write, log, i, res) else log:write(i, res) end
+    if abort then pcall(log.write, log, i, res)
+    elseif st.log_held then st.log_held[i] = res
+    else log:write(i, res) end
   end
+end
+
+-- The joblog lines held for M.log_line and not written yet, in input order.
+local function write_held(st)
+  local held, order = st.log_held, {}
+  if not held then return end
+  for i in pairs(held) do order[#order + 1] = i end
+  table.sort(order)
+  for _, i in ipairs(order) do
+    if not st.log.failed then pcall(st.log.write, st.log, i, held[i]) end
+  end
+  st.log_held = nil
+end
+
+-- With timeout = "N%": a command that succeeded counts in the median of
+-- runtimes, which sets the time limit of those that run and those to come.
+-- As GNU parallel's: the last 999 runtimes, in milliseconds written with
+-- three decimals, sorted as strings, the lower middle one.
+local RUNTIMES = 999
+local function timed(st, res)
+  if not st.pct or not res.ok or res.status ~= "exit" then return end
+  local n = st.nruntimes
+  local ms = math.floor((res.elapsed or 0) * 1000)
+  st.runtimes[n % RUNTIMES + 1] = string.format("%.3f", ms / 1000)
+  st.nruntimes = n + 1
+  local sorted = table.move(st.runtimes, 1, #st.runtimes, 1, {})
+  table.sort(sorted)
+  local median = tonumber(sorted[(#sorted - 1) // 2 + 1])
+  st.r:settimeout(math.max(st.pct * median, 1e-6))   -- GNU's limit 0 stops all at once
 end
 
 -- The progress line's counts: jobs started, jobs finished.
@@ -179,10 +210,21 @@ local function started(st, i, slot)
   if st.on_start then st.on_start(i, tonumber(slot)) end
 end
 
+-- The tick of M.set_tick, when it is due.
+local function tick(st)
+  local now = core.monotime()
+  if now < st.tick_at then return end
+  st.tick_at = now + st.tick_every
+  st.tick(st)
+end
+
 -- The next event from the core: a result, output, a timeout or "input".
 local function wait(st)
   local r = st.r
-  local k, a, b = r:next(st.bar and st.bar.interval, st.waitfd)
+  local every = st.bar and st.bar.interval
+  if st.tick and (not every or st.tick_every < every) then every = st.tick_every end
+  local k, a, b = r:next(every, st.waitfd)
+  if st.tick then tick(st) end
   if k == nil then
     over(st)
     if a == "interrupted" then error("interrupted", 0) end
@@ -197,6 +239,7 @@ local function wait(st)
     st.on_output(k, a, b)
   else
     take(st, k, a)
+    timed(st, a)
     if st.group then write_group(a) end
     draw(st)
     if st.on_done then st.on_done(a, k) end
@@ -243,7 +286,10 @@ local function close(st)
   st.closed = true
   if not st.over then pcall(abort, st) end
   st.r:close()
-  if st.log then st.log:close() end
+  if st.log then
+    write_held(st)
+    st.log:close()
+  end
 end
 
 -- The closer the for loop closes (break, return, an error in its body or
@@ -288,6 +334,9 @@ local function open(call, cmds, opts)
   for _, o in ipairs(options.run) do
     if o.core then copts[o.name] = opts[o.name] end
   end
+  local pct = type(opts.timeout) == "string" and tonumber(opts.timeout:sub(1, -2)) / 100
+  if pct then copts.live_timeout = true else copts.timeout = opts.timeout end
+  if opts.termseq then copts.termseq = options.termseq(opts.termseq) end
   local r, syswhy, syserr = core.runner({}, copts)
   if not r then             -- no thread could start: nothing ran
     if log then log:close() end
@@ -298,7 +347,8 @@ local function open(call, cmds, opts)
     on_done = opts.on_done, on_output = opts.on_output, on_start = opts.on_start,
     ordered = opts.ordered, want = 1,
     held = {}, cmd = {}, ready_i = {}, ready_r = {}, head = 0, tail = 0, pos = 0,
-    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0, stdin_of = {} }
+    inflight = 0, nskipped = 0, failed = 0, limit = 2 * jobs + 2, jobs = jobs, nstdin = 0,
+    stdin_of = {}, pct = pct, runtimes = pct and {}, nruntimes = 0 }
   st.counter = { counts = function() return counts(st) end }
   st.bar = progress.new(total, opts.progress)
   return st, setmetatable({ st = st }, Closer)
@@ -319,6 +369,69 @@ end
 -- command's --halt soon,fail=N uses it.
 function M.stop_starting(st)
   st.r:stop(0)
+end
+
+--- Hold the joblog lines of the stream whose state 'st' par.each gave
+-- (before its first step), each until M.log_line(st, i) writes it: the par
+-- command writes a job's line after its output, in the order it prints
+-- the jobs (-k: input order), as GNU parallel does.  The lines not written
+-- when the stream closes are written then.
+function M.hold_log(st)
+  if st.log then st.log_held = {} end
+end
+
+--- Write the held joblog line of command i, if there is one.
+function M.log_line(st, i)
+  local res = st.log_held and st.log_held[i]
+  if res then
+    st.log_held[i] = nil
+    st.log:write(i, res)
+  end
+end
+
+--- Call fn(st) now, then every 'every' seconds at most, as long as the
+-- stream whose state 'st' par.each gave runs (before its first step); fn
+-- may hold the starts (M.hold) or change the number of jobs (M.set_jobs).
+-- The par command's --load, --memfree and -j FILE.
+function M.set_tick(st, fn, every)
+  st.tick, st.tick_every, st.tick_at = fn, every, 0
+  tick(st)
+end
+
+--- Let M.evict stop commands of stream 'st' (before its first step): its
+-- commands look for an eviction every 50 ms.
+function M.evictable(st)
+  st.r:evictable()
+end
+
+--- Stop the running command of stream 'st' that came last in the input,
+-- as a timeout would (termseq), and run it again later, as if it had not
+-- started (GNU parallel's --memfree); its index, or nil if none runs.
+function M.evict(st)
+  return st.r:evict()
+end
+
+--- Commands of stream 'st' started and finished so far (not those a
+-- resume skipped).
+function M.counts(st)
+  return st.r:counts()
+end
+
+--- With 'on', start no more commands of stream 'st' until M.hold(st, false);
+-- those running go on.
+function M.hold(st, on)
+  st.r:hold(on and true or false)
+end
+
+--- At most 'n' commands at once from now on, in the stream whose state
+-- 'st' par.each gave (the par command's -j FILE, read again as jobs end).
+-- On a failure of the system to start more threads: nil, msg, errno.
+function M.set_jobs(st, n)
+  if n == st.jobs then return true end
+  local ok, why, errno = st.r:setjobs(n)
+  if not ok then return nil, why, errno end
+  st.jobs, st.limit = n, 2 * n + 2
+  return true
 end
 
 --- Run a list of commands, n at a time, on a pool of threads.

@@ -9,6 +9,4 @@ return {
   ["parallel -j1 -k --halt now,fail=50% 'echo {}; exit {}' ::: 0 1 1 0 0 0"] =
     "with fail=N% GNU parallel 20221122 judges the percentage against the jobs started so far"
     .. " and exits with a status of its own; par counts against all jobs and exits with the number that failed",
-  ["parallel -k --joblog - echo ::: A B | cut -f1,2,6-9"] =
-    "--joblog -: par writes a job's joblog line before its output, GNU after it",
 }

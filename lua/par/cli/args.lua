@@ -4,7 +4,8 @@
 --
 -- The parsed options are keyed by option name (flag.key where a flag sets
 -- a key of its own: --sshlogin, --sshloginfile); opts.given[key] names
--- the flag that set it ("--joblog"), for messages.
+-- the flag that set it ("--joblog"), for messages; opts.text[key] the
+-- value as the command line wrote it (-j FILE is read again as jobs end).
 local par = require "par"
 local options = require "par.options"
 local errors = require "par.cli.errors"
@@ -180,6 +181,7 @@ end
 -- Store one option; 'value' is nil for a flag.
 local function set_option(opts, f, value)
   local key = key_of(f)
+  if f.arg then opts.text[key] = value end
   if f.arg and f.parse then
     local v, why = f.parse(value)
     if v == nil then usage_error(format("%s: %s", name_of(f), why)) end
@@ -317,7 +319,7 @@ function M.parse(argv)
     args = env_words(env)
     table.move(argv, 1, #argv, #args + 1, args)
   end
-  local opts = { given = {} }
+  local opts = { given = {}, text = {} }
   local i, dashdash = parse_options(opts, args, 1)
   local plan = {}
   local first = args[i]

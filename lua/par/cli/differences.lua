@@ -32,9 +32,19 @@ M.DIFFERENCES = {
       .. " halt (GNU parallel 20221122 exits 101 and names every job that finished); with"
       .. " `fail=N%` par counts against all the jobs, GNU parallel against those started so"
       .. " far." },
-  { short = "--joblog -: a job's line comes before its output; with -k, lines as jobs end",
-    text = "`--joblog -` prints a job's joblog line before its output; GNU parallel, after it."
-      .. " With `-k`, par writes joblog lines as jobs end, GNU parallel in input order." },
+  { short = "--timeout is checked to the millisecond (GNU: whole seconds)",
+    text = "`--timeout` (and `--timeout N%`) is checked to the millisecond; GNU parallel 20221122"
+      .. " checks it against whole seconds, so its jobs may run up to a second longer." },
+  { short = "--load counts /proc/loadavg's runnable tasks; --memfree stops a job each 0.5 s at most",
+    text = "`--load` counts the runnable tasks of `/proc/loadavg` (but the reader), checked as jobs"
+      .. " end and every 0.5 s; GNU parallel counts the processes in states R, D and O that `ps`"
+      .. " lists, in the background. `--memfree` stops at most one job each 0.5 s." },
+  { short = "-j FILE without a number keeps the last one; read as jobs end and every 0.5 s",
+    text = "A `-j FILE` that holds no number when read again keeps the last number (GNU parallel"
+      .. " stops); par reads it as each job ends and every 0.5 s, GNU parallel once a second when"
+      .. " its modification time (whole seconds) changed." },
+  { short = "--progress and --eta show the run as one computer, local, also with -S hosts",
+    text = "`--progress` and `--eta` show the run as one computer, `local`, also with `-S` hosts." },
   { short = "--compress is accepted and compresses nothing: held output is in memory or a temp file",
     text = "`--compress` is accepted and compresses nothing: par holds a job's output in memory up"
       .. " to 1 MiB, then in an unlinked temporary file, as it is; `--compress-program` is not"
@@ -86,12 +96,10 @@ M.DIFFERENCES = {
 
 --- GNU parallel's options that par refuses (`par: --X is not supported`).
 M.NOT_DONE = "`--plus`'s `{choose_k}`, `{uniq}`, `{host}`, `{sshlogin}`, `{hgrp}`, `{agrp}`"
-  .. " (`par: --plus's {uniq} is not supported`);"
-  .. " `--eta`, `--progress`"
-  .. " (`--bar` works), `--compress-program`, `--timeout N%`, `-j FILE` re-read as jobs end,"
-  .. " `--load`, `--memfree`, `--termseq`, `--retry-failed`; `--wd ...` for jobs on this"
-  .. " machine, `--joblog` with `--onall`/`--nonall`, `--rsync-opts`, `--controlmaster`,"
-  .. " `--ssh-delay`, `--hostgroups`."
+  .. " (`par: --plus's {uniq} is not supported`); `--compress-program`; `--wd ...` for jobs on"
+  .. " this machine, `--joblog` with `--onall`/`--nonall`, `--rsync-opts`, `--controlmaster`,"
+  .. " `--ssh-delay`, `--hostgroups`; and GNU parallel's other options that `par --help` does"
+  .. " not list (`--sqlmaster`, `--semaphore`, `--tmux`, ...)."
 
 --- Text without its code marks, for --help.
 function M.plain(s)

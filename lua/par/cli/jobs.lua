@@ -8,6 +8,7 @@ local progress = require "par.progress"
 local options = require "par.options"
 local parmap = require "par.map"
 local parrun = require "par.run"
+local joblog = require "par.joblog"
 local config = require "par.cli.config"
 local input = require "par.cli.input"
 local replace = require "par.cli.replace"
@@ -99,6 +100,8 @@ local function run_options(cfg, o, njobs)
   local ro = cli_options("run", config_options("run", cfg, { on_done = true }), o)
   host_options(ro, o)
   if ro.jobs ~= nil then ro.jobs = resolve_jobs(ro.jobs, njobs) end
+  -- GNU parallel's way of stopping a job, unless a config says otherwise
+  if ro.termseq == nil and ro.kill_after == nil then ro.termseq = options.TERMSEQ end
   -- par prints the output itself: grouped unless the config asks for ungrouped
   if ro.capture == false or ro.output == "ungroup" then
     ro.capture, ro.output = false, nil
@@ -108,14 +111,16 @@ local function run_options(cfg, o, njobs)
   return config.check_options("run", ro, cfg, o)
 end
 
--- Run the commands of 'src' (see run_jobs) through par.each: each result
--- to 'handle(i, res)', which returns "soon" or "now" to halt (leaving the
--- loop kills what runs).  Skipped ones (a resume) come back too.
-local function stream_each(src, ro, handle)
+-- Run the commands of 'src' (see run_jobs) through par.each: its stream's
+-- state to 'opened(st)' first, then each result to 'handle(i, res, st)',
+-- which returns "soon" or "now" to halt (leaving the loop kills what
+-- runs).  Skipped ones (a resume) come back too.
+local function stream_each(src, ro, handle, opened)
   local iter, st, ctl, closer = par.each(src.cmds or src.next_cmd, ro)
   if not iter then errors.system(st) end
+  opened(st)
   for i, res in iter, st, ctl, closer do
-    local halt = handle(i, res)
+    local halt = handle(i, res, st)
     if halt == "now" then break end
     if halt == "soon" then parrun.stop_starting(st) end
   end
@@ -186,6 +191,120 @@ local function halter(h, total)
   end, function() return status end
 end
 
+-- The file that -j names, or nil: GNU parallel reads it again as jobs end.
+local function jobs_file(o)
+  local path = o.text and o.text.jobs
+  if not path or path:match("^%d+$") or path:match("^%d+%.?%d*%%$") or path:match("^[+-]%d+$") then
+    return nil
+  end
+  return path
+end
+
+-- A function(st) that reads the -j FILE of 'o' again and sets the number
+-- of jobs of par.each's stream st; nil without one.  A file that holds no
+-- number of jobs (yet) leaves it as it was.
+local function jobs_rereader(o, ntasks)
+  local path = jobs_file(o)
+  if not path then return nil end
+  return function(st)
+    local v = options.cli_jobs(path)
+    if v == nil then return end
+    local n = resolve_jobs(v, ntasks)
+    if ntasks then n = math.min(n, math.max(ntasks, 1)) end
+    parrun.set_jobs(st, n)
+  end
+end
+
+-- {======================================================================
+-- --load and --memfree, as GNU parallel measures them
+
+-- The processes that run now: /proc/loadavg's runnable ones, but the one
+-- reading it; nil if unknown.
+local function load_now()
+  local f = io.open("/proc/loadavg")
+  local s = f and f:read("a")
+  if f then f:close() end
+  local running = s and tonumber(s:match("^%S+ %S+ %S+ (%d+)/"))
+  return running and running - 1
+end
+
+-- The --load limit 'spec' as a number of processes; nil if a file holds none.
+local function load_limit(spec, depth)
+  local n = tonumber(spec:match("^[+-]%d+$"))
+  if n then return par.cpus() + n end
+  n = tonumber(spec:match("^(%d+)%%$"))
+  if n then return par.cpus() * n / 100 end
+  n = tonumber(spec:match("^%d+%.?%d*$"))
+  if n then return n end
+  local f = (depth or 0) < 1 and io.open(spec)
+  if not f then return nil end
+  local s = (f:read("a") or ""):match("^%s*(.-)%s*$")
+  f:close()
+  return load_limit(s, 1)
+end
+
+-- Free memory in bytes, as GNU parallel counts it on Linux: MemFree,
+-- Buffers, Cached and SwapCached; 1 if unknown.
+local function mem_free()
+  local f = io.open("/proc/meminfo")
+  if not f then return 1 end
+  local kb = 0
+  for line in f:lines() do
+    local name, n = line:match("^(%a+):%s+(%d+)")
+    if name == "MemFree" or name == "Buffers" or name == "Cached" or name == "SwapCached" then
+      kb = kb + tonumber(n)
+    end
+  end
+  f:close()
+  return kb * 1024
+end
+
+-- Whether a job may start under o.load and o.memfree (GNU parallel's
+-- --load 0 is no limit, and a limit is at least 0.01).
+local function may_start(o)
+  if o.load and o.load ~= "0" then
+    local load, max = load_now(), load_limit(o.load)
+    -- an unknown load is too high
+    if not load or not max or load >= math.max(max, 0.01) then return false end
+  end
+  return not o.memfree or mem_free() >= o.memfree
+end
+
+-- The tick of par.run.set_tick (nil: none): -j FILE read again, and the
+-- starts held while may_start says no.
+local TICK = 0.5
+local function ticker(o, reread, show)
+  if not (reread or o.load or o.memfree or show) then return nil end
+  local gated = o.load or o.memfree
+  return function(st)
+    if reread then reread(st) end
+    if gated then parrun.hold(st, not may_start(o)) end
+    -- GNU parallel's --memfree: below half of it, the youngest job goes back to the queue
+    if o.memfree and mem_free() < o.memfree / 2 then parrun.evict(st) end
+    if show then show(st) end
+  end
+end
+
+-- --progress and --eta (par.cli.eta): a function(st) that draws the
+-- status line of par.each's stream st while jobs run, and a function()
+-- that draws the last one; or nil.
+local function gnu_progress(o, ro, total)
+  if not (o.gnu_progress or o.eta) then return nil end
+  local d = require("par.cli.eta").new(total, ro.jobs or par.cpus(), o.eta)
+  local started, finished = 0, 0
+  d:start()
+  return function(st)
+    local s, f = parrun.counts(st)
+    if s < started then return end       -- closed
+    started, finished = s, f
+    if started > 0 then d:update(started - finished, finished, started) end
+  end, function(ended)
+    d:finish(0, ended, math.max(started, ended))
+  end
+end
+
+-- }======================================================================
+
 -- Run the jobs of 'src': a list (src.cmds, with src.job_of(i) its job
 -- { cmd, text, tag }), or an input that streams (src.next_job: an
 -- iterator of jobs, false, fd while it has no whole one yet).  Returns the
@@ -205,8 +324,12 @@ local function run_jobs(src, o, cfg)
   o.progress = ro.progress
   if src.slot then ro.slotmark = src.slot end
   local finish = require("par.cli.remote").setup(ro, o, src)                     -- -S hook
+  -- a job's joblog line follows its output, as GNU parallel writes it
+  local each_st                     -- par.each's stream, once opened
+  local function log_line(i) parrun.log_line(each_st, i) end
+  local printer = ro.capture and not o.results and not o.files
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
-    or o.files and require("par.cli.results").files_sink(o) or output.printer(o))
+    or o.files and require("par.cli.results").files_sink(o) or output.printer(o, log_line))
   local user_done = values.on_done
   local seq, nfailed = 0, 0
   local halt, halt_status, halting
@@ -251,9 +374,14 @@ local function run_jobs(src, o, cfg)
   local function job(i)
     if not out.has(i) then out.start(i, src.job_of(i)) end
   end
-  local function handle(i, res)
+  local reread = not cfg and jobs_rereader(o, src.cmds and #src.cmds)
+  local nended = 0
+  local function handle(i, res, st)
+    if res.status ~= "skipped" then nended = nended + 1 end
+    if reread and res.status ~= "skipped" then reread(st) end
     if not res.ok and res.status ~= "skipped" then nfailed = nfailed + 1 end
     if out then job(i); out.done(i, res) end
+    if not printer then log_line(i) end
     if user_done and res.status ~= "skipped" then user_done(res, i) end
     if halt then
       local text = texts[i] or (listed and src.job_of(i).text)
@@ -267,8 +395,17 @@ local function run_jobs(src, o, cfg)
     ro.capture = nil               -- with on_output par.each captures nothing
     ro.on_output = function(i, stream, s) job(i); out.chunk(i, stream, s) end
   end
-  local ok, err = pcall(stream_each, src, ro, handle)
+  local show, show_last = gnu_progress(o, ro, src.cmds and #src.cmds or listed and #listed)
+  local tick = ticker(o, reread, show)
+  local function opened(st)
+    each_st = st
+    parrun.hold_log(st)
+    if o.memfree then parrun.evictable(st) end
+    if tick then parrun.set_tick(st, tick, show and 0.2 or TICK) end
+  end
+  local ok, err = pcall(stream_each, src, ro, handle, opened)
   if src.close then src.close() end  -- --roundrobin's reader, however the run ended
+  if show then show_last(nended) end
   if out then out.flush() end       -- an interrupt: what ended before it is still printed
   if not ok then error(err, 0) end
   finish()
@@ -396,7 +533,7 @@ local function command_jobs(o, plan, block)
     return { cmd = cmd, text = text, tag = tag, values = values, results = res,
       transfer = require("par.cli.remote").job_files(o, tpl, job) }
   end
-  local needs_all = listed or tpl.total or o.shuf or multi or o.onall
+  local needs_all = listed or tpl.total or o.shuf or multi or o.onall or o.eta   -- --eta: all first
   if needs_all then
     local recs = {}
     while true do
@@ -453,6 +590,16 @@ local function command_text(c)
   return util.shell_line(c)
 end
 
+-- --retry-failed: the commands of the joblog, as GNU parallel reruns them
+-- (the command line's CMD and input are ignored); the resume skips those
+-- that succeeded.
+local function retry_jobs(cmds, o)
+  o.resume = "failed"
+  return { cmds = cmds, job_of = function(i)
+    return { cmd = cmds[i], text = cmds[i], tag = cmds[i], values = { cmds[i] } }
+  end }
+end
+
 --- par [options] < COMMANDS, or CMD ::: ARG..., or CMD < ARGS.
 function M.command_line(o, plan)
   if o.shellquote then               -- print the input quoted, run nothing
@@ -465,6 +612,8 @@ function M.command_line(o, plan)
     flush_out()
     return 0
   end
+  local failed = o.retry_failed and o.joblog and joblog.commands(o.joblog)
+  if failed then return run_jobs(retry_jobs(failed, o), o) end
   return run_jobs(command_jobs(o, plan, o.dry_run), o)
 end
 

@@ -140,8 +140,9 @@ end
 -- as they arrive, otherwise each job's output is one block when it ends.
 -- o.keep_order prints in input order: only the first job not yet printed
 -- passes through; the others are held, as grouped output is, until their
--- turn.  Nothing of a job is kept after its output is printed.
-function M.printer(o)
+-- turn.  Nothing of a job is kept after its output is printed; then
+-- after(i, res), if given, is called (the joblog line follows the output).
+function M.printer(o, after)
   local mode = o.ungroup and "ungroup" or o.line_buffer and "line" or "group"
   local clear_bar = o.progress == "always" or (o.progress and core.isatty(2))
   local pool = { bytes = 0 }
@@ -206,6 +207,7 @@ function M.printer(o)
       write_err(format("par: job %d: output truncated: %s\n", i, job.text))
     end
     io.stderr:flush()
+    if after then after(i, res) end
   end
 
   -- keep_order: print every ended job from head on, and let the next one
