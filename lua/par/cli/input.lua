@@ -172,9 +172,14 @@ function M.records(o, plan, block)
   local sep = o.delimiter or (o.null and "\0") or "\n"
   local split = o.colsep and splitter(o.colsep)
   local names = o.header and {}
+  local trim = o.trim and o.trim ~= "n" and TRIM[o.trim]
   local function columns(v)
-    if split then return split(v) end
-    return { v }
+    if not split then return { v } end
+    local cols = split(v)
+    if trim then                        -- as GNU parallel: each column trimmed too
+      for k, c in ipairs(cols) do cols[k] = trim(c) end
+    end
+    return cols
   end
   -- a header is the first value of each source
   local function take_header(cols, at)

@@ -443,12 +443,14 @@ local function group_multi(recs, tpl, o, nslots)
   end
   local groups, k, n = {}, 1, #recs
   local spread = o.multi ~= "xargs" and nslots > 1
+  -- -n caps a job first: only the records left when the input ends spread
+  local cap = o.max_args and o.max_args > 0 and o.max_args or math.huge
   local even                          -- the size of the spread rest's lines
   while k <= n do
     local take = even
     if not take then
       local line, j = base, k
-      while j <= n and line + cost[j] + (j > k and sep or 0) < max do
+      while j <= n and j - k < cap and line + cost[j] + (j > k and sep or 0) < max do
         line = line + cost[j] + (j > k and sep or 0)
         j = j + 1
       end
@@ -521,10 +523,15 @@ local function command_jobs(o, plan, block)
   local slot = tpl.slot or (o.tagstring and tpl.has_slot(o.tagstring))
     or (o.results and tpl.has_slot(o.results))
   local src = { slot = slot and replace.SLOTMARK, names = names, nslots = nslots }
+  local maxc = o.max_chars or options.MAX_LINE
   local function make(values, seq, total)
     local job = { values = values, seq = seq, total = total }
     local cmd = tpl.expand(job)
     local text = cmd
+    if not multi and #text >= maxc then   -- -m, -X and --xargs: checked as they are grouped
+      errors.unsupported(format("Command line too long (%d >= %d) at input %d: %s",
+        #text, maxc, seq - 1, concat(values, " ")))
+    end
     if tpl.empty and not cmd:find("%S") then cmd = ":" end   -- GNU runs an empty command too
     if nice then cmd = nice .. replace.quote(cmd) end
     if o.tee then cmd = require("par.cli.pipe").tee_cmd(o, cmd) end
