@@ -371,7 +371,7 @@ describe("a GNU parallel option par does not do", function()
       { r.stderr, r.status, r.stdout })
   end)
 
-  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--eta", "--sql x",
+  for _, opt in ipairs({ "--sqlmaster x", "--semaphore", "--tmux", "--controlmaster", "--sql x",
       "--compress-program gzip" }) do
     it("ends the command with one line naming it: " .. opt, function()
       local r = gnu.run("par", "parallel " .. opt .. " echo ::: a")
