@@ -524,9 +524,10 @@ end
 
 -- --memfree SIZE, with --block's units.
 local function mem_size(s)
+  if tonumber((s:gsub("[KMGTPEkmgtpe]?[iI]?$", ""))) == 0 then return 0 end   -- no limit, as GNU's
   local v, why = require("par.cli.pipe").size(s)
   if v == nil then return nil, why end
-  if v < 1 then return nil, format("a size of at least 1 byte expected, got '%s'", s) end
+  if v < 0 then return nil, format("a size of 0 or more expected, got '%s'", s) end
   return v
 end
 

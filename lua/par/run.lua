@@ -380,11 +380,13 @@ function M.hold_log(st)
   if st.log then st.log_held = {} end
 end
 
---- Write the held joblog line of command i, if there is one.
-function M.log_line(st, i)
+--- Write the held joblog line of command i, if there is one; 'text', if
+-- given, is the command it names (the par command's text of an argv job).
+function M.log_line(st, i, text)
   local res = st.log_held and st.log_held[i]
   if res then
     st.log_held[i] = nil
+    if text then res = setmetatable({ cmd = text }, { __index = res }) end
     st.log:write(i, res)
   end
 end

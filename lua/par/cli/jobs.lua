@@ -326,7 +326,14 @@ local function run_jobs(src, o, cfg)
   local finish = require("par.cli.remote").setup(ro, o, src)                     -- -S hook
   -- a job's joblog line follows its output, as GNU parallel writes it
   local each_st                     -- par.each's stream, once opened
-  local function log_line(i) parrun.log_line(each_st, i) end
+  -- a job given to par.run as an argv (--pipe's, --tee's) is logged as its
+  -- command's text, as GNU parallel logs it, not as the shell line around it
+  local logged_as = {}
+  local function log_line(i)
+    local job = logged_as[i]
+    logged_as[i] = nil
+    parrun.log_line(each_st, i, job and job.text)
+  end
   local printer = ro.capture and not o.results and not o.files
   local out = ro.capture and (o.results and require("par.cli.results").sink(o, src.names)
     or o.files and require("par.cli.results").files_sink(o) or output.printer(o, log_line))
@@ -357,6 +364,7 @@ local function run_jobs(src, o, cfg)
     if src.slot then waiting[seq] = job     -- -t and the rest once its slot is known
     elseif o.trace then trace(job) end
     if halt then texts[seq] = job.text end
+    if ro.joblog and type(job.cmd) == "table" then logged_as[seq] = job end
     return job.cmd
   end
   if src.slot then
@@ -505,8 +513,12 @@ local function command_jobs(o, plan, block)
     local topts = template_options(o, nil)
     topts.no_append = true                  -- a block's job has no argument to append
     if o.cat or o.fifo then topts.replace = "\27{}\27" end   -- {} stays, for the file
-    return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()),
-      replace.compile(plan.words, topts))
+    local tpl = replace.compile(plan.words, topts)
+    if tpl.total or (o.tagstring and tpl.has_total(o.tagstring)) then
+      usage_error("--pipe is incompatible with {##} and {0#}: the number of jobs is known only"
+        .. " when the input ends")
+    end
+    return require("par.cli.pipe").jobs(o, plan, resolve_jobs(o.jobs or par.cpus()), tpl)
   end
   local nslots = resolve_jobs(o.jobs or par.cpus())
   local multi = o.multi

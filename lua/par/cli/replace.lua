@@ -323,7 +323,7 @@ local function parse(s, tokens, o, counts, bounds)
       flush()
       parts[#parts + 1] = part
       counts.n = counts.n + 1
-      if part.total then counts.total = true end
+      if part.total or part.pad then counts.total = true end   -- {0#} pads to {##}'s width
       if part.slot then counts.slot = true end
       i = stop
     else
@@ -466,6 +466,14 @@ function M.compile(words, o)
   function tpl.has_slot(s)
     for _, p in ipairs(parts_of(s)) do
       if type(p) == "table" and p.slot then return true end
+    end
+    return false
+  end
+
+  --- Whether s (a --tagstring) needs the number of jobs: {##}, {0#}.
+  function tpl.has_total(s)
+    for _, p in ipairs(parts_of(s)) do
+      if type(p) == "table" and (p.total or p.pad) then return true end
     end
     return false
   end
