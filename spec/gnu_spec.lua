@@ -240,6 +240,9 @@ local cases = {
   { "parallel -k --files echo ::: A B | xargs cat" },
   { "parallel -k --results -.json echo ::: A 'B\"C' | sed 's/\"Starttime.*JobRuntime\": [0-9.]*//'" },
   { "parallel -k --compress seq ::: 300000 200000 | md5sum" },
+  { "parallel -k --results -.json --tag 'echo o; echo e >&2' ::: a b | sed 's/\"Starttime.*JobRuntime\": [0-9.]*//'" },
+  { "parallel -k --results -.csv --tagstring T{} 'echo o' ::: a | cut -d, -f1,2,5-" },
+  { "parallel -k --files --tag echo ::: a b | cut -f1" },
 
   -- Jobs and load
   { "parallel -k -j1 echo ::: A B" },

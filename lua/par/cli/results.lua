@@ -194,6 +194,9 @@ function M.sink(o, names)
       local row = { i, res.host or ":", format("%.3f", res.started or 0), format("%0.3f", res.elapsed or 0),
         0, #out, ev, sg, job.text }
       for _, v in ipairs(vals) do row[#row + 1] = v end
+      if (o.tag or o.tagstring) and job.tag then   -- as GNU parallel: the rows' output tagged
+        out, err = output.tagger(job.tag)(out), output.tagger(job.tag)(err)
+      end
       row[#row + 1] = out; row[#row + 1] = err
       row_done(i, row)
       return
@@ -235,7 +238,8 @@ function M.files_sink(o)
   local jobs, names, head = {}, {}, 1
   local s = {}
   local function say(name) output.put(name, "\n"); output.flush_out() end
-  local function named(i, name)
+  local function named(i, name, tag)
+    if name and tag then name = tag .. "\t" .. name end   -- --tag: as GNU parallel
     if not o.keep_order then return say(name) end
     names[i] = name
     while names[head] ~= nil do
@@ -258,7 +262,7 @@ function M.files_sink(o)
     if p then p:close() end
     if not name or name == "" then errors.system(format("--files: cannot make a file in '%s'", dir)) end
     spit(name, concat(job.out))
-    named(i, name)
+    named(i, name, (o.tag or o.tagstring) and job.tag)
   end
   function s.flush()
     local order = {}
