@@ -163,6 +163,7 @@ local cases = {
   { "printf 'a1b2a3b4' | parallel -k --pipe --recend b -N1 'cat; echo'" },
   { "printf '>a\\nx\\n>b\\ny\\n' | parallel -k --pipe --recstart '>' -N1 'cat; echo --'" },
   { "printf 'a,b,c,' | parallel -k --pipe --recend , --rrs -N1 'cat; echo'" },
+  { "printf 'x\\n\\ny\\n' | parallel -k --rrs -N1 --pipe 'echo [$(cat)]'" },
   { "seq 6 | parallel -k --pipe -N2 --cat 'cat {}'" },
   { "seq 3 | parallel -k -j1 --pipe -N1 --tagstring 'T{%}-{#}' 'echo {%} {#}; cat'" },
   { "seq 3 | parallel -k --pipe -N1 'echo [{}] [{.}] [{1}] [{2}]; cat'" },

@@ -619,7 +619,12 @@ function M.source(o, nslots, once)
   elseif o.max_args then blocks = record_blocks(f, size, sep, nend, header, o.max_args)
   else blocks = stream_blocks(f, size, sep, nend, header) end
   if o.rrs then
-    blocks = (o.regexp and remove_regexps or M.remove_separators)(blocks, #header, o)
+    local removed = (o.regexp and remove_regexps or M.remove_separators)(blocks, #header, o)
+    blocks = function()               -- a block left empty starts no job, as in GNU parallel
+      local b
+      repeat b = removed() until b ~= ""
+      return b
+    end
   end
   return blocks, whole
 end
