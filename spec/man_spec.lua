@@ -22,7 +22,7 @@ local function squeeze(s)
   return (s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
 end
 
-describe("the man page", function()
+describe("the man page #man", function()
   local dir, page
   setup(function()
     dir = H.tmpdir()
