@@ -182,9 +182,8 @@ describe("par --pipe", function()
     local ls = io.popen("ls -A " .. quote(tmp))
     assert.are.equal("", ls:read("a"))
     ls:close()
-    local pg = io.popen("pgrep -f \"par.cli.pipe'[)].distribute\" | wc -l")   -- [)]: not this shell
-    assert.are.equal("0\n", pg:read("a"))
-    pg:close()
+    -- /proc read here, not pgrep: under make asan a pgrep inherits the preload and may hang
+    assert.are.same({}, H.survivors("par.cli.pipe').distribute"))
   end)
 
   it("makes blocks of -N records", function()
