@@ -314,13 +314,17 @@ describe("error values with NUL bytes", function()
 end)
 
 describe("input lines with NUL bytes", function()
-  it("are a usage error of par CMD naming the line and the argument, and nothing runs", function()
+  it("are a usage error of par CMD naming the line and the argument; nothing after it runs", function()
     local dir = tmpdir()
     assert_usage("stdin:1: input 1 contains a NUL byte (use -0 for NUL-separated input)",
-      par_cmd("echo", dir, "x\0y\n"))
-    assert_usage("stdin:4: input 4 contains a NUL byte (use -0 for NUL-separated input)",
-      par_cmd("touch", dir, "# comment\n\nran\nx\0y\n"))
+      par_cmd("touch", dir, "x\0y\nafter\n"))
     assert.are.same({}, listing(dir))
+    -- the input streams: the lines before the bad one may have started already
+    assert_usage("stdin:4: input 4 contains a NUL byte (use -0 for NUL-separated input)",
+      par_cmd("touch", dir, "# comment\n\nran\nx\0y\nafter\n"))
+    for _, name in ipairs(listing(dir)) do
+      assert.is_true(name == "# comment" or name == "ran", name)
+    end
   end)
 
   it("are a usage error of par -a FILE, naming the file", function()

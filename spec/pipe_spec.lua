@@ -225,7 +225,7 @@ describe("par --pipepart", function()
   end)
 end)
 
-describe("par --pipe beside GNU parallel (spec/support/gnu.lua)", function()
+describe("par --pipe beside GNU parallel (spec/support/gnu.lua) #gnu", function()
   local gnu = require "spec.support.gnu"
 
   -- par and GNU give the same stdout and status for 'line' on 'stdin';
